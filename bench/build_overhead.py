@@ -1,0 +1,121 @@
+"""What the pipeline costs on top of cargo: pipeline builds vs plain cargo in the same container.
+
+Not a test. One run measures, for the runtime at a ref:
+  cold   pipeline build (no cache, fresh target dir)  vs  plain `cargo check` (fresh target dir)
+  warm   pipeline build (no cache, warm target volume) vs  plain `cargo check` (warm volume),
+         both after the same source change (every runtime file touched)
+  hit    pipeline build served from the build cache
+and, with --cargo-build, a cold plain `cargo build` whose wasm must equal the `cargo check` one.
+Goals: overhead <= 1.05x, cache hit <= 2 s.
+
+    .venv/bin/python bench/build_overhead.py [--ref REF] [--cargo-build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import builder, gitops
+from pipeline.artifact import blake2_256, wasm_file_names
+from pipeline.project import load_project
+
+BENCH_VOLUME = "runtime-pipeline-bench"  # plain cargo's warm target dir, removed at the end
+console = Console(highlight=False)
+
+
+def timed(what: str, action: Callable[[], object]) -> float:
+    console.print(f"[bold]{what}[/bold] …")
+    started = time.monotonic()
+    action()
+    seconds = time.monotonic() - started
+    console.print(f"  {seconds:.1f} s")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", default=None, help="git ref to build (default HEAD)")
+    parser.add_argument(
+        "--cargo-build", action="store_true", help="also time a cold plain `cargo build`"
+    )
+    args = parser.parse_args()
+
+    project = load_project()
+    client = builder.docker_client()
+    image = builder.builder_image(client, builder.ensure_builder_image(client))
+    repo = gitops.open_repo(project.root)
+    revision = gitops.resolve(repo, args.ref, project.runtime_path)
+    names = wasm_file_names(project.runtime_package)
+    blobs: dict[str, str] = {}
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        source, out = Path(tmp) / "runtime", Path(tmp) / "out"
+        source.mkdir()
+        out.mkdir()
+        gitops.export(repo, revision, source)
+        log_path = Path(tmp) / "plain.log"
+        with log_path.open("w") as log:
+            lock = (source / "Cargo.lock").read_bytes()
+            vendor = builder.vendor_crates(
+                source, blake2_256(lock), project.runtime_path, log, log_path
+            )
+
+            def plain(case: str, command: str, volume: str | None) -> Callable[[], object]:
+                def run() -> None:
+                    builder.touch_tree(source)
+                    script = builder.build_script(project.runtime_package, command)
+                    volumes = builder.build_volumes(source, vendor, out, volume)
+                    code = builder.run_in_builder(client, image.id, script, volumes, "bench", log)
+                    if code != 0:
+                        raise SystemExit(f"plain cargo {command} failed: see {log_path}")
+                    blobs[case] = blake2_256((out / names.compressed).read_bytes())
+
+                return run
+
+            def pipeline(case: str, fresh_target: bool) -> Callable[[], object]:
+                def run() -> None:
+                    result = builder.build(
+                        project, args.ref, no_cache=True, fresh_target=fresh_target
+                    )
+                    blobs[case] = result.compressed.blake2_256
+
+                return run
+
+            rows: list[tuple[str, float, float | None]] = []
+            cold_pipeline = timed("cold pipeline build", pipeline("pipeline cold", True))
+            cold_plain = timed("cold plain cargo check", plain("check cold", "check", None))
+            rows.append(("cold", cold_pipeline, cold_plain))
+            if args.cargo_build:
+                cold_build = timed("cold plain cargo build", plain("build cold", "build", None))
+                rows.append(("cold cargo build (plain)", cold_build, None))
+            timed("warming the pipeline's target volume", pipeline("pipeline warm-up", False))
+            warm_pipeline = timed("warm pipeline build", pipeline("pipeline warm", False))
+            timed("warming the plain target volume", plain("check warm-up", "check", BENCH_VOLUME))
+            warm_plain = timed("warm plain cargo check", plain("check warm", "check", BENCH_VOLUME))
+            rows.append(("warm", warm_pipeline, warm_plain))
+            hit = timed("cache hit", lambda: builder.build(project, args.ref))
+        client.volumes.get(BENCH_VOLUME).remove(force=True)
+
+    table = Table(title=f"pipeline vs plain cargo, {revision.ref} ({revision.commit[:12]})")
+    for column in ("case", "pipeline s", "plain s", "ratio"):
+        table.add_column(column)
+    for case, ours, theirs in rows:
+        ratio = f"{ours / theirs:.3f}x" if theirs else "-"
+        table.add_row(case, f"{ours:.1f}", f"{theirs:.1f}" if theirs else "-", ratio)
+    table.add_row("cache hit", f"{hit:.2f}", "-", "goal <= 2 s")
+    console.print(table)
+    console.print("compressed blake2-256 per way of building:")
+    for way, value in sorted(blobs.items()):
+        console.print(f"  {way:<16} {value}")
+    console.print("identical wasm: " + ("yes" if len(set(blobs.values())) == 1 else "NO"))
+
+
+if __name__ == "__main__":
+    main()

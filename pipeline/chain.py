@@ -1,0 +1,443 @@
+"""One connection to a node: calls, signed submissions, events, storage; reconnects when dropped.
+
+Built on substrate-interface. Reads are retried over a fresh connection (bounded attempts and
+time); a broadcast is never re-sent automatically, because only the caller (with its ledger)
+can tell whether a re-send would submit twice. Keypairs are passed in and never printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from scalecodec.types import GenericCall, GenericExtrinsic
+from substrateinterface import Keypair, SubstrateInterface
+from substrateinterface.exceptions import SubstrateRequestException
+from websocket import WebSocketException, WebSocketTimeoutException
+
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+CODE_KEY = "0x3a636f6465"  # ":code"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+T = TypeVar("T")
+# What a dropped or refused connection raises, from the socket up through websocket-client.
+CONNECTION_ERRORS = (WebSocketException, OSError)
+
+
+def is_local_endpoint(url: str) -> bool:
+    """True for a node on this machine (loopback), where dev-only RPCs may be used."""
+    host = urlparse(url).hostname or ""
+    return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def blake2_256_hex(data: bytes) -> str:
+    """The identity of a blob (runtime, call): blake2-256, 0x-prefixed lowercase hex."""
+    return "0x" + hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def backoff_delays(attempts: int, first: float = 0.25, cap: float = 4.0) -> list[float]:
+    """Waits before each reconnect attempt: doubling from `first`, never above `cap`."""
+    return [min(cap, first * 2**i) for i in range(attempts)]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A runtime call by name; params may nest other Calls (e.g. Sudo.sudo(call=...))."""
+
+    module: str
+    function: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.function}"
+
+
+@dataclass(frozen=True)
+class Event:
+    module: str
+    name: str
+    attributes: Any
+    extrinsic_idx: int | None  # None for events outside an extrinsic (initialization/finalization)
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A signed extrinsic not yet broadcast: what a ledger records before sending it."""
+
+    call: Call
+    signer: str  # ss58 address
+    nonce: int
+    call_hash: str
+    extrinsic_hash: str
+    extrinsic: GenericExtrinsic = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    call: Call
+    extrinsic_hash: str
+    block_hash: str
+    block_number: int
+    events: tuple[Event, ...]
+
+    def find(self, module: str, name: str) -> list[Event]:
+        return [e for e in self.events if e.module == module and e.name == name]
+
+
+# TransactionValidityError variants (as chopsticks and substrate nodes name them) and what they
+# mean for the person who signed.
+VALIDITY_HINTS = {
+    "payment": "the signer cannot pay the fees",
+    "stale": "the nonce is already used",
+    "future": "the nonce is ahead of the account's",
+    "badproof": "bad signature: wrong genesis hash, spec/transaction version or metadata hash",
+    "exhaustsresources": "the block is full",
+    "badsigner": "this account may not sign this call",
+    "call": "the runtime refuses this call in a transaction",
+    "mandatory": "a mandatory (inherent) call cannot be submitted",
+}
+
+
+def describe_rejection(error: Any) -> str:
+    """One line for a JSON-RPC error refusing a transaction, from a node's
+    `{code, message, data}` or chopsticks' `{"invalid":{"payment":null}}` message."""
+    if not isinstance(error, dict):
+        return str(error)
+    message, data = error.get("message", ""), error.get("data")
+    try:
+        parsed = json.loads(message) if isinstance(message, str) else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and len(parsed) == 1:
+        validity, inner = next(iter(parsed.items()))
+        reason = next(iter(inner)) if isinstance(inner, dict) and inner else str(inner)
+        hint = VALIDITY_HINTS.get(reason.lower())
+        text = f"{validity} transaction ({reason})"
+        return f"{text}: {hint}" if hint else text
+    return f"{message}: {data}" if data else str(message)
+
+
+def dispatch_error_name(
+    error: Any, module_name: Callable[[int], str], error_name: Callable[[int, int], str]
+) -> str:
+    """Name a DispatchError value as decoded by substrate-interface: `Pallet.Error` for module
+    errors (index/error bytes resolved through the metadata), the variant path otherwise."""
+    if isinstance(error, str):
+        return error
+    if not isinstance(error, dict) or len(error) != 1:
+        return str(error)
+    variant, inner = next(iter(error.items()))
+    if variant == "Module":
+        if isinstance(inner, (tuple, list)):
+            index, code = inner[0], inner[1]
+        else:
+            index, code = inner["index"], inner["error"]
+        if isinstance(code, str):  # [u8; 4] as hex: the first byte is the error index
+            code = int(code[2:4], 16)
+        return f"{module_name(int(index))}.{error_name(int(index), int(code))}"
+    if inner is None:
+        return str(variant)
+    return f"{variant}.{dispatch_error_name(inner, module_name, error_name)}"
+
+
+class Chain:
+    """A connection to one node. Use as a context manager, or call close()."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 15.0,
+        reconnect_attempts: int = 5,
+    ) -> None:
+        self.endpoint = endpoint
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._reconnect_attempts = reconnect_attempts
+        self._substrate = self._connect()
+
+    # --- connection -------------------------------------------------------------------------
+    def _unreachable(self, reason: object) -> PipelineError:
+        hint = (
+            "is the node up? (`invoke net.up`)"
+            if is_local_endpoint(self.endpoint)
+            else ("is the endpoint right and reachable from here?")
+        )
+        return PipelineError(f"cannot reach {self.endpoint}: {reason}; {hint}")
+
+    def _connect(self, deadline: float | None = None) -> SubstrateInterface:
+        """Open a connection, retrying with backoff until the deadline (default: connect_timeout
+        from now)."""
+        deadline = deadline or time.monotonic() + self._connect_timeout
+        delays = iter(backoff_delays(64))
+        ws_options: dict[str, Any] = {"timeout": self._timeout}
+        if is_local_endpoint(self.endpoint):
+            # websocket-client sends even loopback through $http_proxy, and reads a no-proxy
+            # list only beside an explicit proxy: name one, with this host exempt from it.
+            host = urlparse(self.endpoint).hostname
+            ws_options.update(http_proxy_host=host, http_proxy_port=1, http_no_proxy=[host])
+        while True:
+            try:
+                return SubstrateInterface(
+                    url=self.endpoint, ws_options=dict(ws_options), auto_reconnect=False
+                )
+            except CONNECTION_ERRORS as exc:
+                delay = next(delays)
+                if time.monotonic() + delay > deadline:
+                    raise self._unreachable(exc) from exc
+                time.sleep(delay)
+
+    def _retrying(self, what: str, operation: Callable[[SubstrateInterface], T]) -> T:
+        """Run a read; when the connection drops, reconnect and run it again, at most
+        reconnect_attempts times and within one connect_timeout of reconnecting in all."""
+        deadline: float | None = None
+        last: BaseException | None = None
+        for attempt in range(self._reconnect_attempts + 1):
+            if attempt:
+                log.warning("%s: lost %s (%s); reconnecting", what, self.endpoint, last)
+                deadline = deadline or time.monotonic() + self._connect_timeout
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    self._substrate.close()
+                try:
+                    self._substrate = self._connect(deadline)
+                except PipelineError as exc:
+                    last = exc.__cause__ or exc
+                    break
+            try:
+                return operation(self._substrate)
+            except CONNECTION_ERRORS as exc:
+                last = exc
+        raise self._unreachable(f"{what} failed, connection lost ({last})")
+
+    def close(self) -> None:
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            self._substrate.close()
+
+    def __enter__(self) -> Chain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reads ------------------------------------------------------------------------------
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        """A raw JSON-RPC call; returns its `result`."""
+
+        def call(s: SubstrateInterface) -> Any:
+            try:
+                return s.rpc_request(method, params or []).get("result")
+            except SubstrateRequestException as exc:
+                raise PipelineError(f"{self.endpoint} refused {method}: {exc}") from exc
+
+        return self._retrying(method, call)
+
+    def runtime_version(self, block_hash: str | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.rpc(
+            "state_getRuntimeVersion", [block_hash] if block_hash else []
+        )
+        return result
+
+    def block_number(self) -> int:
+        return int(self.rpc("chain_getHeader")["number"], 16)
+
+    def block_hash(self, number: int | None = None) -> str:
+        result: str | None = self.rpc("chain_getBlockHash", [] if number is None else [number])
+        if result is None:
+            raise PipelineError(
+                f"{self.endpoint} has no block #{number}: ask for a block at or below the head"
+            )
+        return result
+
+    def storage(self, key: str, block_hash: str | None = None) -> bytes | None:
+        """Raw storage value under a hex key."""
+        value = self.rpc("state_getStorage", [key, block_hash] if block_hash else [key])
+        return None if value is None else bytes.fromhex(value.removeprefix("0x"))
+
+    def code(self, block_hash: str | None = None) -> bytes:
+        code = self.storage(CODE_KEY, block_hash)
+        if code is None:
+            raise PipelineError(f"{self.endpoint} has no :code: it is not a Substrate chain")
+        return code
+
+    def code_hash(self, block_hash: str | None = None) -> str:
+        return blake2_256_hex(self.code(block_hash))
+
+    def nonce(self, address: str) -> int:
+        """Next nonce for the account, counting transactions waiting in the pool."""
+        return int(self._retrying("nonce", lambda s: s.get_account_nonce(address) or 0))
+
+    def query(
+        self,
+        module: str,
+        storage: str,
+        params: list[Any] | None = None,
+        block_hash: str | None = None,
+    ) -> Any:
+        """A decoded storage value (`.value` of substrate-interface's query)."""
+
+        def query(s: SubstrateInterface) -> Any:
+            try:
+                return s.query(module, storage, params or [], block_hash=block_hash).value
+            except ValueError as exc:  # StorageFunctionNotFound, bad params
+                raise PipelineError(
+                    f"cannot query {module}.{storage} on {self.endpoint}: {exc}"
+                ) from exc
+
+        return self._retrying(f"{module}.{storage}", query)
+
+    def events(self, block_hash: str) -> list[Event]:
+        records = self._retrying("events", lambda s: s.get_events(block_hash=block_hash))
+        return [self._event(record.value) for record in records]
+
+    @staticmethod
+    def _event(value: Mapping[str, Any]) -> Event:
+        return Event(
+            module=value["module_id"],
+            name=value["event_id"],
+            attributes=value["attributes"],
+            extrinsic_idx=value.get("extrinsic_idx"),
+        )
+
+    def wait_for_event(
+        self,
+        module: str,
+        event: str,
+        predicate: Callable[[Event], bool] | None = None,
+        timeout: float = 60.0,
+        produce_blocks: Callable[[], object] | None = None,
+        since: int | None = None,
+    ) -> Event:
+        """First matching event in blocks from `since` (default: the current head) onwards.
+
+        On a local chain pass `produce_blocks` (e.g. a partial of localnet.produce_blocks) to make
+        blocks while waiting; elsewhere the chain's own block time passes.
+        """
+        deadline = time.monotonic() + timeout
+        next_block = self.block_number() if since is None else since
+        while True:
+            head = self.block_number()
+            while next_block <= head:
+                for found in self.events(self.block_hash(next_block)):
+                    if (
+                        found.module == module
+                        and found.name == event
+                        and (predicate is None or predicate(found))
+                    ):
+                        return found
+                next_block += 1
+            if time.monotonic() >= deadline:
+                raise PipelineError(
+                    f"no {module}.{event} on {self.endpoint} within {timeout:.0f}s "
+                    f"(up to block #{head}): "
+                    "check that the triggering call went through"
+                )
+            if produce_blocks is not None:
+                produce_blocks()
+            else:
+                time.sleep(1.0)
+
+    # --- calls and submissions --------------------------------------------------------------
+    def compose(self, call: Call) -> GenericCall:
+        """The SCALE call for the connected runtime (nested Calls composed first)."""
+        params = {k: self.compose(v) if isinstance(v, Call) else v for k, v in call.params.items()}
+
+        def compose(s: SubstrateInterface) -> GenericCall:
+            try:
+                return s.compose_call(call.module, call.function, params)
+            except (ValueError, TypeError, NotImplementedError) as exc:
+                raise PipelineError(f"cannot compose {call} for this runtime: {exc}") from exc
+
+        return self._retrying(f"compose {call}", compose)
+
+    def call_hash(self, call: Call) -> str:
+        return blake2_256_hex(self.compose(call).data.data)
+
+    def sign(self, call: Call, keypair: Keypair, *, nonce: int | None = None) -> Signed:
+        generic = self.compose(call)
+        use_nonce = self.nonce(keypair.ss58_address) if nonce is None else nonce
+        extrinsic = self._retrying(
+            f"sign {call}",
+            lambda s: s.create_signed_extrinsic(call=generic, keypair=keypair, nonce=use_nonce),
+        )
+        return Signed(
+            call=call,
+            signer=keypair.ss58_address,
+            nonce=use_nonce,
+            call_hash=blake2_256_hex(generic.data.data),
+            extrinsic_hash="0x" + extrinsic.extrinsic_hash.hex(),
+            extrinsic=extrinsic,
+        )
+
+    def broadcast(self, signed: Signed, *, wait_for_finalization: bool = False) -> Receipt:
+        """Send once and wait for inclusion (or finality); raise if the extrinsic failed."""
+        try:
+            receipt = self._substrate.submit_extrinsic(
+                signed.extrinsic,
+                wait_for_inclusion=True,
+                wait_for_finalization=wait_for_finalization,
+            )
+        except SubstrateRequestException as exc:
+            detail = describe_rejection(exc.args[0] if exc.args else exc)
+            raise PipelineError(
+                f"{signed.call} from {signed.signer} rejected by {self.endpoint}: {detail}"
+            ) from exc
+        except WebSocketTimeoutException as exc:
+            raise PipelineError(
+                f"{signed.call} not included by {self.endpoint} within {self._timeout:.0f}s "
+                f"(extrinsic {signed.extrinsic_hash}, nonce {signed.nonce}): "
+                "check on chain before sending again"
+            ) from exc
+        except CONNECTION_ERRORS as exc:
+            raise PipelineError(
+                f"connection to {self.endpoint} lost after sending {signed.call} "
+                f"(extrinsic {signed.extrinsic_hash}, nonce {signed.nonce}): "
+                "check on chain before sending again"
+            ) from exc
+        except ValueError as exc:  # substrate-interface: the pool dropped it
+            raise PipelineError(f"{signed.call} from {signed.signer}: {exc}") from exc
+        block_hash = receipt.block_hash
+        extrinsic_idx = self._retrying("receipt", lambda s: receipt.extrinsic_idx)
+        events = tuple(e for e in self.events(block_hash) if e.extrinsic_idx == extrinsic_idx)
+        number = int(self._retrying("block number", lambda s: s.get_block_number(block_hash)))
+        result = Receipt(signed.call, signed.extrinsic_hash, block_hash, number, events)
+        for failed in result.find("System", "ExtrinsicFailed"):
+            reason = self.dispatch_error(failed.attributes["dispatch_error"])
+            raise PipelineError(
+                f"{signed.call} from {signed.signer} failed in block #{number}: {reason}"
+            )
+        log.info("%s from %s included in block #%d", signed.call, signed.signer, number)
+        return result
+
+    def submit(
+        self, call: Call, keypair: Keypair, *, wait_for_finalization: bool = False
+    ) -> Receipt:
+        """Sign with the account's next nonce, send, wait for inclusion; raise if it failed."""
+        return self.broadcast(self.sign(call, keypair), wait_for_finalization=wait_for_finalization)
+
+    def dispatch_error(self, error: Any) -> str:
+        """`Pallet.Error` (or the DispatchError variant) for a decoded DispatchError."""
+        metadata = self._substrate.metadata
+
+        def module_name(index: int) -> str:
+            try:
+                return str(metadata.get_pallet_by_index(index).name)
+            except ValueError:
+                return f"pallet#{index}"
+
+        def error_name(index: int, code: int) -> str:
+            try:
+                return str(metadata.get_module_error(module_index=index, error_index=code).name)
+            except (AttributeError, IndexError, TypeError):
+                return f"error#{code}"
+
+        return dispatch_error_name(error, module_name, error_name)

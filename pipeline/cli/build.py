@@ -1,0 +1,112 @@
+"""`invoke build` and `invoke verify`: a hermetic runtime build, and an independent rebuild."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline import builder
+from pipeline.artifact import diff_digests, dumps_digest
+from pipeline.cli import friendly
+from pipeline.errors import PipelineError
+from pipeline.project import load_project
+
+
+@task(
+    help={
+        "ref": "git ref to build (branch, tag, commit); default HEAD",
+        "no_cache": "build even when the build cache has this exact input",
+        "dirty": "build the working tree with its uncommitted changes (recorded in the digest)",
+        "json": "print digest.json instead of the summary table",
+    },
+)
+@friendly
+def build(
+    c: Context,
+    ref: str | None = None,
+    no_cache: bool = False,
+    dirty: bool = False,
+    json_: bool = False,
+) -> None:
+    """Build the runtime in the hermetic builder into artifacts/<blake2-256>/."""
+    result = builder.build(load_project(), ref, no_cache=no_cache, dirty=dirty)
+    if json_:
+        sys.stdout.write(dumps_digest(result.digest))
+        return
+    _summary(result, Console(highlight=False))
+
+
+@task(
+    help={
+        "ref": "git ref to rebuild",
+        "expect": "expected blake2-256 of the compressed runtime (0x…)",
+        "digest": "digest.json to compare against (its hash and every other field)",
+    },
+)
+@friendly
+def verify(c: Context, ref: str, expect: str | None = None, digest: str | None = None) -> None:
+    """Rebuild `ref` from scratch (no cache, fresh target dir); exit 1 unless the hash matches."""
+    expected_digest = _load_digest(Path(digest)) if digest else None
+    expected = builder.expected_hash(expect, expected_digest)
+    result = builder.build(load_project(), ref, no_cache=True, fresh_target=True)
+    actual = result.compressed.blake2_256
+    console = Console(highlight=False)
+    verdict = "MATCH" if actual == expected else "MISMATCH"
+    console.print(f"[bold]{verdict}[/bold]  {ref}", soft_wrap=True)
+    console.print(f"  expected {escape(expected)}", soft_wrap=True)
+    console.print(f"  built    {escape(actual)}  ({result.artifact_dir})", soft_wrap=True)
+    if expected_digest is not None:
+        differences = diff_digests(expected_digest, result.digest)
+        for path, want, got in differences:
+            console.print(
+                f"  differs: {escape(path)}: {escape(_short(want))} -> {escape(_short(got))}",
+                soft_wrap=True,
+            )
+        if not differences:
+            console.print("  every digest field is equal", soft_wrap=True)
+    if verdict != "MATCH":
+        raise Exit(code=1)
+
+
+def _load_digest(path: Path) -> dict[str, Any]:
+    try:
+        content = json.loads(path.read_text())
+    except OSError as exc:
+        raise PipelineError(f"{path}: cannot read ({exc.strerror}): pass a digest.json") from None
+    except ValueError as exc:
+        raise PipelineError(f"{path}: not JSON ({exc}): pass a digest.json") from None
+    if not isinstance(content, dict):
+        raise PipelineError(f"{path}: not a digest (a JSON object expected)")
+    return content
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _summary(result: builder.BuildResult, console: Console) -> None:
+    version = result.compressed.version
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    table.add_row("Artifact", str(result.artifact_dir))
+    table.add_row("Blake2-256", result.compressed.blake2_256)
+    table.add_row("Runtime", f"{version.spec_name} spec_version {version.spec_version}")
+    table.add_row("Compressed", f"{result.compressed.size:,} bytes")
+    table.add_row("Compact", f"{result.compact.size:,} bytes")
+    table.add_row(
+        "Commit", f"{result.digest['commit']}" + (" (dirty)" if result.digest["dirty"] else "")
+    )
+    source = "cache hit" if result.cached else f"built (log {result.log})"
+    table.add_row("Source", f"{source}, {result.seconds:.1f} s")
+    console.print(table)

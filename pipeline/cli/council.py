@@ -1,0 +1,256 @@
+"""`invoke propose`, `invoke track`, `invoke enact` and `invoke council.simulate`: the council
+upgrade of production, step by step (the release runs the same functions of pipeline.governance).
+
+`propose` remembers its motion in `<state>/council/<env>.json`, so the next commands find it
+without an index; `--motion INDEX|latest` picks an open motion on chain instead.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from datetime import timedelta
+from pathlib import Path
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+from rich.console import Console
+from rich.markup import escape
+
+from pipeline import governance
+from pipeline.chain import Chain
+from pipeline.cli import friendly
+from pipeline.config import Environment, load_environment
+from pipeline.errors import PipelineError
+from pipeline.plan import format_span
+from pipeline.policy import FALLBACK_POLICIES
+from pipeline.project import Project, load_project
+
+ENV_HELP = "environment (environments/<env>.toml) whose production council votes"
+MOTION_HELP = "open motion index or 'latest' (default: the motion `invoke propose` opened)"
+ARTIFACT_HELP = "artifact: code hash (artifacts/<hash>/) or directory"
+
+
+def _context(env: str) -> tuple[Project, Environment]:
+    project = load_project()
+    return project, load_environment(env, project.root)
+
+
+def _record_path(project: Project, env: str) -> Path:
+    return project.state_dir / "council" / f"{env}.json"
+
+
+def _motion(
+    project: Project, environment: Environment, chain: Chain, which: str
+) -> governance.Motion:
+    """The motion named on the command line, else the one `propose` recorded."""
+    if which:
+        return governance.motion_from_chain(environment, chain, which)
+    path = _record_path(project, environment.name)
+    try:
+        return governance.Motion.from_dict(jsonlib.loads(path.read_text()))
+    except FileNotFoundError:
+        raise PipelineError(
+            f"no motion recorded for {environment.name} ({path}): run `invoke propose` or pass "
+            "--motion INDEX"
+        ) from None
+    except ValueError as exc:
+        raise PipelineError(f"{path} is not JSON ({exc}): delete it and pass --motion") from None
+
+
+def _short(address: str) -> str:
+    return f"{address[:6]}…{address[-4:]}"
+
+
+def status_line(status: governance.MotionStatus) -> str:
+    """One line per update: votes, who is missing, and time left."""
+    waiting = ", ".join(_short(a) for a in status.not_voted) or "nobody"
+    left = format_span_seconds(status.seconds_left)
+    return (
+        f"motion #{status.index} on {status.collective}: {status.state}; "
+        f"ayes {len(status.ayes)}/{status.threshold} "
+        f"({', '.join(_short(a) for a in status.ayes) or '-'}), "
+        f"nays {len(status.nays)} ({', '.join(_short(a) for a in status.nays) or '-'}), "
+        f"not voted: {waiting}; block #{status.head}, closable from #{status.end}, "
+        f"deadline #{status.deadline} ({status.blocks_left} blocks, ~{left})"
+    )
+
+
+def format_span_seconds(seconds: float) -> str:
+    return format_span(timedelta(seconds=seconds))
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "artifact": ARTIFACT_HELP,
+        "method": "authorize (authorize_upgrade, then apply) or set_code (the code inline)",
+        "note": "where to write the proposal note for voters (default: <state>/council/)",
+    }
+)
+@friendly
+def propose(
+    c: Context, artifact: str, env: str = "local", method: str = "authorize", note: str = ""
+) -> None:
+    """Open the council motion upgrading production to an artifact (or find the open one)."""
+    if method not in governance.METHODS:
+        raise PipelineError(f"unknown --method {method!r}: use authorize or set_code")
+    project, environment = _context(env)
+    candidate = governance.load_candidate(project, artifact)
+    note_path = (
+        Path(note)
+        if note
+        else project.state_dir
+        / "council"
+        / f"proposal-{env}-{candidate.code_hash.removeprefix('0x')[:16]}.md"
+    )
+    with governance.connect(environment) as chain:
+        motion = governance.propose(
+            environment,
+            chain,
+            candidate,
+            method=method,
+            note_path=note_path,
+        )
+    record = _record_path(project, env)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(jsonlib.dumps(motion.as_dict(), indent=1) + "\n")
+    verb = "already open" if motion.reused else "proposed"
+    console = Console(highlight=False)
+    console.print(
+        f"motion #{motion.index} {verb} on {motion.collective}: {motion.proposal_hash} "
+        f"({motion.method} {motion.code_hash}), {motion.threshold} ayes needed, closable from "
+        f"block #{motion.end}",
+        soft_wrap=True,
+    )
+    console.print(f"note for voters: {escape(str(note_path))}", soft_wrap=True)
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "motion": MOTION_HELP,
+        "json": "print each update as a JSON line",
+        "advance": "local networks only: make one block at a time until the motion is decided",
+        "deadline": "block at which voting counts as over (default: council.voting_blocks after "
+        "the proposal, else the motion's end)",
+    }
+)
+@friendly
+def track(
+    c: Context,
+    env: str = "local",
+    motion: str = "",
+    json: bool = False,
+    advance: bool = False,
+    deadline: int = 0,
+) -> None:
+    """Follow the motion live (new heads), until it is approved, disapproved or over."""
+    project, environment = _context(env)
+    console = Console(highlight=False)
+
+    def show(status: governance.MotionStatus) -> None:
+        if json:
+            print(jsonlib.dumps(status.as_dict()), flush=True)
+        else:
+            console.print(escape(status_line(status)), soft_wrap=True)
+
+    with governance.connect(environment) as chain:
+        governance.track(
+            environment,
+            chain,
+            _motion(project, environment, chain, motion),
+            deadline_block=deadline or None,
+            advance=advance,
+            on_update=show,
+        )
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "motion": MOTION_HELP,
+        "artifact": ARTIFACT_HELP + " (default: the one the motion proposes)",
+        "policy": "sudo fallback when the council did not approve: never, no-nays, always",
+        "confirm_hash": "non-local environments: the code hash the sudo fallback may enact",
+        "deadline": "block at which voting counts as over (as for track)",
+        "json": "print the result as JSON",
+    }
+)
+@friendly
+def enact(
+    c: Context,
+    env: str = "local",
+    motion: str = "",
+    artifact: str = "",
+    policy: str = "no-nays",
+    confirm_hash: str = "",
+    deadline: int = 0,
+    json: bool = False,
+) -> None:
+    """Close an approved motion and apply the upgrade, or take the sudo fallback if allowed."""
+    if policy not in FALLBACK_POLICIES:
+        raise PipelineError(
+            f"unknown --policy {policy!r}: use one of {', '.join(FALLBACK_POLICIES)}"
+        )
+    project, environment = _context(env)
+    with governance.connect(environment) as chain:
+        chosen = _motion(project, environment, chain, motion)
+        candidate = governance.load_candidate(project, artifact or chosen.code_hash)
+        result = governance.enact(
+            environment,
+            chain,
+            candidate,
+            chosen,
+            policy=policy,
+            confirm_hash=confirm_hash or None,
+            deadline_block=deadline or None,
+        )
+    if json:
+        print(jsonlib.dumps(result.as_dict(), indent=1))
+    else:
+        console = Console(highlight=False)
+        console.print(f"{result.outcome}: {escape(result.reason)}", soft_wrap=True)
+        for step in result.steps:
+            console.print(f"  {escape(step)}", soft_wrap=True)
+        if result.spec_version is not None:
+            console.print(
+                f"  live: {result.code_hash} spec_version {result.spec_version}", soft_wrap=True
+            )
+    if not result.ok:
+        raise Exit(f"error: {result.reason}", code=1)
+
+
+@task(
+    help={
+        "env": ENV_HELP + " (local only)",
+        "motion": MOTION_HELP,
+        "scenario": "approve (enough ayes), reject (all nay), silent (nobody), split (one nay, "
+        "ayes one short)",
+    }
+)
+@friendly
+def simulate(c: Context, scenario: str, env: str = "local", motion: str = "") -> None:
+    """Local networks: make the dev councillors vote on the motion as the scenario says."""
+    if scenario not in governance.SCENARIOS:
+        raise PipelineError(
+            f"unknown --scenario {scenario!r}: use one of {', '.join(governance.SCENARIOS)}"
+        )
+    project, environment = _context(env)
+    governance.require_simulation_allowed(environment)  # before connecting anywhere
+    with governance.connect(environment) as chain:
+        votes = governance.simulate_votes(
+            environment,
+            chain,
+            _motion(project, environment, chain, motion),
+            scenario,
+        )
+    for vote in votes:
+        done = "voted" if vote.submitted else "had already voted"
+        print(f"{vote.member} {done} {'aye' if vote.approve else 'nay'}")
+    if not votes:
+        print("nobody voted (silent)")
+
+
+ns = Collection("council", simulate)

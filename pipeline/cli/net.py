@@ -1,0 +1,123 @@
+"""`invoke net.*`: the chopsticks networks of an environment (local: production, staging-lts,
+staging-reckless on 127.0.0.1:9944-9946).
+
+Several networks go as repeated flags (`invoke net.up -n production -n staging-lts`, or a comma
+list): invoke has no optional variadic positionals. No -n means every network.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.tasks import task
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import config, executor, localnet
+from pipeline.cli import friendly
+from pipeline.project import Project, load_project
+
+NAMES_HELP = "network name or role (repeatable, or a comma list; default: all)"
+ENV_HELP = "environment (environments/<env>.toml) whose chopsticks networks to use"
+
+
+def _networks(env: str) -> tuple[Project, dict[str, localnet.LocalNet]]:
+    project = load_project()
+    return project, localnet.networks_for(config.load_environment(env, project.root))
+
+
+def _names(nets: dict[str, localnet.LocalNet], env: str, name: list[str] | None) -> list[str]:
+    """Names from repeated -n flags (names or roles, comma lists allowed); none means all."""
+    chosen = [part.strip() for item in name or [] for part in item.split(",") if part.strip()]
+    if not chosen:
+        return list(nets)
+    environment = config.load_environment(env, load_project().root)
+    return [config.network(environment, part).name for part in chosen]
+
+
+def _print(statuses: list[localnet.NetStatus]) -> None:
+    table = Table()
+    for column in ("name", "endpoint", "pid", "alive", "block", "runtime"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note", overflow="fold")
+    for s in statuses:
+        table.add_row(
+            s.name,
+            s.endpoint,
+            "" if s.pid is None else str(s.pid),
+            "yes" if s.alive else "no",
+            "" if s.block is None else f"#{s.block}",
+            f"{s.spec_name} {s.spec_version}" if s.spec_name else "",
+            s.note,
+        )
+    console = Console()
+    if not console.is_terminal:  # piped or captured: don't squeeze to rich's 80-column default
+        console = Console(width=200)
+    console.print(table)
+
+
+@task(
+    help={
+        "wasm": "runtime wasm (.compact.compressed.wasm)",
+        "preset": "genesis preset of the runtime",
+        "out": "write the spec to this file (default: stdout)",
+    }
+)
+@friendly
+def spec(c: Context, wasm: str, preset: str = localnet.DEFAULT_PRESET, out: str = "") -> None:
+    """Build a raw chain spec from a runtime's genesis preset, without a node binary."""
+    result = executor.genesis_spec(Path(wasm), preset)
+    text = jsonlib.dumps(result, indent=1)
+    if out:
+        Path(out).write_text(text + "\n")
+        print(f"{out}: {len(result['genesis']['raw']['top'])} genesis keys")
+    else:
+        print(text)
+
+
+@task(
+    iterable=["name"],
+    help={
+        "name": NAMES_HELP,
+        "wasm": "production's runtime (default: the committed release)",
+        "env": ENV_HELP,
+    },
+)
+@friendly
+def up(c: Context, name: list[str] | None = None, wasm: str = "", env: str = "local") -> None:
+    """Start networks (a fork starts what it forks first); local production is seeded once."""
+    project, nets = _networks(env)
+    runtime = Path(wasm) if wasm else None
+    _print(localnet.up(project, nets, _names(nets, env, name), runtime))
+
+
+@task(iterable=["name"], help={"name": NAMES_HELP, "env": ENV_HELP})
+@friendly
+def down(c: Context, name: list[str] | None = None, env: str = "local") -> None:
+    """Stop networks (and forks of them); production keeps its chain for the next up."""
+    project, nets = _networks(env)
+    stopped = localnet.down(project, nets, _names(nets, env, name))
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@task(help={"json": "print JSON instead of a table", "env": ENV_HELP})
+@friendly
+def status(c: Context, json: bool = False, env: str = "local") -> None:
+    """Each network: endpoint, pid, alive, block height, runtime."""
+    project, nets = _networks(env)
+    statuses = localnet.status(project, nets)
+    if json:
+        print(jsonlib.dumps([s.as_dict() for s in statuses], indent=1))
+    else:
+        _print(statuses)
+
+
+@task(help={"env": ENV_HELP})
+@friendly
+def reset(c: Context, env: str = "local") -> None:
+    """Stop all networks and delete their state; the next up re-creates (and re-seeds) them."""
+    project, nets = _networks(env)
+    localnet.reset(project, nets)
+    print(f"stopped and deleted {project.state_dir / 'net'}")

@@ -1,0 +1,133 @@
+"""`invoke plan.new NAME`, `invoke plan.check NAME`: write and validate release plans.
+
+`plan.check` also shows the live milestones table: planned deadlines against the actual dates
+the release's ledger recorded, so a release manager sees and reports slips.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from invoke.context import Context
+from invoke.tasks import task
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline import ledger
+from pipeline.cli import friendly
+from pipeline.config import Environment, load_environment
+from pipeline.plan import (
+    MilestoneRow,
+    MilestoneState,
+    Plan,
+    done_from_ledger,
+    format_span,
+    load_plan,
+    milestone_table,
+    new_plan,
+    overdue_warnings,
+    release_deadline_blocks,
+)
+from pipeline.project import load_project
+
+LOG_WIDTH = 120  # rich would use 80 columns when not on a terminal: too narrow for the table
+_STYLES: dict[MilestoneState, str] = {
+    "done": "green",
+    "late": "yellow",
+    "on time": "cyan",
+    "missed": "bold red",
+}
+
+
+@task(
+    positional=["name"],
+    help={
+        "name": "plan name: writes releases/<name>.toml",
+        "manager": "who manages the milestones (default: your user name)",
+    },
+)
+@friendly
+def new(c: Context, name: str, manager: str = "") -> None:
+    """Write a commented release plan template with weekly deadlines from today."""
+    project = load_project()
+    path = new_plan(name, project.root, datetime.now(UTC).date(), manager or getpass.getuser())
+    Console(highlight=False).print(
+        f"wrote {escape(str(path))}: edit it, then run `invoke plan.check {escape(name)}`",
+        soft_wrap=True,
+    )
+
+
+@task(positional=["name"], help={"name": "plan name: releases/<name>.toml"})
+@friendly
+def check(c: Context, name: str) -> None:
+    """Validate a release plan and show its milestones, with actual dates once it has run."""
+    project = load_project()
+    plan = load_plan(name, project.root)
+    console = console_for_tables()
+    done: dict[str, datetime] = {}
+    if plan.release in ledger.list_releases(project.state_dir):
+        records, torn = ledger.read_records(project.state_dir, plan.release)
+        if torn:
+            console.print(f"[yellow]note:[/yellow] {escape(torn)}", soft_wrap=True)
+        done = done_from_ledger(records, f"release {plan.release}")
+    now = datetime.now(UTC)
+    console.print(render_milestones(plan, milestone_table(plan, done, now)))
+    for line in _summary(plan, now, load_environment(plan.env, project.root)):
+        console.print(escape(line), soft_wrap=True)
+    for warning in overdue_warnings(plan, done, now):
+        console.print(f"[bold red]warning:[/bold red] {escape(warning)}", soft_wrap=True)
+
+
+def console_for_tables() -> Console:
+    """The terminal's width on a terminal; wide enough for the table in logs and pipes."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
+
+
+def render_milestones(plan: Plan, rows: Sequence[MilestoneRow]) -> Table:
+    """The live milestones table; `invoke release` shows the same one."""
+    table = Table(
+        title=f"Release {plan.release}: {plan.candidate} as spec_version "
+        f"{plan.spec_version} on {plan.env}"
+    )
+    for column in ("Milestone", "Stage", "Deadline (UTC)", "Actual (UTC)", "State", "Manager"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("Team")
+    for row in rows:
+        state = row.state if row.slip is None else f"{row.state} +{format_span(row.slip)}"
+        table.add_row(
+            escape(row.name),
+            row.stage,
+            _utc(row.deadline),
+            "—" if row.actual is None else _utc(row.actual),
+            f"[{_STYLES[row.state]}]{state}[/]",
+            escape(row.manager),
+            escape(", ".join(row.team)),
+        )
+    return table
+
+
+def _summary(plan: Plan, now: datetime, env: Environment) -> list[str]:
+    rule = plan.freeze
+    voting = release_deadline_blocks(plan, now, env.block_time_estimate, env.local)
+    exceptions = [*rule.exception_prefixes, *(f"label {label}" for label in rule.exception_labels)]
+    lines = [
+        f"freeze: after it only commits starting with {', '.join(rule.prefixes) or '(none)'} "
+        f"or with trailer {', '.join(rule.trailers) or '(none)'}; exceptions: "
+        f"{', '.join(exceptions) or 'none'}",
+        f"council: voting window {format_span(plan.voting_window)}, fallback {plan.fallback}; "
+        f"if proposed now, {voting.explanation}",
+    ]
+    lines += [
+        f"sub-system {s.name}: owner {s.owner}, markers {', '.join(s.markers)}"
+        for s in plan.subsystems
+    ]
+    return lines
+
+
+def _utc(moment: datetime) -> str:
+    """One zone for the whole table keeps its columns comparable (and narrow)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")

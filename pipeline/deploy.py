@@ -1,0 +1,624 @@
+"""Deploy a runtime to a staging network with its sudo key: preflight, upgrade, verification.
+
+The order is the rule "refuse early, effects before submissions": the blob is checked offline
+(valid wasm, readable version, its genesis builds) and the key resolved, then the chain is read
+(is the code already there? spec name, spec version, code size limit, sudo key) and only then
+is anything signed, through `submit_recorded` so the release ledger holds the intent first.
+After the upgrade the chain must prove it took: `System.CodeUpdated`, the new version live,
+blocks still made, `:code` hashing to the artifact, and every pallet's storage version equal
+to the one its code declares.
+
+The in-code storage versions come from the candidate's own genesis: every FRAME pallet writes
+its in-code version under `twox128(pallet) ++ twox128(":__STORAGE_VERSION__:")` when a chain is
+born, so building the candidate's genesis storage (in node, no try-runtime) gives the versions
+a fully migrated chain must show. A pallet whose on-chain version lags has a pending migration.
+
+`dry_run` rehearses the same upgrade on a throwaway chopsticks fork of the target, with a dev
+key made sudo there, and reports events, weight and the runtime's migration logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final, Literal, get_args
+
+from substrateinterface import Keypair
+from substrateinterface.utils.hasher import xxh128
+
+from pipeline import config, diff, executor, keys, localnet
+from pipeline.artifact import RuntimeBlob
+from pipeline.chain import Call, Chain, Event, Receipt
+from pipeline.config import Environment, Network
+from pipeline.errors import PipelineError
+from pipeline.policy import (
+    CandidateInfo,
+    Preflight,
+    candidate_info,
+    chain_info,
+    check_signer_is_sudo,
+    preflight,
+)
+from pipeline.project import Project
+from pipeline.submission import Recorder, submit_recorded
+
+log = logging.getLogger(__name__)
+
+Method = Literal["set_code", "authorize"]
+METHODS: Final[tuple[Method, ...]] = get_args(Method)
+Step = Literal["done", "set_code", "authorize", "apply"]
+
+DEFAULT_PRESET: Final = "development"
+STORAGE_VERSION_KEY: Final = b":__STORAGE_VERSION__:"
+# frame_system::limits::BlockLength::default(): 5 MiB for operational extrinsics such as
+# set_code. Used when the chain's metadata has no System.BlockLength constant.
+DEFAULT_BLOCK_LENGTH: Final = 5 * 1024 * 1024
+# Room left in a block for everything around the code: the extrinsic's length prefix, address,
+# signature and extensions (~150 bytes), the sudo and system call indices, the code's own length
+# prefix and the declared weight, and the block's inherents (the timestamp).
+CODE_SIZE_OVERHEAD: Final = 1024
+# set_code declares a whole block of weight; sudo_unchecked_weight declares none instead, since
+# the upgrade's real cost (the migrations) is accounted in the next block's on_runtime_upgrade.
+UNCHECKED_WEIGHT: Final = {"ref_time": 0, "proof_size": 0}
+DRY_RUN_KEY: Final = "//Alice"
+DRY_RUN_FUNDS: Final = 10**21  # enough for any fee on a fork, whatever the token's decimals
+MIGRATION_LOG_LEVEL: Final = 4  # debug: what FRAME and migrations log while upgrading
+LOG_LEVELS: Final = ("", "ERROR", "WARN", "INFO", "DEBUG", "TRACE")
+RUN_BLOCK_TIMEOUT: Final = 120.0
+FORK_READY_TIMEOUT: Final = 120.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A runtime blob about to be deployed, checked offline."""
+
+    path: Path
+    blob: RuntimeBlob
+    info: CandidateInfo
+    genesis_versions: Mapping[str, str]  # storage version key -> value in its genesis storage
+
+    @property
+    def code_hash(self) -> str:
+        return self.blob.blake2_256
+
+
+def load_candidate(path: Path, preset: str = DEFAULT_PRESET) -> Candidate:
+    """Check the blob offline: a valid (compressed) wasm with a readable runtime version whose
+    genesis builds; that genesis holds the storage version each pallet's code declares."""
+    blob = RuntimeBlob.load(path)
+    info = candidate_info(blob.version, blob.size)
+    top: Mapping[str, str] = executor.genesis_spec(path, preset)["genesis"]["raw"]["top"]
+    suffix = xxh128(STORAGE_VERSION_KEY).hex()
+    versions = {key: value for key, value in top.items() if key.endswith(suffix)}
+    return Candidate(path=path, blob=blob, info=info, genesis_versions=versions)
+
+
+@dataclass(frozen=True)
+class StorageVersionRow:
+    pallet: str
+    on_chain: int
+    in_code: int
+
+    @property
+    def ok(self) -> bool:
+        return self.on_chain == self.in_code
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What a deploy did and found; `skipped` when the code was already on chain."""
+
+    network: str
+    endpoint: str
+    method: Method
+    code_hash: str
+    spec_before: int
+    spec_after: int
+    skipped: bool
+    dry_run: bool = False
+    block: int | None = None  # the block that included the upgrade
+    activated_at: int | None = None  # the first block built by the new code
+    head: int | None = None  # the block made after it, proving blocks continue
+    events: tuple[str, ...] = ()
+    storage_versions: tuple[StorageVersionRow, ...] = ()
+    warnings: tuple[str, ...] = ()
+    weight: dict[str, Any] = field(default_factory=dict)
+    logs: tuple[str, ...] = ()
+    activation_seconds: float | None = None  # from signing to the new version being live
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["storage_versions"] = [{**asdict(r), "ok": r.ok} for r in self.storage_versions]
+        return data
+
+
+class DeployVerificationError(PipelineError):
+    """The upgrade went in, but the chain does not show what it should; `result` says what."""
+
+    def __init__(self, message: str, result: DeployResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+# --- pure decisions ------------------------------------------------------------------------------
+def code_size_limit(block_length: Mapping[str, Any] | None) -> int:
+    """Largest blob an upgrade can carry: the block length allowed to operational extrinsics
+    (set_code and apply_authorized_upgrade are operational) minus the extrinsic's envelope."""
+    limits = (block_length or {}).get("max")
+    if isinstance(limits, Mapping) and isinstance(limits.get("operational"), int):
+        return int(limits["operational"]) - CODE_SIZE_OVERHEAD
+    return DEFAULT_BLOCK_LENGTH - CODE_SIZE_OVERHEAD
+
+
+def next_step(on_chain_code: str, candidate: str, authorized: str | None, method: Method) -> Step:
+    """What the upgrade still needs, from what the chain shows: nothing when the code is there;
+    with `authorize`, the authorization unless that same hash is already authorized."""
+    if on_chain_code == candidate:
+        return "done"
+    if method == "set_code":
+        return "set_code"
+    return "apply" if authorized == candidate else "authorize"
+
+
+def storage_version_key(pallet: str) -> str:
+    """Where FRAME keeps a pallet's on-chain storage version."""
+    key: bytes = xxh128(pallet.encode()) + xxh128(STORAGE_VERSION_KEY)
+    return "0x" + key.hex()
+
+
+def decode_storage_version(raw: bytes | str | None) -> int:
+    """A StorageVersion (u16 LE); absent means 0, as FRAME reads it."""
+    if raw is None:
+        return 0
+    data = bytes.fromhex(raw.removeprefix("0x")) if isinstance(raw, str) else raw
+    if len(data) != 2:
+        raise PipelineError(
+            f"storage version value 0x{data.hex()} is not a u16: the chain's state is corrupt"
+        )
+    return int.from_bytes(data, "little")
+
+
+def storage_version_table(
+    pallets: Sequence[str],
+    on_chain: Mapping[str, bytes | None],
+    genesis: Mapping[str, str],
+) -> list[StorageVersionRow]:
+    """Per pallet: its on-chain storage version (by pallet name) against the in-code one, read
+    from the candidate's genesis storage (raw key -> value)."""
+    return [
+        StorageVersionRow(
+            pallet=name,
+            on_chain=decode_storage_version(on_chain.get(name)),
+            in_code=decode_storage_version(genesis.get(storage_version_key(name))),
+        )
+        for name in pallets
+    ]
+
+
+def verification_problems(
+    candidate: Candidate,
+    code_hash: str,
+    spec_version: int,
+    last_upgrade_spec: int | None,
+    rows: Sequence[StorageVersionRow],
+) -> list[str]:
+    """What is wrong with a chain that should now run the candidate (empty: all good)."""
+    problems = []
+    if code_hash != candidate.code_hash:
+        problems.append(f":code hashes to {code_hash}, not to the artifact's {candidate.code_hash}")
+    if spec_version != candidate.info.spec_version:
+        problems.append(
+            f"the chain reports spec_version {spec_version}, not {candidate.info.spec_version}"
+        )
+    if last_upgrade_spec is not None and last_upgrade_spec != candidate.info.spec_version:
+        problems.append(
+            f"System.LastRuntimeUpgrade is still {last_upgrade_spec}: the new code has not "
+            "run its on_runtime_upgrade yet"
+        )
+    pending = [r for r in rows if not r.ok]
+    if pending:
+        listed = ", ".join(
+            f"{r.pallet} on chain {r.on_chain} != in code {r.in_code}" for r in pending
+        )
+        problems.append(
+            f"storage versions differ ({listed}): a migration is missing from the runtime's "
+            "Migrations or did not finish"
+        )
+    return problems
+
+
+def staging_only(network: Network, dry_run: bool) -> str | None:
+    """Production changes through its council (`invoke propose`), never by a staging deploy;
+    rehearsing its upgrade on a fork (`dry_run`) is fine."""
+    if network.role == "production" and not dry_run:
+        return (
+            f"{network.name} is production: it is upgraded through the council "
+            "(`invoke propose`, `invoke enact`); rehearse it with --dry-run"
+        )
+    return None
+
+
+def refusal(checks: Preflight, network: str) -> PipelineError:
+    return PipelineError(f"refusing to deploy to {network}: " + "; ".join(checks.errors))
+
+
+# --- deploy --------------------------------------------------------------------------------------
+def deploy(
+    env: Environment,
+    network: str,
+    artifact: Path,
+    *,
+    method: Method = "set_code",
+    dry_run: bool = False,
+    preset: str = DEFAULT_PRESET,
+    recorder: Recorder | None = None,
+    stage: str = "deploy",
+    progress: Callable[[str], None] = log.info,
+) -> DeployResult:
+    """Upgrade `network` (a role or name of `env`) to the blob at `artifact` with the sudo key.
+
+    Idempotent: when `:code` already is the artifact nothing is submitted (`skipped`), but the
+    chain is still verified. Raises PipelineError before submitting anything when a check
+    fails, DeployVerificationError when the upgrade went in but the chain does not show it.
+    `preset` names the genesis preset whose storage gives the in-code storage versions.
+    """
+    if method not in METHODS:
+        raise PipelineError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    net = config.network(env, network)
+    candidate = load_candidate(artifact, preset)
+    if dry_run:
+        return _dry_run(env, net, candidate, method, progress)
+    job = _Job(net, candidate, keys.signer(env, "sudo"), method, recorder, stage, progress)
+    with _connect(env, net.endpoint) as chain:
+        return _deploy_on(chain, job)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One upgrade to carry out: what, where, how, signed by whom, journaled where."""
+
+    net: Network
+    candidate: Candidate
+    keypair: Keypair
+    method: Method
+    recorder: Recorder | None
+    stage: str
+    progress: Callable[[str], None]
+
+    @property
+    def produces_blocks(self) -> bool:
+        """Chopsticks makes blocks only when asked; other nodes make them on their own."""
+        return self.net.chopsticks
+
+
+def _connect(env: Environment, endpoint: str) -> Chain:
+    return Chain(endpoint, timeout=env.inclusion_timeout, connect_timeout=env.connect_timeout)
+
+
+def _deploy_on(chain: Chain, job: _Job) -> DeployResult:
+    candidate, name = job.candidate, job.net.name
+    before = chain.runtime_version()
+    spec_before = int(before["specVersion"])
+    authorized = _authorized(chain) if job.method == "authorize" else None
+    step = next_step(chain.code_hash(), candidate.code_hash, authorized, job.method)
+    base = DeployResult(
+        network=name,
+        endpoint=chain.endpoint,
+        method=job.method,
+        code_hash=candidate.code_hash,
+        spec_before=spec_before,
+        spec_after=spec_before,
+        skipped=step == "done",
+    )
+    if step == "done":
+        job.progress(f"{name} already runs {candidate.code_hash}: nothing to submit")
+        return _verify(chain, job, base)
+    checks = _chain_preflight(chain, candidate, before, job.keypair.ss58_address)
+    if not checks.ok:
+        raise refusal(checks, name)
+    for warning in checks.warnings:
+        job.progress(f"warning: {warning}")
+    started = time.monotonic()
+    receipts = _upgrade(chain, job, step)
+    included = receipts[-1].block_number
+    activation = _next_block(chain, included, job.produces_blocks)
+    version = int(chain.runtime_version()["specVersion"])
+    seconds = time.monotonic() - started
+    job.progress(
+        f"{name}: spec_version {spec_before} -> {version} in block #{included}, "
+        f"live from #{activation} ({seconds:.1f}s)"
+    )
+    upgraded = replace(
+        base,
+        block=included,
+        activated_at=activation,
+        events=tuple(_event_text(e) for receipt in receipts for e in receipt.events),
+        warnings=tuple(checks.warnings),
+        weight=_weights(chain, receipts[-1], activation),
+        activation_seconds=seconds,
+    )
+    return _verify(chain, job, upgraded)
+
+
+def _authorized(chain: Chain) -> str | None:
+    value = chain.query("System", "AuthorizedUpgrade")
+    return str(value["code_hash"]) if isinstance(value, Mapping) else None
+
+
+def _chain_preflight(
+    chain: Chain, candidate: Candidate, rpc_version: Mapping[str, Any], signer: str | None
+) -> Preflight:
+    """The preflight against the chain's runtime, plus (given a signer) the sudo key check."""
+    metadata = _chain_metadata(chain)
+    current = chain_info(rpc_version, len(chain.code()))
+    limit = code_size_limit(metadata.constant("System", "BlockLength"))
+    checks = preflight(candidate.info, current, limit)
+    if signer is None:
+        return checks
+    sudo = chain.query("Sudo", "Key") if "Sudo" in metadata.pallet_names() else None
+    sudo_error = check_signer_is_sudo(signer, None if sudo is None else str(sudo))
+    return Preflight(checks.errors + ([sudo_error] if sudo_error else []), checks.warnings)
+
+
+def _chain_metadata(chain: Chain) -> diff.Metadata:
+    raw = bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
+    return diff.decode_metadata(raw, f"the runtime on {chain.endpoint}")
+
+
+def _upgrade(chain: Chain, job: _Job, step: Step) -> list[Receipt]:
+    """Submit what `step` says (authorize first when needed) and check that the code changed;
+    the receipts in order, the last one holding System.CodeUpdated."""
+    code = "0x" + job.candidate.blob.raw.hex()
+    short = job.candidate.code_hash[:18] + "…"
+    receipts: list[Receipt] = []
+
+    def submit(call: Call, summary: str) -> None:
+        job.progress(f"{job.net.name}: submitting {summary}")
+        receipt = submit_recorded(
+            chain,
+            call,
+            job.keypair,
+            recorder=job.recorder,
+            stage=job.stage,
+            network=job.net.name,
+            summary=summary,
+        )
+        _check_sudo_result(chain, receipt, summary)
+        receipts.append(receipt)
+
+    if step == "set_code":
+        set_code = Call("System", "set_code", {"code": code})
+        submit(
+            Call("Sudo", "sudo_unchecked_weight", {"call": set_code, "weight": UNCHECKED_WEIGHT}),
+            f"Sudo.sudo_unchecked_weight(System.set_code({short}))",
+        )
+    else:
+        if step == "authorize":
+            authorize = Call("System", "authorize_upgrade", {"code_hash": job.candidate.code_hash})
+            submit(
+                Call("Sudo", "sudo", {"call": authorize}),
+                f"Sudo.sudo(System.authorize_upgrade({short}))",
+            )
+        submit(
+            Call("System", "apply_authorized_upgrade", {"code": code}),
+            f"System.apply_authorized_upgrade({short})",
+        )
+    last = receipts[-1]
+    if not last.find("System", "CodeUpdated"):
+        names = ", ".join(_event_text(e) for e in last.events) or "none"
+        raise PipelineError(
+            f"the upgrade was included in block #{last.block_number} of {job.net.name} without "
+            f"System.CodeUpdated (events: {names}): check the chain's OnSetCode"
+        )
+    return receipts
+
+
+def _check_sudo_result(chain: Chain, receipt: Receipt, summary: str) -> None:
+    """Sudo reports the inner call's failure in `Sudid`, not as a failed extrinsic."""
+    for event in receipt.find("Sudo", "Sudid"):
+        result = event.attributes.get("sudo_result") if isinstance(event.attributes, dict) else None
+        if isinstance(result, Mapping) and "Err" in result:
+            raise PipelineError(
+                f"{summary} was refused by the chain in block #{receipt.block_number}: "
+                f"{chain.dispatch_error(result['Err'])}"
+            )
+
+
+def _next_block(chain: Chain, after: int, produces_blocks: bool, timeout: float = 120.0) -> int:
+    """The number of a block built after `after`: made on demand on chopsticks, else awaited."""
+    if produces_blocks:
+        head = localnet.produce_blocks(chain.endpoint, 1)
+        if head > after:
+            return head
+    deadline = time.monotonic() + timeout
+    while (head := chain.block_number()) <= after:
+        if time.monotonic() > deadline:
+            raise PipelineError(
+                f"{chain.endpoint} made no block after #{after} within {timeout:.0f}s: "
+                "is block production stalled? check the node's logs"
+            )
+        time.sleep(1.0)
+    return head
+
+
+def _weights(chain: Chain, receipt: Receipt, activation: int) -> dict[str, Any]:
+    """The upgrade extrinsic's weight, and what the first block on the new code consumed
+    (its mandatory part holds on_initialize and the migrations)."""
+    success = receipt.find("System", "ExtrinsicSuccess")
+    info = success[0].attributes.get("dispatch_info", {}) if success else {}
+    return {
+        "extrinsic": info.get("weight") if isinstance(info, Mapping) else None,
+        "activation_block": chain.query(
+            "System", "BlockWeight", block_hash=chain.block_hash(activation)
+        ),
+    }
+
+
+def _verify(chain: Chain, job: _Job, result: DeployResult) -> DeployResult:
+    """Blocks continue, :code is the artifact, versions and storage versions are the candidate's."""
+    head = _next_block(chain, chain.block_number(), job.produces_blocks)
+    head_hash = chain.block_hash(head)
+    names = _chain_metadata(chain).pallet_names()
+    on_chain = {name: chain.storage(storage_version_key(name), head_hash) for name in names}
+    rows = storage_version_table(names, on_chain, job.candidate.genesis_versions)
+    last = chain.query("System", "LastRuntimeUpgrade", block_hash=head_hash)
+    spec = int(chain.runtime_version(head_hash)["specVersion"])
+    checked = replace(result, spec_after=spec, head=head, storage_versions=tuple(rows))
+    problems = verification_problems(
+        job.candidate,
+        chain.code_hash(head_hash),
+        spec,
+        int(last["spec_version"]) if isinstance(last, Mapping) else None,
+        rows,
+    )
+    if problems:
+        raise DeployVerificationError(
+            f"{result.network} at block #{head}: " + "; ".join(problems), checked
+        )
+    job.progress(
+        f"{result.network}: verified at block #{head}: :code is {job.candidate.code_hash}, "
+        f"{len(rows)} pallets at their in-code storage versions"
+    )
+    return checked
+
+
+def _event_text(event: Event) -> str:
+    attributes = event.attributes
+    if not attributes:
+        return f"{event.module}.{event.name}"
+    text = json.dumps(attributes, separators=(",", ":"), default=str)
+    return f"{event.module}.{event.name} {text if len(text) <= 160 else text[:159] + '…'}"
+
+
+# --- dry run -------------------------------------------------------------------------------------
+def _dry_run(
+    env: Environment,
+    net: Network,
+    candidate: Candidate,
+    method: Method,
+    progress: Callable[[str], None],
+) -> DeployResult:
+    """The upgrade on a throwaway fork of the target, with a dev key made sudo on the fork."""
+    with _connect(env, net.endpoint) as target:
+        before = target.runtime_version()
+        if target.code_hash() == candidate.code_hash:
+            spec = int(before["specVersion"])
+            progress(f"{net.name} already runs {candidate.code_hash}: nothing to rehearse")
+            return DeployResult(
+                net.name, net.endpoint, method, candidate.code_hash, spec, spec, True, True
+            )
+        checks = _chain_preflight(target, candidate, before, None)  # the fork gets its own sudo
+        if not checks.ok:
+            raise refusal(checks, net.name)
+    # A well-known dev key, on purpose: it only ever signs on this machine's throwaway fork.
+    key = Keypair.create_from_uri(DRY_RUN_KEY, ss58_format=env.ss58_format)
+    with throwaway_fork(net.endpoint, candidate.path) as fork:
+        progress(f"dry run: forked {net.endpoint} at {fork.endpoint}")
+        _make_sudo(fork.endpoint, key)
+        fork_net = replace(net, kind="chopsticks-fork", endpoint=fork.endpoint, port=fork.port)
+        job = _Job(fork_net, candidate, key, method, None, "dry-run", _prefixed("fork: ", progress))
+        with Chain(fork.endpoint, timeout=env.inclusion_timeout) as chain:
+            try:
+                result = _deploy_on(chain, job)
+            except DeployVerificationError as exc:
+                failed = _rehearsal(exc.result, net.endpoint, fork.endpoint)
+                raise DeployVerificationError(f"dry run on a fork of {exc}", failed) from None
+        return _rehearsal(result, net.endpoint, fork.endpoint)
+
+
+def _prefixed(prefix: str, progress: Callable[[str], None]) -> Callable[[str], None]:
+    return lambda line: progress(prefix + line)
+
+
+def _rehearsal(result: DeployResult, target: str, fork: str) -> DeployResult:
+    """A fork's result as the target's dry run, with the logs of the first block on the new
+    code: chopsticks re-runs that block (`dev_runBlock`) and returns the runtime's own log."""
+    logs: list[str] = []
+    if result.activated_at is not None:
+        block = localnet.rpc(fork, "chain_getBlock", [_block_hash(fork, result.activated_at)])
+        header = block["block"]["header"]
+        replay = {
+            "includeRaw": False,
+            "parent": header["parentHash"],
+            "block": {"header": header, "extrinsics": block["block"]["extrinsics"]},
+        }
+        phases = localnet.rpc(fork, "dev_runBlock", [replay], timeout=RUN_BLOCK_TIMEOUT)
+        logs = migration_log_lines(phases.get("phases", []))
+    return replace(result, endpoint=target, dry_run=True, logs=tuple(logs))
+
+
+def _block_hash(endpoint: str, number: int) -> str:
+    return str(localnet.rpc(endpoint, "chain_getBlockHash", [number]))
+
+
+def migration_log_lines(phases: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The runtime's log from a re-run block's initialization, where on_runtime_upgrade (the
+    migrations) runs: `LEVEL target: message`, down to debug."""
+    lines = []
+    for phase in phases:
+        if phase.get("phase") != "Initialization":
+            continue
+        for entry in phase.get("logs") or []:
+            level = int(entry.get("level") or 0)
+            if 1 <= level <= MIGRATION_LOG_LEVEL:
+                name = LOG_LEVELS[level]
+                lines.append(f"{name} {entry.get('target', 'runtime')}: {entry.get('message', '')}")
+    return lines
+
+
+def _make_sudo(endpoint: str, key: Keypair) -> None:
+    """On a fork only: make `key` the sudo key and give it funds for fees (dev_setStorage)."""
+    with Chain(endpoint) as chain:
+        account = chain.query("System", "Account", [key.ss58_address]) or {}
+    data = {**account.get("data", {}), "free": DRY_RUN_FUNDS}
+    info = {**account, "providers": max(1, int(account.get("providers", 0))), "data": data}
+    localnet.rpc(
+        endpoint,
+        "dev_setStorage",
+        [
+            {
+                "Sudo": {"Key": key.ss58_address},
+                "System": {"Account": [[[key.ss58_address], _strings(info)]]},
+            }
+        ],
+    )
+
+
+def _strings(value: Any) -> Any:
+    """Numbers as decimal strings: u128 values do not survive JSON numbers in JavaScript."""
+    if isinstance(value, Mapping):
+        return {k: _strings(v) for k, v in value.items()}
+    if isinstance(value, bool) or not isinstance(value, int):
+        return value
+    return str(value)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((localnet.HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def throwaway_fork(upstream: str, wasm: Path) -> Iterator[localnet.LocalNet]:
+    """A chopsticks fork of `upstream` at its head, on a free port, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="pipeline-fork-") as tmp:
+        project = Project(root=Path(tmp), runtime_path="", runtime_package="", suites={})
+        port = _free_port()
+        net = localnet.LocalNet(f"dry-run-{port}", port, fork_endpoint=upstream)
+        try:
+            localnet.start(
+                project, {net.name: net}, net.name, wasm, ready_timeout=FORK_READY_TIMEOUT
+            )
+            yield net
+        finally:
+            localnet.stop(project, net)
+            shutil.rmtree(localnet.net_dir(project, net.name), ignore_errors=True)

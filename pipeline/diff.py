@@ -1,0 +1,721 @@
+"""What changes between two runtimes: versions, runtime APIs and metadata, like `subwasm diff`.
+
+A runtime is reduced to a `RuntimeSummary` (plain data: its versions, APIs, and one entry per
+pallet, call, event, storage item, constant and error, each with a readable signature and a
+*shape*: a digest of its SCALE layout), and `diff_summaries` compares two summaries. Both are
+pure. The metadata comes from running the wasm's own Metadata API (`executor.metadata`), so
+an artifact is described without any chain; the code on a chain (`env:NAME[:role]`) is read
+from `:code` and described the same way. Summaries are cached by blob hash, since they are a
+function of the blob alone.
+
+How users name runtimes lives here too (`resolve_artifact`: a path, an artifact directory, a
+hash under `artifacts/`, or HEAD's newest build), shared with `invoke deploy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
+from scalecodec.type_registry import load_type_registry_preset
+
+from pipeline import config, executor, gitops
+from pipeline.artifact import RuntimeBlob
+from pipeline.chain import Chain
+from pipeline.errors import PipelineError
+from pipeline.project import Project, cache_dir
+
+# Bump when the summary's content or shape rules change: cached summaries of older formats
+# are then recomputed instead of being compared with new ones.
+SUMMARY_FORMAT: Final = 2
+ENV_PREFIX: Final = "env:"
+DEFAULT_ROLE: Final = "production"
+ITEM_KINDS: Final = ("call", "event", "storage", "constant", "error")
+# The runtime's aggregate enums: every pallet's change shows in them, so a field of such a type
+# (`Sudo.sudo(call: RuntimeCall)`) is compared by name, not by layout.
+OUTER_ENUMS: Final = frozenset(
+    {
+        "RuntimeCall",
+        "RuntimeEvent",
+        "RuntimeError",
+        "RuntimeOrigin",
+        "OriginCaller",
+        "RuntimeHoldReason",
+        "RuntimeFreezeReason",
+        "RuntimeSlashReason",
+        "RuntimeLockId",
+        "RuntimeTask",
+        "RuntimeParameters",
+        "RuntimeViewFunction",
+    }
+)
+# How deep a layout is followed into nested named types; deeper types count by name only.
+# Bounded so that recursive types (and their order of discovery) cannot change a shape.
+SHAPE_DEPTH: Final = 6
+VALUE_WIDTH: Final = 96  # longest decoded constant shown
+
+ChangeKind = Literal[
+    "version", "api", "extension", "pallet", "call", "event", "storage", "constant", "error"
+]
+ChangeType = Literal["added", "removed", "changed"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One metadata item: how it reads, and a digest of its layout (equal shape, same encoding);
+    constants also keep their whole decoded value (compact JSON), which `signature` shortens."""
+
+    signature: str
+    shape: str
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeSummary:
+    """The facts of one runtime that a diff compares; JSON-ready through `as_dict`."""
+
+    blake2_256: str
+    size: int
+    versions: dict[str, int | str]
+    apis: dict[str, int]  # API name (or id when unknown) -> version
+    extensions: tuple[str, ...]  # transaction extensions, in signing order
+    pallets: dict[str, int]  # name -> index
+    items: dict[str, dict[str, Entry]] = field(default_factory=dict)  # kind -> "Pallet.Item"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuntimeSummary:
+        return cls(
+            blake2_256=data["blake2_256"],
+            size=int(data["size"]),
+            versions=dict(data["versions"]),
+            apis={k: int(v) for k, v in data["apis"].items()},
+            extensions=tuple(data["extensions"]),
+            pallets={k: int(v) for k, v in data["pallets"].items()},
+            items={
+                kind: {name: Entry(**entry) for name, entry in entries.items()}
+                for kind, entries in data["items"].items()
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ChangeKind
+    name: str  # "spec_version", "Notes", "Notes.set_note", …
+    change: ChangeType
+    before: str | None
+    after: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- the pure diff ------------------------------------------------------------------------------
+def diff_summaries(a: RuntimeSummary, b: RuntimeSummary) -> list[Change]:
+    """Every difference from `a` to `b`, grouped by kind; items of an added or removed pallet
+    are not listed one by one (the pallet's own line says it)."""
+    changes = [
+        *_compare("version", _strings(a.versions), _strings(b.versions)),
+        *_compare("api", _versions(a.apis), _versions(b.apis)),
+        *_compare("extension", _positions(a.extensions), _positions(b.extensions)),
+        *_compare("pallet", _indices(a.pallets), _indices(b.pallets)),
+    ]
+    whole = {c.name for c in changes if c.kind == "pallet" and c.change != "changed"}
+    for kind in ITEM_KINDS:
+        before, after = a.items.get(kind, {}), b.items.get(kind, {})
+        for change in _compare_entries(kind, before, after):
+            if change.name.split(".", 1)[0] not in whole:
+                changes.append(change)
+    return changes
+
+
+def _compare(kind: ChangeKind, a: Mapping[str, str], b: Mapping[str, str]) -> Iterator[Change]:
+    for name in _ordered(a, b):
+        if name not in b:
+            yield Change(kind, name, "removed", a[name], None)
+        elif name not in a:
+            yield Change(kind, name, "added", None, b[name])
+        elif a[name] != b[name]:
+            yield Change(kind, name, "changed", a[name], b[name])
+
+
+def _compare_entries(
+    kind: ChangeKind, a: Mapping[str, Entry], b: Mapping[str, Entry]
+) -> Iterator[Change]:
+    for name in _ordered(a, b):
+        old, new = a.get(name), b.get(name)
+        if new is None and old is not None:
+            yield Change(kind, name, "removed", old.signature, None)
+        elif old is None and new is not None:
+            yield Change(kind, name, "added", None, new.signature)
+        elif old is not None and new is not None and old.shape != new.shape:
+            before, after = old.signature, new.signature
+            if old.value is not None and new.value is not None and old.value != new.value:
+                before, after = _value_change(old, new)
+            elif before == after:  # same names, different layout somewhere inside
+                after = f"{after} (layout changed)"
+            yield Change(kind, name, "changed", before, after)
+
+
+def _value_change(old: Entry, new: Entry) -> tuple[str, str]:
+    """A constant's old and new value; of a struct, only the fields that changed."""
+    type_a, type_b = old.signature.split(" = ", 1)[0], new.signature.split(" = ", 1)[0]
+    a, b = json.loads(str(old.value)), json.loads(str(new.value))
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = [k for k in {**a, **b} if a.get(k) != b.get(k)]
+        a, b = {k: a.get(k) for k in keys}, {k: b.get(k) for k in keys}
+    return f"{type_a} = {_shorten(_json(a))}", f"{type_b} = {_shorten(_json(b))}"
+
+
+def _ordered(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Keys of `a` in its order, then those only in `b`: the order metadata lists them in."""
+    return [*a, *(k for k in b if k not in a)]
+
+
+def _strings(values: Mapping[str, int | str]) -> dict[str, str]:
+    return {k: str(v) for k, v in values.items()}
+
+
+def _versions(apis: Mapping[str, int]) -> dict[str, str]:
+    return {k: f"v{v}" for k, v in apis.items()}
+
+
+def _positions(names: Sequence[str]) -> dict[str, str]:
+    return {name: f"#{i}" for i, name in enumerate(names)}
+
+
+def _indices(pallets: Mapping[str, int]) -> dict[str, str]:
+    return {name: f"index {index}" for name, index in pallets.items()}
+
+
+def render(a_label: str, b_label: str, a: RuntimeSummary, b: RuntimeSummary) -> list[str]:
+    """The diff as text lines: the two runtimes, then changes grouped by kind and pallet."""
+    changes = diff_summaries(a, b)
+    lines = [_describe("A", a_label, a), _describe("B", b_label, b)]
+    if not changes:
+        return [*lines, "no differences"]
+    marks = {"added": "+", "removed": "-", "changed": "~"}
+    heading = ""
+    for change in changes:
+        group = _group(change)
+        if group != heading:
+            lines.append(group)
+            heading = group
+        label = change.name if change.kind not in ITEM_KINDS else _item_label(change)
+        if change.change == "changed":
+            detail = f"{change.before} => {change.after}"
+        else:
+            detail = str(change.after if change.change == "added" else change.before)
+        lines.append(f"  {marks[change.change]} {label}: {detail}")
+    counts = {t: sum(c.change == t for c in changes) for t in marks}
+    lines.append(
+        f"{len(changes)} changes: {counts['added']} added, {counts['removed']} removed, "
+        f"{counts['changed']} changed"
+    )
+    return lines
+
+
+def _describe(tag: str, label: str, s: RuntimeSummary) -> str:
+    return (
+        f"{tag}: {label}: {s.versions.get('spec_name')} {s.versions.get('spec_version')}, "
+        f"{s.blake2_256}, {s.size:,} bytes"
+    )
+
+
+def _group(change: Change) -> str:
+    if change.kind in ITEM_KINDS:
+        return f"pallet {change.name.split('.', 1)[0]}"
+    return {
+        "version": "versions",
+        "api": "runtime APIs",
+        "extension": "transaction extensions",
+        "pallet": "pallets",
+    }[change.kind]
+
+
+def _item_label(change: Change) -> str:
+    return f"{change.kind} {change.name.split('.', 1)[1]}"
+
+
+# --- metadata -> summary ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metadata:
+    """Decoded runtime metadata (v14/v15) with its type registry, for reading items and values."""
+
+    version: int
+    value: dict[str, Any]  # the decoded body: types, pallets, extrinsic, …
+    body: Any = field(repr=False)  # scalecodec's objects for the same body (raw bytes of values)
+    registry: RuntimeConfigurationObject = field(repr=False)
+
+    def pallet_names(self) -> list[str]:
+        return [str(p["name"]) for p in self.value["pallets"]]
+
+    def constant(self, pallet: str, name: str) -> Any:
+        """A constant's decoded value; None when the runtime has no such constant."""
+        for p, p_obj in zip(self.value["pallets"], self.body["pallets"], strict=True):
+            if p["name"] != pallet:
+                continue
+            for i, constant in enumerate(p.get("constants", [])):
+                if constant["name"] == name:
+                    raw = bytes(p_obj["constants"][i]["value"].value_object)
+                    scale = f"scale_info::{constant['type']}"
+                    return self.registry.create_scale_object(scale, ScaleBytes(raw)).decode()
+        return None
+
+
+# scalecodec 1.2 knows metadata up to v14; runtimes offer v15 through their Metadata API. v15
+# (frame-metadata 16) keeps v14's registry, storage, calls, events, constants and errors, adds
+# docs to pallets, a richer extrinsic record, runtime API descriptions, outer enums and custom
+# values: declared here in scalecodec's own type language.
+METADATA_V15_TYPES: Final[dict[str, Any]] = {
+    "MetadataV15": {
+        "type": "struct",
+        "type_mapping": [
+            ["types", "PortableRegistry"],
+            ["pallets", "Vec<PalletMetadataV15>"],
+            ["extrinsic", "ExtrinsicMetadataV15"],
+            ["runtime_type", "SiLookupTypeId"],
+            ["apis", "Vec<RuntimeApiMetadataV15>"],
+            ["outer_enums", "OuterEnumsV15"],
+            ["custom", "Vec<(Text, CustomValueMetadataV15)>"],
+        ],
+    },
+    "PalletMetadataV15": {
+        "type": "struct",
+        "base_class": "ScaleInfoPalletMetadata",
+        "type_mapping": [
+            ["name", "Text"],
+            ["storage", "Option<StorageMetadataV14>"],
+            ["calls", "Option<PalletCallMetadataV14>"],
+            ["event", "Option<PalletEventMetadataV14>"],
+            ["constants", "Vec<PalletConstantMetadataV14>"],
+            ["error", "Option<PalletErrorMetadataV14>"],
+            ["index", "u8"],
+            ["docs", "Vec<Text>"],
+        ],
+    },
+    "ExtrinsicMetadataV15": {
+        "type": "struct",
+        "type_mapping": [
+            ["version", "u8"],
+            ["address_ty", "SiLookupTypeId"],
+            ["call_ty", "SiLookupTypeId"],
+            ["signature_ty", "SiLookupTypeId"],
+            ["extra_ty", "SiLookupTypeId"],
+            ["signed_extensions", "Vec<SignedExtensionMetadataV14>"],
+        ],
+    },
+    "RuntimeApiMetadataV15": {
+        "type": "struct",
+        "type_mapping": [
+            ["name", "Text"],
+            ["methods", "Vec<RuntimeApiMethodMetadataV15>"],
+            ["docs", "Vec<Text>"],
+        ],
+    },
+    "RuntimeApiMethodMetadataV15": {
+        "type": "struct",
+        "type_mapping": [
+            ["name", "Text"],
+            ["inputs", "Vec<RuntimeApiMethodParamMetadataV15>"],
+            ["output", "SiLookupTypeId"],
+            ["docs", "Vec<Text>"],
+        ],
+    },
+    "RuntimeApiMethodParamMetadataV15": {
+        "type": "struct",
+        "type_mapping": [["name", "Text"], ["ty", "SiLookupTypeId"]],
+    },
+    "OuterEnumsV15": {
+        "type": "struct",
+        "type_mapping": [
+            ["call_type", "SiLookupTypeId"],
+            ["event_type", "SiLookupTypeId"],
+            ["error_type", "SiLookupTypeId"],
+        ],
+    },
+    "CustomValueMetadataV15": {
+        "type": "struct",
+        "type_mapping": [["ty", "SiLookupTypeId"], ["value", "Bytes"]],
+    },
+}
+
+
+def _type_registry() -> dict[str, Any]:
+    """scalecodec's core types, with metadata v15 added to its versions."""
+    registry: dict[str, Any] = load_type_registry_preset("core")
+    versions = registry["types"]["MetadataAll"]
+    mapping = [*versions["type_mapping"], ["V15", "MetadataV15"]]
+    registry["types"] = {
+        **registry["types"],
+        **METADATA_V15_TYPES,
+        "MetadataAll": {**versions, "type_mapping": mapping},
+    }
+    return registry
+
+
+def decode_metadata(raw: bytes, what: str) -> Metadata:
+    """Decode `meta` + versioned metadata (from a wasm's Metadata API or `state_getMetadata`)."""
+    rc = RuntimeConfigurationObject()
+    rc.update_type_registry(_type_registry())
+    try:
+        decoded = rc.create_scale_object("MetadataVersioned", data=ScaleBytes(raw))
+        decoded.decode()
+        number, body = decoded.value_object[1].value_object
+        version = int(str(number).removeprefix("V"))
+        if version >= 14:
+            rc.add_portable_registry(decoded)
+    except Exception as exc:  # scalecodec raises bare Exceptions for layouts it does not know
+        raise PipelineError(
+            f"cannot decode the metadata of {what} ({exc}): only metadata v14 and v15 are read"
+        ) from None
+    if version < 14:
+        raise PipelineError(
+            f"{what} has metadata v{version}: only v14 and later describe types; "
+            "use a runtime built with a recent FRAME"
+        )
+    return Metadata(version=version, value=body.value, body=body, registry=rc)
+
+
+def summarize(blob: RuntimeBlob, metadata: Metadata) -> RuntimeSummary:
+    """The summary of a runtime from its blob (versions, APIs) and its decoded metadata."""
+    version = blob.version
+    types = _Types(metadata.value["types"]["types"])
+    items: dict[str, dict[str, Entry]] = {kind: {} for kind in ITEM_KINDS}
+    pallets: dict[str, int] = {}
+    for pallet, pallet_obj in zip(metadata.value["pallets"], metadata.body["pallets"], strict=True):
+        name = pallet["name"]
+        pallets[name] = int(pallet["index"])
+        for kind, key in (("call", "calls"), ("event", "event"), ("error", "error")):
+            if pallet.get(key):
+                for variant in types.variants(pallet[key]["ty"]):
+                    items[kind][f"{name}.{variant['name']}"] = types.variant_entry(variant)
+        storage = pallet.get("storage") or {}
+        for i, entry in enumerate(storage.get("entries", [])):
+            default_obj = pallet_obj["storage"].value_object["entries"][i]["default"]
+            items["storage"][f"{name}.{entry['name']}"] = types.storage_entry(
+                entry, bytes(default_obj.value_object)
+            )
+        for i, constant in enumerate(pallet.get("constants", [])):
+            raw = bytes(pallet_obj["constants"][i]["value"].value_object)
+            items["constant"][f"{name}.{constant['name']}"] = types.constant_entry(
+                metadata.registry, constant["type"], raw
+            )
+    extrinsic = metadata.value.get("extrinsic", {})
+    extensions = tuple(
+        ext["identifier"]
+        for ext in extrinsic.get("signed_extensions", extrinsic.get("transaction_extensions", []))
+    )
+    return RuntimeSummary(
+        blake2_256=blob.blake2_256,
+        size=blob.size,
+        versions={
+            "spec_name": version.spec_name,
+            "impl_name": version.impl_name,
+            "spec_version": version.spec_version,
+            "impl_version": version.impl_version,
+            "authoring_version": version.authoring_version,
+            "transaction_version": version.transaction_version,
+            "state_version": version.state_version,
+            "metadata_version": metadata.version,
+        },
+        apis={api.name or api.id: api.version for api in blob.apis},
+        extensions=extensions,
+        pallets=pallets,
+        items=items,
+    )
+
+
+class _Types:
+    """Readable names and layout digests of a portable type registry (metadata v14/v15)."""
+
+    def __init__(self, registry: Sequence[Mapping[str, Any]]) -> None:
+        self._types = {int(t["id"]): t["type"] for t in registry}
+        self._names: dict[int, str] = {}
+        self._shapes: dict[tuple[int, int], str] = {}
+
+    def variants(self, type_id: int) -> list[dict[str, Any]]:
+        definition = self._types[type_id]["def"]
+        return list(definition.get("variant", {}).get("variants", []))
+
+    def variant_entry(self, variant: Mapping[str, Any]) -> Entry:
+        fields = variant.get("fields", [])
+        shown = ", ".join(
+            f"{f['name']}: {self.name(f['type'])}" if f.get("name") else self.name(f["type"])
+            for f in fields
+        )
+        layout = ",".join(f"{f.get('name')}:{self.shape(f['type'])}" for f in fields)
+        return Entry(
+            signature=f"[{variant['index']}] {variant['name']}({shown})",
+            shape=_digest(f"{variant['index']}|{variant['name']}|{layout}"),
+        )
+
+    def storage_entry(self, entry: Mapping[str, Any], default: bytes) -> Entry:
+        kind = entry["type"]
+        optional = " (optional)" if entry.get("modifier") == "Optional" else ""
+        if "Plain" in kind:
+            value = kind["Plain"]
+            shown = self.name(value)
+            layout = f"plain|{self.shape(value)}"
+        else:
+            spec = kind["Map"]
+            hashers = ", ".join(spec["hashers"])
+            shown = f"map[{hashers}]({self.name(spec['key'])}) -> {self.name(spec['value'])}"
+            layout = f"map|{hashers}|{self.shape(spec['key'])}|{self.shape(spec['value'])}"
+        return Entry(
+            signature=shown + optional,
+            shape=_digest(f"{layout}|{entry.get('modifier')}|{default.hex()}"),
+        )
+
+    def constant_entry(self, rc: RuntimeConfigurationObject, type_id: int, raw: bytes) -> Entry:
+        value = _constant_value(rc, type_id, raw)
+        return Entry(
+            signature=f"{self.name(type_id)} = {_shorten(value)}",
+            shape=_digest(f"{self.shape(type_id)}|{raw.hex()}"),
+            value=value,
+        )
+
+    def name(self, type_id: int) -> str:
+        """How Rust would write the type: `BoundedVec<u8>`, `Vec<(u32, AccountId32)>`."""
+        if type_id not in self._names:
+            self._names[type_id] = self._name(type_id)
+        return self._names[type_id]
+
+    def _name(self, type_id: int) -> str:
+        ty = self._types[type_id]
+        path = ty.get("path") or []
+        if path:
+            params = [
+                self.name(p["type"]) for p in ty.get("params", []) if p.get("type") is not None
+            ]
+            return str(path[-1]) + (f"<{', '.join(params)}>" if params else "")
+        kind, body = next(iter(ty["def"].items()))
+        if kind == "primitive":
+            return str(body)
+        if kind == "sequence":
+            return f"Vec<{self.name(body['type'])}>"
+        if kind == "array":
+            return f"[{self.name(body['type'])}; {body['len']}]"
+        if kind == "tuple":
+            return "(" + ", ".join(self.name(t) for t in body) + ")"
+        if kind == "compact":
+            return f"Compact<{self.name(body['type'])}>"
+        if kind == "composite":
+            return "{" + ", ".join(self._field(f) for f in body.get("fields", [])) + "}"
+        return str(kind)
+
+    def _field(self, f: Mapping[str, Any]) -> str:
+        return f"{f['name']}: {self.name(f['type'])}" if f.get("name") else self.name(f["type"])
+
+    def shape(self, type_id: int, depth: int = SHAPE_DEPTH) -> str:
+        """A digest of the type's encoding, followed `depth` named types deep."""
+        key = (type_id, depth)
+        if key not in self._shapes:
+            self._shapes[key] = _digest(self._layout(type_id, depth))
+        return self._shapes[key]
+
+    def _layout(self, type_id: int, depth: int) -> str:
+        ty = self._types[type_id]
+        path = ty.get("path") or []
+        if path and (depth <= 0 or path[-1] in OUTER_ENUMS):
+            return "named:" + "::".join(path)
+        inner = depth - 1 if path else depth
+        kind, body = next(iter(ty["def"].items()))
+        if kind == "primitive":
+            return str(body)
+        if kind in ("sequence", "compact"):
+            return f"{kind}({self.shape(body['type'], inner)})"
+        if kind == "array":
+            return f"array{body['len']}({self.shape(body['type'], inner)})"
+        if kind == "tuple":
+            return "tuple(" + ",".join(self.shape(t, inner) for t in body) + ")"
+        if kind == "composite":
+            return "composite(" + self._fields(body.get("fields", []), inner) + ")"
+        if kind == "variant":
+            return (
+                "variant("
+                + ";".join(
+                    f"{v['index']}:{v['name']}({self._fields(v.get('fields', []), inner)})"
+                    for v in body.get("variants", [])
+                )
+                + ")"
+            )
+        return f"{kind}:{json.dumps(body, sort_keys=True)}"
+
+    def _fields(self, fields: Sequence[Mapping[str, Any]], depth: int) -> str:
+        return ",".join(f"{f.get('name')}:{self.shape(f['type'], depth)}" for f in fields)
+
+
+def _constant_value(rc: RuntimeConfigurationObject, type_id: int, raw: bytes) -> str:
+    """A constant's decoded value as compact JSON; its hex (a JSON string) when it does not
+    decode."""
+    try:
+        value = rc.create_scale_object(f"scale_info::{type_id}", ScaleBytes(raw)).decode()
+    except Exception:  # scalecodec raises bare Exceptions; the raw bytes still say something
+        value = "0x" + raw.hex()
+    return _json(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+# --- where runtimes come from -------------------------------------------------------------------
+_HASH = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+
+
+def resolve_artifact(project: Project, spec: str | None) -> Path:
+    """The compressed blob a user names: a file, an artifact directory, or a hash (a directory
+    name under `artifacts/`); nothing named means the newest build of HEAD's runtime source."""
+    if not spec:
+        return head_artifact(project)
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        return _blob_in(path)
+    if _HASH.fullmatch(spec):
+        folder = project.artifacts_dir / spec.lower().removeprefix("0x")
+        if not folder.is_dir():
+            raise PipelineError(
+                f"unknown artifact {spec}: no {folder} (built artifacts: "
+                f"{_known_artifacts(project)}); run `invoke build` or pass the blob's path"
+            )
+        blob = _blob_in(folder)
+        actual = RuntimeBlob.load(blob).blake2_256
+        if actual[2:] != folder.name:
+            raise PipelineError(
+                f"{blob} hashes to {actual}, not to its directory's name: the artifact was "
+                "altered; delete it and run `invoke build` again"
+            )
+        return blob
+    raise PipelineError(
+        f"no artifact {spec!r}: pass a blob's path, an artifact directory or the 0x hash of a "
+        "build under artifacts/"
+    )
+
+
+def head_artifact(project: Project) -> Path:
+    """The newest artifact whose digest names HEAD's runtime source tree."""
+    repo = gitops.open_repo(project.root)
+    try:
+        head = repo.head.commit.hexsha
+    except ValueError:
+        raise PipelineError(
+            f"{project.root} has no commit yet, so there is no HEAD build: pass --artifact"
+        ) from None
+    tree = gitops.tree_id(repo, head, project.runtime_path)
+    builds = []
+    for digest_file in project.artifacts_dir.glob("*/digest.json"):
+        try:
+            source_tree = json.loads(digest_file.read_text()).get("source_tree")
+        except (OSError, ValueError):
+            continue
+        if source_tree == tree:
+            builds.append((digest_file.stat().st_mtime, digest_file.parent))
+    if not builds:
+        raise PipelineError(
+            f"no artifact was built from HEAD ({head[:12]}, runtime tree {tree[:12]}): "
+            "run `invoke build` or pass --artifact"
+        )
+    return _blob_in(max(builds)[1])
+
+
+def _blob_in(folder: Path) -> Path:
+    found = sorted(folder.glob("*.compact.compressed.wasm"))
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)}"
+        raise PipelineError(
+            f"{folder} holds {what} *.compact.compressed.wasm: pass the blob's path instead"
+        )
+    return found[0]
+
+
+def _known_artifacts(project: Project) -> str:
+    names = sorted(p.parent.name for p in project.artifacts_dir.glob("*/digest.json"))
+    return ", ".join(f"0x{n[:12]}…" for n in names[:5]) or "none"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    label: str  # what the user named: a path, or env:NAME:role (endpoint)
+    blob: RuntimeBlob
+    path: Path | None  # the file, when it is one
+
+
+def load_runtime(project: Project, spec: str) -> Runtime:
+    """An artifact (path, artifact directory or hash) or the code on a chain (`env:NAME[:role]`)."""
+    if not spec.startswith(ENV_PREFIX):
+        path = resolve_artifact(project, spec)
+        return Runtime(str(path), RuntimeBlob.load(path), path)
+    name, _, role = spec.removeprefix(ENV_PREFIX).partition(":")
+    if not name:
+        raise PipelineError(f"{spec!r} names no environment: write env:NAME or env:NAME:role")
+    env = config.load_environment(name, project.root)
+    network = config.network(env, role or DEFAULT_ROLE)
+    with Chain(network.endpoint, connect_timeout=env.connect_timeout) as chain:
+        code = chain.code()
+    label = f"env:{name}:{network.role} ({network.endpoint})"
+    return Runtime(label, RuntimeBlob.from_bytes(code), None)
+
+
+def summary_of(runtime: Runtime) -> RuntimeSummary:
+    """The runtime's summary, from the machine-wide cache or by running its Metadata API."""
+    cached = cache_dir() / "metadata" / f"{runtime.blob.blake2_256[2:]}.v{SUMMARY_FORMAT}.json"
+    try:
+        return RuntimeSummary.from_dict(json.loads(cached.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if runtime.path is not None:
+        raw = executor.metadata(runtime.path)
+    else:
+        with tempfile.TemporaryDirectory(prefix="pipeline-diff-") as tmp:
+            path = Path(tmp) / "code.wasm"
+            path.write_bytes(runtime.blob.raw)
+            raw = executor.metadata(path)
+    summary = summarize(runtime.blob, decode_metadata(raw, f"runtime {runtime.blob.blake2_256}"))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(summary.as_dict(), sort_keys=True))
+    partial.replace(cached)
+    return summary
+
+
+def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
+    """Summaries of several runtimes, computed side by side (each may run a wasm in node)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(runtimes))) as pool:
+        return list(pool.map(summary_of, runtimes))
+
+
+def report(a: Runtime, b: Runtime) -> dict[str, Any]:
+    """The JSON form of a diff: both runtimes' identities and every change."""
+    sa, sb = summaries([a, b])
+    return {
+        "a": {"label": a.label, **_identity(sa)},
+        "b": {"label": b.label, **_identity(sb)},
+        "changes": [c.as_dict() for c in diff_summaries(sa, sb)],
+    }
+
+
+def _identity(s: RuntimeSummary) -> dict[str, Any]:
+    return {"blake2_256": s.blake2_256, "size": s.size, "versions": s.versions}

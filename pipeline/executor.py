@@ -1,0 +1,170 @@
+"""The project's own Node toolchain and the runtime calls made through it.
+
+Chopsticks (local networks) and its wasm executor (genesis specs, metadata straight from a
+wasm) need Node >= 22; the host's node may be older, so the project installs its own
+(npm package `node`, pinned in package.json) and never falls back to whatever is on PATH.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+NODE_MIN_MAJOR = 22
+INSTALL_HINT = "run `bash scripts/node-up.sh`"
+JS_DIR = Path(__file__).resolve().parent / "js"
+# package.json and node_modules sit at the root of the pipeline's checkout.
+JS_ROOT = JS_DIR.parent.parent
+EXECUTOR_TIMEOUT_S = 300.0
+
+
+def parse_node_version(text: str) -> tuple[int, int, int]:
+    """`v22.23.3` -> (22, 23, 3); anything else is not a node version."""
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)\S*", text.strip())
+    if not match:
+        raise ValueError(f"not a node version: {text.strip()!r}")
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def node_binary() -> Path:
+    """The project's node (>= 22) from node_modules, checked once per process."""
+    return _checked_node(JS_ROOT / "node_modules" / ".bin" / "node")
+
+
+@functools.cache
+def _checked_node(path: Path) -> Path:
+    if not path.exists():
+        raise PipelineError(
+            f"the pipeline's Node >= {NODE_MIN_MAJOR} is not installed ({path}): {INSTALL_HINT}"
+        )
+    try:
+        out = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        major = parse_node_version(out)[0]
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise PipelineError(f"{path} does not run ({exc}): {INSTALL_HINT}") from exc
+    if major < NODE_MIN_MAJOR:
+        raise PipelineError(
+            f"{path} is Node {out.strip()}, chopsticks needs >= {NODE_MIN_MAJOR}: {INSTALL_HINT}"
+        )
+    return path
+
+
+LOCALNET_SCRIPT = JS_DIR / "localnet.mjs"
+
+
+def localnet_command(config: Path) -> list[str]:
+    """The command serving one chopsticks network from its config file (see localnet.mjs)."""
+    package = JS_ROOT / "node_modules" / "@acala-network" / "chopsticks" / "package.json"
+    if not package.is_file():
+        raise PipelineError(f"chopsticks is not installed ({package.parent}): {INSTALL_HINT}")
+    return [str(node_binary()), str(LOCALNET_SCRIPT), "--config", str(config)]
+
+
+LOOPBACK = "127.0.0.1,localhost,::1"
+
+
+def node_env(log_level: str = "error") -> dict[str, str]:
+    """Environment for chopsticks/executor processes: none of chopsticks' own variables (PORT
+    would move the server; a LOG_LEVEL it does not know crashes it) and loopback never proxied
+    (chopsticks routes its connections through any configured proxy, npm's included)."""
+    dropped = {"PORT", "LOG_LEVEL", "DISABLE_PLUGINS", "VERBOSE_LOG", "LOG_COMPACT", "NODE_OPTIONS"}
+    env = {key: value for key, value in os.environ.items() if key not in dropped}
+    for key in ("NO_PROXY", "no_proxy", "GLOBAL_AGENT_NO_PROXY"):
+        env[key] = ",".join(filter(None, (env.get(key), LOOPBACK)))
+    env["LOG_LEVEL"] = log_level
+    env["LOG_COMPACT"] = "true"
+    return env
+
+
+def _run_script(script: str, args: list[str], what: str) -> dict[str, Any]:
+    """Run one pipeline/js script; it writes its JSON answer to --out. `what` names the job
+    in errors ("chain spec from X")."""
+    node = node_binary()
+    with tempfile.TemporaryDirectory(prefix="pipeline-js-") as tmp:
+        out = Path(tmp) / "out.json"
+        try:
+            proc = subprocess.run(
+                [str(node), str(JS_DIR / script), *args, "--out", str(out)],
+                capture_output=True,
+                text=True,
+                timeout=EXECUTOR_TIMEOUT_S,
+                env=node_env(),
+                cwd=tmp,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise PipelineError(
+                f"{what}: {script} took over {EXECUTOR_TIMEOUT_S:.0f}s; "
+                "the machine is overloaded or the wasm loops"
+            ) from exc
+        if proc.returncode != 0 or not out.is_file():
+            lines = [line for line in proc.stderr.splitlines() if line.strip()]
+            reason = lines[-1] if lines else f"exit code {proc.returncode}"
+            raise PipelineError(f"{what} failed: {reason}")
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def _wasm_arg(wasm_path: Path) -> str:
+    if not wasm_path.is_file():
+        raise PipelineError(
+            f"no runtime wasm at {wasm_path}: build it (`invoke build`) or fix the path"
+        )
+    return str(wasm_path.resolve())
+
+
+def genesis_spec(
+    wasm_path: Path,
+    preset: str = "development",
+    *,
+    token_symbol: str = "UNIT",
+    token_decimals: int = 12,
+    ss58_format: int = 42,
+) -> dict[str, Any]:
+    """A raw chain spec (genesis.raw.top incl. `:code`) from the runtime's genesis preset."""
+    args = {
+        "--wasm": _wasm_arg(wasm_path),
+        "--preset": preset,
+        "--token-symbol": token_symbol,
+        "--token-decimals": str(token_decimals),
+        "--ss58": str(ss58_format),
+    }
+    flat = [part for pair in args.items() for part in pair]
+    return _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
+
+
+@functools.lru_cache(maxsize=8)
+def _metadata(
+    wasm_path: str, version: int | None, mtime_ns: int, size: int
+) -> tuple[tuple[int, ...], bytes]:
+    del mtime_ns, size  # cache key only: a rebuilt file is read again
+    args = ["--wasm", wasm_path, *(["--version", str(version)] if version else [])]
+    result = _run_script("metadata.mjs", args, f"metadata of {wasm_path}")
+    return tuple(result["versions"]), bytes.fromhex(result["metadata"].removeprefix("0x"))
+
+
+def _metadata_of(wasm_path: Path, version: int | None = None) -> tuple[tuple[int, ...], bytes]:
+    path = _wasm_arg(wasm_path)
+    stat = os.stat(path)
+    return _metadata(path, version, stat.st_mtime_ns, stat.st_size)
+
+
+def metadata(wasm_path: Path, version: int | None = None) -> bytes:
+    """The runtime's metadata (`meta` magic + version byte + body): the version asked for, or
+    v15 if offered, else v14. scalecodec 1.2 decodes v14 only: ask for 14 to decode it."""
+    return _metadata_of(wasm_path, version)[1]
+
+
+def metadata_versions(wasm_path: Path) -> list[int]:
+    """Metadata versions the runtime offers (`Metadata_metadata_versions`; [] if it predates it)."""
+    return list(_metadata_of(wasm_path)[0])

@@ -1,0 +1,730 @@
+"""Local networks: chopsticks running the real runtime, on 127.0.0.1 only.
+
+Each network is one process (pipeline/js/localnet.mjs, built from chopsticks' own pieces; it
+says why it is not the chopsticks CLI) with its state in `<state_dir>/net/<name>/`: config, log,
+pid file and, for a persistent one, its sqlite db and the raw chain spec it was born from.
+Processes run in their own session so they outlive the `invoke` that started them; `down`
+stops them by pid.
+
+The three local networks:
+- production: from the raw spec of the released runtime; its state survives down/up (db +
+  resume); on its first start it is seeded through real signed extrinsics.
+- staging-lts: a fork of local production at its head, made fresh on every up.
+- staging-reckless: a fresh chain from production's genesis (same spec, no db).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+from substrateinterface import Keypair
+
+from pipeline import config, executor
+from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpoint
+from pipeline.config import Environment
+from pipeline.errors import PipelineError
+from pipeline.project import Project
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+PRODUCTION, LTS, RECKLESS = "production", "staging-lts", "staging-reckless"
+DEFAULT_PORTS = {PRODUCTION: 9944, LTS: 9945, RECKLESS: 9946}
+RELEASED_WASM_DIR = "examples/runtime/releases/100"
+DEFAULT_PRESET = "development"
+READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 15.0
+RPC_TIMEOUT_S = 10.0
+
+SPEC_FILE = "spec.json"
+DB_FILE = "chain.sqlite"
+SEEDED_MARK = "seeded"
+CONFIG_FILE = "chopsticks.json"
+PID_FILE = "chopsticks.pid"
+LOG_FILE = "chopsticks.log"
+
+
+@dataclass(frozen=True)
+class LocalNet:
+    """How to run one local network. Plain data, so an environment config can describe it."""
+
+    name: str
+    port: int
+    spec_owner: str | None = None  # chopsticks-genesis: the network whose dir holds the raw spec
+    fork_endpoint: str | None = None  # chopsticks-fork: the chain to fork at its head
+    depends_on: str | None = None  # a local network that must be up first (the fork's upstream)
+    persistent: bool = False  # keep the chain in a db across down/up
+    seeded: bool = False  # on first start, fill with realistic state via signed extrinsics
+
+    @property
+    def kind(self) -> str:
+        return "chopsticks-fork" if self.fork_endpoint else "chopsticks-genesis"
+
+    @property
+    def endpoint(self) -> str:
+        return f"ws://{HOST}:{self.port}"
+
+
+@dataclass(frozen=True)
+class NetStatus:
+    name: str
+    endpoint: str
+    pid: int | None
+    alive: bool
+    block: int | None = None
+    spec_name: str | None = None
+    spec_version: int | None = None
+    note: str = ""  # why a live process gave no answer, or that it is stopped/dead
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_networks(ports: Mapping[str, int] | None = None) -> dict[str, LocalNet]:
+    """production; staging-lts, a fork of it; staging-reckless, from production's genesis."""
+    port = {**DEFAULT_PORTS, **(ports or {})}
+    production = LocalNet(
+        PRODUCTION, port[PRODUCTION], spec_owner=PRODUCTION, persistent=True, seeded=True
+    )
+    return {
+        PRODUCTION: production,
+        LTS: LocalNet(LTS, port[LTS], fork_endpoint=production.endpoint, depends_on=PRODUCTION),
+        RECKLESS: LocalNet(RECKLESS, port[RECKLESS], spec_owner=PRODUCTION),
+    }
+
+
+def networks_for(env: Environment) -> dict[str, LocalNet]:
+    """The chopsticks networks of an environment, by name (plain endpoints are not ours to run).
+
+    Production (and any `chopsticks-db` network) keeps its chain across restarts; in a local
+    environment production is also seeded. Other genesis networks start from production's spec
+    when production is a chopsticks genesis network too.
+    """
+    production = env.networks["production"]
+    spec_source = production.name if production.kind != "endpoint" else None
+    nets: dict[str, LocalNet] = {}
+    for role, network in env.networks.items():
+        if network.kind == "endpoint" or network.port is None:
+            continue
+        if network.kind == "chopsticks-fork":
+            upstream = config.network(env, network.fork_of or "")
+            nets[network.name] = LocalNet(
+                network.name,
+                network.port,
+                fork_endpoint=upstream.endpoint,
+                depends_on=upstream.name if upstream.kind != "endpoint" else None,
+            )
+            continue
+        persistent = role == "production" or network.kind == "chopsticks-db"
+        nets[network.name] = LocalNet(
+            network.name,
+            network.port,
+            spec_owner=spec_source or network.name,
+            persistent=persistent,
+            seeded=persistent and role == "production" and env.local,
+        )
+    return nets
+
+
+def released_wasm(project: Project) -> Path:
+    """The runtime 'in production': the committed release fixture."""
+    folder = project.root / RELEASED_WASM_DIR
+    found = sorted(folder.glob("*.compact.compressed.wasm"))
+    if not found:
+        raise PipelineError(
+            f"no released runtime (*.compact.compressed.wasm) in {folder}: commit the release "
+            "artifact there or pass --wasm"
+        )
+    return found[0]
+
+
+def net_dir(project: Project, name: str) -> Path:
+    return project.state_dir / "net" / name
+
+
+# --- pure decisions ---------------------------------------------------------------------------
+def start_order(nets: Mapping[str, LocalNet], names: Iterable[str]) -> list[str]:
+    """Requested networks plus what they depend on, dependencies first, each once."""
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name not in nets:
+            raise PipelineError(f"no local network {name!r}: choose from {', '.join(nets)}")
+        if name in path:
+            raise PipelineError(
+                f"local networks depend on each other in a cycle: {' -> '.join((*path, name))}"
+            )
+        dependency = nets[name].depends_on
+        if dependency:
+            visit(dependency, (*path, name))
+        if name not in order:
+            order.append(name)
+
+    for name in names:
+        visit(name, ())
+    return order
+
+
+def start_waves(nets: Mapping[str, LocalNet], names: Iterable[str]) -> list[list[str]]:
+    """start_order cut into waves that may start together: each network after what it forks."""
+    waves: list[list[str]] = []
+    wave_of: dict[str, int] = {}
+    for name in start_order(nets, names):
+        dependency = nets[name].depends_on
+        wave = wave_of[dependency] + 1 if dependency in wave_of else 0
+        wave_of[name] = wave
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(name)
+    return waves
+
+
+def stop_order(nets: Mapping[str, LocalNet], names: Iterable[str]) -> list[str]:
+    """Requested networks plus those that fork them, dependents first, each once."""
+    wanted: list[str] = []
+    pending = list(names)
+    while pending:
+        name = pending.pop(0)
+        if name not in nets:
+            raise PipelineError(f"no local network {name!r}: choose from {', '.join(nets)}")
+        if name not in wanted:
+            wanted.append(name)
+            pending.extend(n for n, net in nets.items() if net.depends_on == name)
+    return [n for n in reversed(start_order(nets, wanted)) if n in wanted]
+
+
+def chopsticks_config(
+    net: LocalNet, *, spec: Path | None, db: Path | None, resume: bool
+) -> dict[str, Any]:
+    """The config file pipeline/js/localnet.mjs serves a network from (chopsticks' option names)."""
+    config: dict[str, Any] = {
+        "host": HOST,
+        "port": net.port,
+        "build-block-mode": "Instant",
+        "runtime-log-level": 0,
+    }
+    if net.fork_endpoint:
+        config["endpoint"] = net.fork_endpoint
+    else:
+        if spec is None:
+            raise PipelineError(f"{net.name}: a genesis network needs a chain spec")
+        config["genesis"] = str(spec)
+    if db is not None:
+        config["db"] = str(db)
+        if resume:
+            config["resume"] = True
+    return config
+
+
+def listening_inodes(proc_net_tcp: str, port: int) -> set[int]:
+    """Socket inodes listening on `port`, from the text of /proc/net/tcp or /proc/net/tcp6."""
+    inodes: set[int] = set()
+    for line in proc_net_tcp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != "0A":  # 0A = TCP_LISTEN
+            continue
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port:
+            inodes.add(int(fields[9]))
+    return inodes
+
+
+def describe_process(pid: int, cmdline: bytes) -> str:
+    """`pid 42 (node localnet.mjs --config …)`, the command shortened to fit one line."""
+    args = [part.decode(errors="replace") for part in cmdline.split(b"\0") if part]
+    shown = " ".join([os.path.basename(args[0]), *args[1:]] if args else ["?"])
+    return f"pid {pid} ({shown[:120]}{'…' if len(shown) > 120 else ''})"
+
+
+def last_log_line(text: str) -> str:
+    """The last line worth showing from a chopsticks log (errors beat the rest)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "ERR" in line]
+    chosen = errors[-1] if errors else (lines[-1] if lines else "(empty log)")
+    return chosen[:300]
+
+
+# --- ports and processes ----------------------------------------------------------------------
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as node's server does
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+def free_ports(n: int, low: int = 20000, high: int = 32000) -> list[int]:
+    """`n` distinct ports free right now, for networks beside a developer's 9944-9946 (tests,
+    benches). Drawn below the kernel's ephemeral range, where outgoing connections would
+    otherwise take a port between choosing it and listening on it."""
+    candidates = random.sample(range(low, high), k=min(high - low, 64 * n))
+    ports = [port for port in candidates if not port_in_use(port)][:n]
+    if len(ports) < n:
+        raise PipelineError(f"fewer than {n} free ports in {low}-{high}: stop some servers")
+    return ports
+
+
+def port_owner(port: int) -> str | None:
+    """Who listens on the port, e.g. `pid 42 (node …)`; None when it cannot be told."""
+    inodes: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            inodes |= listening_inodes(Path(table).read_text(), port)
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in wanted:
+                        return describe_process(int(proc.name), (proc / "cmdline").read_bytes())
+    return "a process this user cannot inspect"
+
+
+def pid_running(pid: int) -> bool:
+    """Some thread of the process still runs. Its main thread turns zombie before node's worker
+    threads end, and until they do the process still holds its files and its port."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own dead child
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        with contextlib.suppress(OSError, IndexError):
+            if (task / "stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def process_alive(pid: int) -> bool:
+    """A running local network with that pid (not some later process that reused the pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return pid_running(pid) and executor.LOCALNET_SCRIPT.name.encode() in cmdline
+
+
+def read_pid(folder: Path) -> int | None:
+    try:
+        return int((folder / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def configured_port(folder: Path) -> int | None:
+    try:
+        return int(json.loads((folder / CONFIG_FILE).read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# --- JSON-RPC over HTTP (chopsticks serves HTTP and ws on one port) ------------------------------
+def http_url(endpoint: str) -> str:
+    parsed = urlparse(endpoint)
+    scheme = {"ws": "http", "wss": "https"}.get(parsed.scheme, parsed.scheme)
+    return parsed._replace(scheme=scheme).geturl()
+
+
+def rpc(
+    endpoint: str, method: str, params: list[Any] | None = None, timeout: float = RPC_TIMEOUT_S
+) -> Any:
+    """One JSON-RPC call to a local network, never through a proxy."""
+    with requests.Session() as session:
+        session.trust_env = False  # HTTP(S)_PROXY would send 127.0.0.1 to the proxy
+        response = session.post(
+            http_url(endpoint),
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
+            timeout=timeout,
+        )
+    response.raise_for_status()
+    body = response.json()
+    if "error" in body:
+        raise PipelineError(
+            f"{endpoint} refused {method}: {body['error'].get('message', body['error'])}"
+        )
+    return body.get("result")
+
+
+def produce_blocks(endpoint: str, n: int = 1) -> int:
+    """Make `n` blocks now on a local chopsticks network (time passes by blocks there); returns
+    the new head number. Refuses anything that is not on this machine."""
+    if not is_local_endpoint(endpoint):
+        raise PipelineError(
+            f"refusing to produce blocks on {endpoint}: "
+            "dev_newBlock is only for local chopsticks networks"
+        )
+    if n < 1:
+        raise PipelineError(f"produce_blocks needs n >= 1, got {n}")
+    try:
+        rpc(endpoint, "dev_newBlock", [{"count": n}], timeout=RPC_TIMEOUT_S + 5 * n)
+        return int(rpc(endpoint, "chain_getHeader")["number"], 16)
+    except requests.RequestException as exc:
+        raise PipelineError(
+            f"cannot reach {endpoint}: {exc}; is the node up? (`invoke net.up`)"
+        ) from exc
+
+
+# --- chain specs ------------------------------------------------------------------------------
+def code_hash_of_spec(spec_path: Path) -> str:
+    """blake2-256 of the runtime a raw spec starts with."""
+    top = json.loads(spec_path.read_text())["genesis"]["raw"]["top"]
+    return blake2_256_hex(bytes.fromhex(top[CODE_KEY].removeprefix("0x")))
+
+
+def write_spec(wasm: Path, out: Path, preset: str = DEFAULT_PRESET) -> Path:
+    """Build the raw chain spec of `wasm` (no node binary needed) and write it to `out`."""
+    spec = executor.genesis_spec(wasm, preset)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(spec, indent=1))
+    tmp.replace(out)
+    return out
+
+
+def _has_state(folder: Path) -> bool:
+    return (folder / DB_FILE).exists() or (folder / SEEDED_MARK).exists()
+
+
+def ensure_spec(project: Project, owner: LocalNet, wasm: Path | None) -> Path:
+    """The raw spec in the owner's dir, built from `wasm` (default: the released runtime) unless
+    it is already there.
+
+    A chain with state keeps reading untouched keys from the spec it was born from, so that spec
+    is never swapped under it.
+    """
+    folder = net_dir(project, owner.name)
+    spec = folder / SPEC_FILE
+    if spec.is_file() and wasm is None:
+        return spec
+    runtime = wasm or released_wasm(project)
+    if not runtime.is_file():
+        raise PipelineError(f"no runtime wasm at {runtime}: build it or pass --wasm")
+    if spec.is_file():
+        have, wanted = code_hash_of_spec(spec), blake2_256_hex(runtime.read_bytes())
+        if have == wanted:
+            return spec
+        if _has_state(folder):
+            raise PipelineError(
+                f"{owner.name} was started from runtime {have}, not {runtime} ({wanted}): "
+                "run `invoke net.reset` to start over from it"
+            )
+    log.info("building the %s chain spec from %s", owner.name, runtime)
+    return write_spec(runtime, spec)
+
+
+# --- starting and stopping ----------------------------------------------------------------------
+def _running_pid(project: Project, name: str) -> int | None:
+    pid = read_pid(net_dir(project, name))
+    return pid if pid is not None and process_alive(pid) else None
+
+
+def require_running(project: Project, net: LocalNet) -> str:
+    """The endpoint of a network that is up; a clear error when its process is gone."""
+    folder = net_dir(project, net.name)
+    pid = read_pid(folder)
+    if pid is None:
+        raise PipelineError(f"{net.name} is not running: start it with `invoke net.up {net.name}`")
+    if not process_alive(pid):
+        raise PipelineError(
+            f"{net.name} is dead (pid {pid} is gone; log: {folder / LOG_FILE}): "
+            f"restart it with `invoke net.up {net.name}`"
+        )
+    port = configured_port(folder) or net.port
+    return f"ws://{HOST}:{port}"
+
+
+def _check_port_free(net: LocalNet) -> None:
+    if port_in_use(net.port):
+        owner = port_owner(net.port) or "another process"
+        raise PipelineError(
+            f"port {net.port} for {net.name} is in use by {owner}: "
+            f"stop it or give {net.name} another port"
+        )
+
+
+def _wait_ready(
+    net: LocalNet, proc: subprocess.Popen[bytes], log_path: Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            this_start = log_path.read_text(errors="replace").rsplit("\n--- ", 1)[-1]
+            raise PipelineError(
+                f"{net.name}: chopsticks exited with code {code} before answering: "
+                f"{last_log_line(this_start)} (log: {log_path})"
+            )
+        try:
+            rpc(net.endpoint, "chain_getHeader", timeout=2.0)
+            return
+        except (requests.RequestException, PipelineError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            _terminate(proc.pid)
+            raise PipelineError(
+                f"{net.name}: chopsticks did not answer on {net.endpoint} within {timeout:.0f}s "
+                f"(log: {log_path}): the machine may be overloaded; "
+                f"try `invoke net.up {net.name}` again"
+            )
+        time.sleep(0.25)
+
+
+def _spawn(project: Project, net: LocalNet, config: dict[str, Any], timeout: float) -> None:
+    folder = net_dir(project, net.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / CONFIG_FILE
+    config_path.write_text(json.dumps(config, indent=1))
+    log_path = folder / LOG_FILE
+    command = executor.localnet_command(config_path.resolve())
+    with log_path.open("ab") as log_file:  # kept across restarts: production's history
+        log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {net.name}\n".encode())
+        log_file.flush()
+        proc = subprocess.Popen(
+            command,
+            cwd=folder,  # chopsticks reads a .env from its cwd
+            env=executor.node_env("info"),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives `invoke net.up`; stopped by pid with its group
+        )
+    (folder / PID_FILE).write_text(f"{proc.pid}\n")
+    try:
+        _wait_ready(net, proc, log_path, timeout)
+    except PipelineError:
+        (folder / PID_FILE).unlink(missing_ok=True)
+        raise
+
+
+def start(
+    project: Project,
+    nets: Mapping[str, LocalNet],
+    name: str,
+    wasm: Path | None = None,
+    *,
+    ready_timeout: float = READY_TIMEOUT_S,
+) -> NetStatus:
+    """Start one network (its dependencies must be up); no-op when it already runs. A genesis
+    network starts from its spec owner's spec, built from `wasm` (default: the released runtime)
+    when missing."""
+    net = nets[name]
+    folder = net_dir(project, name)
+    pid = _running_pid(project, name)
+    if pid is not None:
+        return status_of(project, net)
+    _check_port_free(net)
+    spec = db = None
+    if net.fork_endpoint is None:
+        spec = ensure_spec(project, nets[net.spec_owner or name], wasm)
+    db = folder / DB_FILE if net.persistent else None
+    resume = db is not None and db.exists() and (not net.seeded or (folder / SEEDED_MARK).exists())
+    if db is not None and not resume:  # a half-seeded chain is worth less than a fresh one
+        for path in (db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm"))):
+            path.unlink(missing_ok=True)
+        (folder / SEEDED_MARK).unlink(missing_ok=True)
+    if net.depends_on:
+        require_running(project, nets[net.depends_on])
+    _spawn(project, net, chopsticks_config(net, spec=spec, db=db, resume=resume), ready_timeout)
+    if net.seeded and not resume:
+        try:
+            seed(net.endpoint)
+        except PipelineError as exc:
+            stop(project, net)
+            raise PipelineError(
+                f"{name}: seeding failed ({exc}); `invoke net.up {name}` tries again"
+            ) from exc
+        (folder / SEEDED_MARK).write_text(
+            f"seeded at block {rpc(net.endpoint, 'chain_getHeader')['number']}\n"
+        )
+    return status_of(project, net)
+
+
+def up(
+    project: Project, nets: Mapping[str, LocalNet], names: Iterable[str], wasm: Path | None = None
+) -> list[NetStatus]:
+    """Start the networks (and what they fork): chain specs first, then each wave of networks
+    side by side (node's start-up dominates, so two starting at once finish sooner)."""
+    waves = start_waves(nets, names)
+    for name in (n for wave in waves for n in wave):
+        if nets[name].fork_endpoint is None and _running_pid(project, name) is None:
+            ensure_spec(project, nets[nets[name].spec_owner or name], wasm)
+    statuses: dict[str, NetStatus] = {}
+    for wave in waves:
+        with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+            started = pool.map(functools.partial(start, project, nets, wasm=wasm), wave)
+            statuses.update(zip(wave, started, strict=True))
+    return [statuses[name] for wave in waves for name in wave]
+
+
+def _db_head(db: Path) -> str | None:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)) as conn:
+        row = conn.execute("SELECT hash FROM block ORDER BY number DESC LIMIT 1").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _wait_saved(net: LocalNet, db: Path, timeout: float = 5.0) -> None:
+    """Chopsticks writes a block to its db just after announcing it: let the head land first."""
+    try:
+        head = rpc(net.endpoint, "chain_getBlockHash", timeout=2.0)
+    except (requests.RequestException, PipelineError, ValueError):
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.Error):
+            if _db_head(db) == head:
+                return
+        time.sleep(0.1)
+    log.warning("%s: head %s not yet in %s when stopping", net.name, head, db)
+
+
+def _terminate(pid: int, timeout: float = STOP_TIMEOUT_S) -> None:
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_running(pid):  # its cmdline empties while it exits: wait for the end
+                return
+            time.sleep(0.1)
+    raise PipelineError(f"chopsticks pid {pid} does not stop: kill it by hand (kill -9 {pid})")
+
+
+def stop(project: Project, net: LocalNet) -> bool:
+    """Stop one network; True if it was running."""
+    folder = net_dir(project, net.name)
+    pid = read_pid(folder)
+    running = pid is not None and process_alive(pid)
+    if running and pid is not None:
+        if net.persistent:
+            _wait_saved(net, folder / DB_FILE)
+        _terminate(pid)
+    (folder / PID_FILE).unlink(missing_ok=True)
+    return running
+
+
+def down(project: Project, nets: Mapping[str, LocalNet], names: Iterable[str]) -> list[str]:
+    """Stop the networks and those forking them; returns the names that were running."""
+    return [name for name in stop_order(nets, names) if stop(project, nets[name])]
+
+
+def reset(project: Project, nets: Mapping[str, LocalNet]) -> None:
+    """Stop every local network and delete their state, so the next up starts (and seeds) anew."""
+    down(project, nets, list(nets))
+    root = project.state_dir / "net"
+    if root.is_dir():
+        for folder in root.iterdir():  # also networks no longer in `nets`
+            pid = read_pid(folder)
+            if pid is not None and process_alive(pid):
+                _terminate(pid)
+        shutil.rmtree(root)
+
+
+# --- status -------------------------------------------------------------------------------------
+def status_of(project: Project, net: LocalNet) -> NetStatus:
+    folder = net_dir(project, net.name)
+    pid = read_pid(folder)
+    port = configured_port(folder) or net.port
+    endpoint = f"ws://{HOST}:{port}"
+    if pid is None:
+        return NetStatus(net.name, endpoint, None, False, note="stopped")
+    if not process_alive(pid):
+        return NetStatus(
+            net.name, endpoint, pid, False, note=f"dead: pid gone (log: {folder / LOG_FILE})"
+        )
+    try:
+        block = int(rpc(endpoint, "chain_getHeader")["number"], 16)
+        version = rpc(endpoint, "state_getRuntimeVersion")
+    except (requests.RequestException, PipelineError, ValueError, KeyError, TypeError) as exc:
+        return NetStatus(net.name, endpoint, pid, True, note=f"not answering: {exc}")
+    return NetStatus(
+        net.name, endpoint, pid, True, block, version["specName"], int(version["specVersion"])
+    )
+
+
+def status(project: Project, nets: Mapping[str, LocalNet]) -> list[NetStatus]:
+    return [status_of(project, net) for net in nets.values()]
+
+
+# --- seeding --------------------------------------------------------------------------------
+UNIT = 10**12
+DEV_ACCOUNTS = ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie")
+
+
+def dev_keypair(name: str) -> Keypair:
+    """A well-known development account (public test key, not a secret)."""
+    return Keypair.create_from_uri(f"//{name}")
+
+
+def seed(endpoint: str) -> None:
+    """Give a fresh local chain the kind of state a mirror must carry, through real signed
+    extrinsics: transfers among dev accounts, notes from several accounts, a council motion
+    proposed, voted and closed."""
+    if not is_local_endpoint(endpoint):
+        raise PipelineError(f"refusing to seed {endpoint}: only local networks are seeded")
+    keys = {name: dev_keypair(name) for name in DEV_ACCOUNTS}
+    with Chain(endpoint) as chain:
+        for sender, receiver, amount in (
+            ("Alice", "Dave", 1_000),
+            ("Bob", "Eve", 500),
+            ("Charlie", "Ferdie", 250),
+        ):
+            dest = keys[receiver].ss58_address
+            chain.submit(
+                Call("Balances", "transfer_keep_alive", {"dest": dest, "value": amount * UNIT}),
+                keys[sender],
+            )
+        for name in ("Alice", "Bob", "Dave", "Eve"):
+            chain.submit(
+                Call("Notes", "set_note", {"text": f"note from {name}, seeded at genesis + 1"}),
+                keys[name],
+            )
+        remark = Call("System", "remark_with_event", {"remark": "seeded council motion"})
+        length = len(chain.compose(remark).data.data)
+        receipt = chain.submit(
+            Call(
+                "Council", "propose", {"threshold": 2, "proposal": remark, "length_bound": length}
+            ),
+            keys["Alice"],
+        )
+        proposed = receipt.find("Council", "Proposed")
+        if not proposed:
+            raise PipelineError(
+                "Council.propose did not emit Council.Proposed: is Council a pallet_collective?"
+            )
+        index = proposed[0].attributes["proposal_index"]
+        proposal_hash = proposed[0].attributes["proposal_hash"]
+        for voter, approve in (("Alice", True), ("Bob", True), ("Charlie", False)):
+            vote = {"proposal": proposal_hash, "index": index, "approve": approve}
+            chain.submit(Call("Council", "vote", vote), keys[voter])
+        close = {
+            "proposal_hash": proposal_hash,
+            "index": index,
+            "proposal_weight_bound": {"ref_time": 10**10, "proof_size": 10**6},
+            "length_bound": length,
+        }
+        chain.submit(Call("Council", "close", close), keys["Alice"])

@@ -1,0 +1,76 @@
+"""Where things live: the runtime repo's settings (`pipeline.toml`) and the pipeline's directories.
+
+A runtime repo configures its own runtime crate and suites in `pipeline.toml` at its root; the
+example runtime is only the default. Caches live outside the checkout so a fresh clone on the
+same machine (CI) reuses them; per-checkout state (local networks, releases) lives in `.pipeline/`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+SETTINGS_FILE = "pipeline.toml"
+
+
+@dataclass(frozen=True)
+class Project:
+    """The runtime repo the pipeline works on, and the directories it uses."""
+
+    root: Path
+    runtime_path: str  # cargo workspace of the runtime, relative to root
+    runtime_package: str  # cargo package name of the runtime crate
+    suites: dict[str, str]  # suite name -> path relative to root
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(os.environ.get("PIPELINE_STATE_DIR", self.root / ".pipeline"))
+
+    @property
+    def cache_dir(self) -> Path:
+        return cache_dir()
+
+
+def cache_dir() -> Path:
+    """Machine-wide cache (vendored crates, build index) shared by every checkout."""
+    base = os.environ.get("PIPELINE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "runtime-pipeline"
+    )
+    return Path(base)
+
+
+def load_project(root: Path | None = None) -> Project:
+    """Read `pipeline.toml` from the repo root (default: the current directory)."""
+    root = (root or Path.cwd()).resolve()
+    settings_path = root / SETTINGS_FILE
+    if not settings_path.is_file():
+        raise PipelineError(
+            f"no {SETTINGS_FILE} in {root}: run the command from the runtime repo's root"
+        )
+    try:
+        data = tomllib.loads(settings_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise PipelineError(f"{settings_path}: {exc}: fix the TOML syntax") from exc
+    runtime = data.get("runtime")
+    if not isinstance(runtime, dict):
+        raise PipelineError(f"{settings_path}: missing [runtime] table with `path` and `package`")
+    for field in ("path", "package"):
+        if not isinstance(runtime.get(field), str) or not runtime[field]:
+            raise PipelineError(f"{settings_path}: [runtime] needs a non-empty string `{field}`")
+    suites = data.get("suites", {})
+    if not isinstance(suites, dict) or not all(isinstance(v, str) for v in suites.values()):
+        raise PipelineError(f"{settings_path}: [suites] maps suite names to paths (strings)")
+    return Project(
+        root=root,
+        runtime_path=runtime["path"],
+        runtime_package=runtime["package"],
+        suites=dict(suites),
+    )

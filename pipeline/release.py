@@ -1,0 +1,432 @@
+"""The release state machine: look at the ledger and the world, derive what is left, act.
+
+A release is converged, not scripted: `pending_stages` compares what the ledger says each stage
+did with what the release needs now (the candidate's current commit, the artifact built from
+it) and returns the stages still to run, in order. Each stage checks the chain for its effect
+before acting and journals its result, so running the release again after any interruption
+continues where it stopped and never submits twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from pipeline import builder, config, deploy, gitops, governance, localnet
+from pipeline.artifact import wasm_file_names
+from pipeline.chain import Chain
+from pipeline.config import load_environment
+from pipeline.errors import PipelineError
+from pipeline.faults import crash_point
+from pipeline.freeze import check_freeze, tag_freeze
+from pipeline.ledger import Ledger, releases_dir
+from pipeline.plan import (
+    STAGES,
+    done_from_ledger,
+    load_plan,
+    milestone_table,
+    outstanding_by_subsystem,
+    release_deadline_blocks,
+)
+from pipeline.policy import FallbackPolicy, FreezeRule
+from pipeline.project import Project
+from pipeline.report import report_data, write_report
+from pipeline.suites import run_suite
+
+log = logging.getLogger(__name__)
+
+# Stages whose result depends on the artifact: they are stale when the build changed.
+ARTIFACT_STAGES = tuple(stage for stage in STAGES if stage not in ("build", "freeze"))
+
+
+@dataclass(frozen=True)
+class StageView:
+    """One line of `release.status`: a stage, whether it is current, and why."""
+
+    stage: str
+    state: str  # done | stale | next | pending
+    detail: str
+
+
+def stage_current(stage: str, done: Mapping[str, Mapping[str, Any]], candidate_commit: str) -> bool:
+    """Whether the ledger's result for `stage` still holds for the candidate as it is now.
+
+    The build holds while the candidate's commit is the one it built; the freeze tag holds once
+    made (moves of the candidate after it are judged by the freeze rule, not here); every other
+    stage holds while it ran with the artifact the current build produced.
+    """
+    if stage not in done:
+        return False
+    if stage == "build":
+        return done["build"].get("commit") == candidate_commit
+    if stage == "freeze":
+        return True
+    build = done.get("build")
+    if build is None or not stage_current("build", done, candidate_commit):
+        return False
+    return done[stage].get("artifact") == build.get("artifact")
+
+
+def pending_stages(done: Mapping[str, Mapping[str, Any]], candidate_commit: str) -> list[str]:
+    """The stages still to run, in pipeline order."""
+    return [stage for stage in STAGES if not stage_current(stage, done, candidate_commit)]
+
+
+def status_views(
+    done: Mapping[str, Mapping[str, Any]], candidate_commit: str, failed: str | None = None
+) -> list[StageView]:
+    """Every stage with its state, for `release.status` and `release --dry-run`."""
+    pending = pending_stages(done, candidate_commit)
+    views = []
+    for stage in STAGES:
+        if stage not in pending:
+            views.append(StageView(stage, "done", summarize(stage, done[stage])))
+        elif stage in done:
+            views.append(StageView(stage, "stale", "ran with an older candidate: runs again"))
+        elif pending and stage == pending[0]:
+            detail = "failed last time: runs again" if stage == failed else "runs next"
+            views.append(StageView(stage, "next", detail))
+        else:
+            views.append(StageView(stage, "pending", ""))
+    return views
+
+
+def summarize(stage: str, result: Mapping[str, Any]) -> str:
+    """A short human line for a stage's journaled result."""
+    parts = [
+        f"{key}={result[key]}"
+        for key in ("artifact", "spec_version", "tag", "passed", "failed", "outcome")
+        if key in result
+    ]
+    motion = result.get("motion")
+    if isinstance(motion, Mapping):
+        parts.append(
+            f"motion #{motion.get('index')}" + (" (reused)" if motion.get("reused") else "")
+        )
+    if result.get("skipped"):
+        parts.append("effect already on chain")
+    return ", ".join(parts) or "done"
+
+
+# --- acting: one stage at a time, each journaled ------------------------------------------------
+
+Votes = Literal["approve", "reject", "silent", "split"]
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """What a release is: stored in the ledger's first record, so a resume needs no options."""
+
+    release_id: str
+    candidate: str  # git ref
+    env: str
+    policy: FallbackPolicy
+    plan: str | None
+    votes: Votes  # what the local councillors do (local environments only)
+    confirm_hash: str | None = None  # non-local sudo fallback: the code hash, confirmed
+
+    def ledger_fields(self) -> dict[str, Any]:
+        fields = asdict(self)
+        del fields["release_id"], fields["confirm_hash"]  # the id names the ledger; a flag
+        return fields
+
+    @classmethod
+    def from_ledger(cls, release_id: str, record: Mapping[str, Any]) -> ReleaseSettings:
+        return cls(
+            release_id=release_id,
+            candidate=str(record["candidate"]),
+            env=str(record["env"]),
+            policy=record["policy"],
+            plan=record.get("plan"),
+            votes=record.get("votes", "approve"),
+        )
+
+
+def release_dir(project: Project, release_id: str) -> Path:
+    return releases_dir(project.state_dir) / release_id
+
+
+class Release:
+    """One run of the state machine over a release's ledger."""
+
+    def __init__(
+        self,
+        project: Project,
+        settings: ReleaseSettings,
+        ledger: Ledger,
+        progress: Callable[[str], None] = log.info,
+    ) -> None:
+        self.project = project
+        self.settings = settings
+        self.ledger = ledger
+        self.progress = progress
+        self.env = load_environment(settings.env, project.root)
+        self.plan = load_plan(settings.plan, project.root) if settings.plan else None
+        self.repo = gitops.open_repo(project.root)
+        self.dir = release_dir(project, settings.release_id)
+        if settings.votes != "approve" and not self.env.local:
+            raise PipelineError(
+                f"--votes {settings.votes} simulates councillors: only on local environments,"
+                f" and {self.env.name} is not local; drop --votes"
+            )
+
+    # -- observing --------------------------------------------------------------------------
+    def candidate_commit(self) -> str:
+        return gitops.resolve(self.repo, self.settings.candidate, self.project.runtime_path).commit
+
+    def freeze_rule(self) -> FreezeRule:
+        return self.plan.freeze if self.plan else FreezeRule()
+
+    def pending(self) -> list[str]:
+        """Stages left, after checking the freeze rule against where the candidate is now."""
+        state = self.ledger.state
+        if state.aborted:
+            raise PipelineError(
+                f"release {self.settings.release_id} was aborted ({state.aborted}): start a new"
+                " release id"
+            )
+        commit = self.candidate_commit()
+        check = check_freeze(self.repo, self.settings.release_id, commit, self.freeze_rule())
+        if not check.ok:
+            raise PipelineError(
+                f"{check.describe()}: only bugfixes may land after the freeze; revert them or"
+                " start a new release"
+            )
+        return pending_stages(state.done, commit)
+
+    # -- acting -----------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run every pending stage in order; a failure is journaled and raised."""
+        for warning in self.ledger.state.warnings():
+            self.progress(f"warning: {warning}")
+        while pending := self.pending():
+            self.run_stage(pending[0])
+
+    def run_stage(self, stage: str) -> dict[str, Any]:
+        runner = getattr(self, "_" + stage.replace("-", "_"))
+        self.ledger.stage_started(stage)
+        self.progress(f"{stage}: running")
+        started = time.monotonic()
+        try:
+            result: dict[str, Any] = runner()
+        except PipelineError as exc:
+            self.ledger.stage_failed(stage, str(exc))
+            self.write_report()
+            raise PipelineError(f"{stage}: {exc}") from exc
+        result["seconds"] = round(time.monotonic() - started, 1)
+        self.ledger.stage_done(stage, result)
+        crash_point(f"after:{stage}")
+        self.progress(f"{stage}: done ({summarize(stage, result)})")
+        self.write_report()
+        return result
+
+    def write_report(self) -> Path:
+        records = self.ledger.records
+        rows = (
+            milestone_table(self.plan, done_from_ledger(records), datetime.now(UTC))
+            if self.plan
+            else []
+        )
+        data = report_data(records, rows, written_at=datetime.now(UTC))
+        return write_report(self.dir, data)[1]
+
+    # -- the stages -------------------------------------------------------------------------
+    def _done(self, stage: str) -> Mapping[str, Any]:
+        return cast(Mapping[str, Any], self.ledger.state.done[stage])
+
+    def _artifact(self) -> str:
+        return str(self._done("build")["artifact"])
+
+    def _artifact_path(self) -> Path:
+        """The compressed blob of the build: what goes on chain."""
+        return Path(self._done("build")["blob"])
+
+    def _blob_name(self) -> str:
+        return wasm_file_names(self.project.runtime_package).compressed
+
+    def _build(self) -> dict[str, Any]:
+        result = builder.build(self.project, self.settings.candidate)
+        spec = result.compressed.version.spec_version
+        if self.plan is not None and spec != self.plan.spec_version:
+            raise PipelineError(
+                f"the candidate carries spec_version {spec}, the plan {self.plan.name} expects"
+                f" {self.plan.spec_version}: bump the runtime or fix the plan"
+            )
+        return {
+            "commit": result.digest["commit"],
+            "artifact": result.compressed.blake2_256,
+            "blob": str(
+                result.artifact_dir / wasm_file_names(self.project.runtime_package).compressed
+            ),
+            "spec_version": spec,
+            "cached": result.cached,
+        }
+
+    def _fresh_network(self, role: str) -> None:
+        """Restart a chopsticks network of this environment from scratch (reckless: production's
+        genesis; lts: a fork of production's head). Submissions journaled against the old chain
+        are closed: that chain is gone."""
+        network = config.network(self.env, role)
+        nets = localnet.networks_for(self.env)
+        if network.name not in nets:
+            return  # a real endpoint: nothing of ours to restart
+        localnet.stop(self.project, nets[network.name])
+        localnet.up(self.project, nets, [network.name])
+        for intent in self.ledger.state.unresolved:
+            if intent.network == network.name:
+                self.ledger.result(
+                    intent.id,
+                    success=False,
+                    block_hash=None,
+                    block_number=None,
+                    error="the network was restarted fresh: this submission's chain is gone",
+                )
+
+    def _deploy_to(self, role: str, stage: str) -> dict[str, Any]:
+        self._fresh_network(role)
+        result = deploy.deploy(
+            self.env,
+            role,
+            self._artifact_path(),
+            recorder=self.ledger,
+            stage=stage,
+            progress=self.progress,
+        )
+        return {
+            "artifact": self._artifact(),
+            "network": result.network,
+            "spec_version": result.spec_after,
+            "block": result.block,
+            "skipped": result.skipped,
+        }
+
+    def _deploy_reckless(self) -> dict[str, Any]:
+        return self._deploy_to("reckless", "deploy-reckless")
+
+    def _deploy_lts(self) -> dict[str, Any]:
+        return self._deploy_to("lts", "deploy-lts")
+
+    def _suite(self, suite: str, role: str) -> dict[str, Any]:
+        result = run_suite(self.project, self.env, suite, self.dir, network=role)
+        summary = {
+            "artifact": self._artifact(),
+            "passed": result.passed,
+            "failed": result.failed,
+            "skipped": result.skipped,
+            "junit": result.junit,
+        }
+        if not result.ok:
+            owners = ""
+            if self.plan is not None:
+                outstanding = outstanding_by_subsystem(
+                    self.plan, [(f.nodeid, f.markers) for f in result.failures]
+                )
+                owners = "; ".join(
+                    f"{name} ({item.owner}): {len(item.tests)} failing"
+                    for name, item in outstanding.items()
+                )
+            raise PipelineError(
+                f"{suite} suite: {result.failed} failed, {result.passed} passed"
+                + (f" — {owners}" if owners else "")
+                + f"; see {result.junit}"
+            )
+        return summary
+
+    def _suite_subsystem(self) -> dict[str, Any]:
+        return self._suite("subsystem", "reckless")
+
+    def _suite_final(self) -> dict[str, Any]:
+        return self._suite("final", "lts")
+
+    def _freeze(self) -> dict[str, Any]:
+        commit = str(self._done("build")["commit"])
+        tag = tag_freeze(self.repo, self.settings.release_id, commit, self._artifact())
+        return {"tag": tag, "commit": commit}
+
+    def _candidate(self) -> governance.Candidate:
+        return governance.load_candidate(self.project, str(self._artifact_path()))
+
+    def _production(self) -> Chain:
+        nets = localnet.networks_for(self.env)
+        production = config.network(self.env, "production")
+        if production.name in nets:
+            localnet.up(self.project, nets, [production.name])
+        return governance.connect(self.env)
+
+    def _motion(self) -> governance.Motion:
+        return governance.Motion.from_dict(self._done("propose")["motion"])
+
+    def _deadline_block(self, motion: governance.Motion) -> int | None:
+        """The plan's Release deadline in blocks after the proposal (None: the motion's end)."""
+        if self.plan is None or motion.proposed_block is None:
+            return None
+        proposed_at = done_from_ledger(self.ledger.records)["propose"]
+        deadline = release_deadline_blocks(
+            self.plan, proposed_at, self.env.block_time_estimate, self.env.local
+        )
+        self.progress(deadline.explanation)
+        return motion.proposed_block + deadline.blocks
+
+    def _propose(self) -> dict[str, Any]:
+        with self._production() as chain:
+            motion = governance.propose(
+                self.env,
+                chain,
+                self._candidate(),
+                note_path=self.dir / "proposal.md",
+                recorder=self.ledger,
+            )
+        return {"artifact": self._artifact(), "motion": motion.as_dict()}
+
+    def _track(self) -> dict[str, Any]:
+        motion = self._motion()
+        with self._production() as chain:
+            if self.env.local:
+                governance.simulate_votes(
+                    self.env, chain, motion, self.settings.votes, recorder=self.ledger
+                )
+            status = governance.track(
+                self.env,
+                chain,
+                motion,
+                deadline_block=self._deadline_block(motion),
+                advance=self.env.local,
+                on_update=lambda s: self.progress(
+                    f"motion #{s.index}: {s.state}, {len(s.ayes)} aye / {len(s.nays)} nay of"
+                    f" {s.threshold} needed, {s.blocks_left} blocks left"
+                ),
+            )
+        return {"artifact": self._artifact(), "outcome": status.state, "votes": status.as_dict()}
+
+    def _enact(self) -> dict[str, Any]:
+        motion = self._motion()
+        with self._production() as chain:
+            result = governance.enact(
+                self.env,
+                chain,
+                self._candidate(),
+                motion,
+                policy=self.settings.policy,
+                confirm_hash=self.settings.confirm_hash,
+                deadline_block=self._deadline_block(motion),
+                recorder=self.ledger,
+            )
+        if not result.ok:
+            raise PipelineError(f"{result.outcome}: {result.reason}")
+        return {"artifact": self._artifact(), "outcome": result.outcome, **result.as_dict()}
+
+    def _verify(self) -> dict[str, Any]:
+        with self._production() as chain:
+            on_chain = chain.code_hash()
+            spec = int(chain.runtime_version()["specVersion"])
+        if on_chain != self._artifact():
+            raise PipelineError(
+                f"production's :code is {on_chain}, not the release's {self._artifact()}:"
+                " something else upgraded it; investigate before releasing again"
+            )
+        return {"artifact": self._artifact(), "code_hash": on_chain, "spec_version": spec}

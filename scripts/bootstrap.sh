@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the pipeline needs on a fresh Debian machine and starts the Docker engine.
+# Idempotent: a second run only checks. Images and crates are built/fetched lazily by the
+# pipeline itself and cached machine-wide (docker images and volumes, ~/.cache/runtime-pipeline).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/docker-up.sh
+
+if [ ! -x .venv/bin/python ]; then
+    python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import pipeline, invoke, substrateinterface' 2>/dev/null; then
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet -e '.[dev]'
+fi
+
+bash scripts/node-up.sh
+echo "bootstrap: ready (docker engine, .venv, node_modules)"

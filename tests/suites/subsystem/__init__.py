@@ -1,0 +1,1 @@
+"""Sub-system suite: each pallet of the example runtime works after the upgrade (on reckless)."""

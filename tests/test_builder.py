@@ -1,0 +1,410 @@
+"""pipeline.builder: pure decisions (cache key, config, error summaries) and, marked `docker`,
+the real engine: builder image, a reproducible build of the example runtime, cache hits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import git
+import pytest
+
+from pipeline import builder
+from pipeline.errors import PipelineError
+from pipeline.project import Project, load_project
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "examples/runtime/releases/100/digest.json"
+IMAGE = "sha256:" + "1" * 64
+OPTIONS: dict[str, object] = {"package": "example-runtime", "dirty": False, "cargo": "check"}
+
+
+# ---------------------------------------------------------------- pure
+
+
+def test_cache_key_is_deterministic_and_ignores_option_order() -> None:
+    key = builder.cache_key("tree", "0xlock", IMAGE, OPTIONS)
+    assert key == builder.cache_key("tree", "0xlock", IMAGE, dict(reversed(OPTIONS.items())))
+    assert len(key) == 64 and int(key, 16) >= 0
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"source_tree": "other-tree"},
+        {"cargo_lock": "0xotherlock"},
+        {"image_id": "sha256:" + "2" * 64},
+        {"options": {**OPTIONS, "dirty": True}},
+        {"options": {**OPTIONS, "cargo": "build"}},
+        {"options": {**OPTIONS, "package": "other-runtime"}},
+    ],
+)
+def test_cache_key_changes_with_every_input(changed: dict[str, Any]) -> None:
+    inputs: dict[str, Any] = {
+        "source_tree": "tree",
+        "cargo_lock": "0xlock",
+        "image_id": IMAGE,
+        "options": OPTIONS,
+    }
+    assert builder.cache_key(**inputs) != builder.cache_key(**{**inputs, **changed})
+
+
+def test_build_options_record_dirty_and_the_recipe() -> None:
+    clean = builder.build_options("example-runtime", dirty=False)
+    dirty = builder.build_options("example-runtime", dirty=True)
+    assert clean["dirty"] is False and dirty["dirty"] is True
+    assert clean["recipe"] == dirty["recipe"]
+    assert clean["recipe"] != builder.build_options("example-runtime", False, "build")["recipe"]
+
+
+@pytest.mark.parametrize("package", ["", "-x", "a b", "x;rm -rf /", "x/../y"])
+def test_build_script_refuses_odd_package_names(package: str) -> None:
+    with pytest.raises(PipelineError, match="not a cargo package name"):
+        builder.build_script(package)
+
+
+def test_build_script_copies_both_blobs_out() -> None:
+    script = builder.build_script("example-runtime")
+    assert "cargo check --locked --offline --release -p example-runtime" in script
+    assert "/target/release/wbuild/example-runtime/example_runtime.compact.wasm" in script
+    assert "example_runtime.compact.compressed.wasm /out/" in script
+
+
+def test_files_digest_names_content_not_order() -> None:
+    files = {"a": b"1", "b/c": b"2"}
+    assert builder.files_digest(files) == builder.files_digest(dict(reversed(files.items())))
+    assert builder.files_digest(files) != builder.files_digest({"a": b"1", "b/c": b"3"})
+    assert builder.files_digest(files) != builder.files_digest({"a": b"1", "b/d": b"2"})
+    assert builder.files_digest({"ab": b""}) != builder.files_digest({"a": b"b"})
+
+
+def test_builder_tag_follows_dockerfile_content(tmp_path: Path) -> None:
+    context = tmp_path / "dockerfiles"
+    shutil.copytree(builder.DOCKERFILES, context)
+    assert builder.builder_tag(context) == builder.builder_tag()
+    dockerfile = context / builder.DOCKERFILE
+    dockerfile.write_text(dockerfile.read_text() + "\n# changed\n")
+    assert builder.builder_tag(context) != builder.builder_tag()
+    assert builder.builder_tag(context).startswith(f"{builder.IMAGE_REPO}:")
+
+
+def test_dockerfile_pins_base_by_digest() -> None:
+    reference = builder.base_reference((builder.DOCKERFILES / builder.DOCKERFILE).read_text())
+    assert reference.startswith("debian:bookworm-slim@sha256:")
+    with pytest.raises(PipelineError, match="pin the base image by digest"):
+        builder.base_reference("ARG BASE=debian:bookworm-slim\nFROM ${BASE}\n")
+
+
+def test_container_cargo_config_points_at_the_fixed_vendor_dir() -> None:
+    printed = (
+        '[source.crates-io]\nreplace-with = "vendored-sources"\n\n'
+        '[source.vendored-sources]\ndirectory = "/home/u/.cache/v/crates"\n'
+    )
+    config = builder.container_cargo_config(printed, "/home/u/.cache/v/crates")
+    assert 'directory = "/vendor"' in config
+    assert "/home/u" not in config
+    assert "offline = true" in config
+    without_dependencies = builder.container_cargo_config("", "/x")
+    assert 'replace-with = "vendored-sources"' in without_dependencies
+    assert 'directory = "/vendor"' in without_dependencies
+
+
+def test_crate_version_reads_the_workspace_member() -> None:
+    lock = (
+        'version = 4\n[[package]]\nname = "example-runtime"\nversion = "9.9.9"\n'
+        'source = "registry+https://example.invalid/index"\n'
+        '[[package]]\nname = "example-runtime"\nversion = "0.1.0"\n'
+    )
+    assert builder.crate_version(lock, "example-runtime") == "0.1.0"
+    with pytest.raises(PipelineError, match="not a workspace member"):
+        builder.crate_version(lock, "other")
+
+
+@pytest.mark.parametrize(
+    ("log", "expected", "absent"),
+    [
+        (
+            "   Compiling x v0.1.0\nerror[E0425]: cannot find value `y` in this scope\n"
+            " --> runtime/src/lib.rs:3:5\n  |\n3 |     y\n  |     ^ not found\n\n"
+            "error: could not compile `x` (lib) due to 1 previous error\n",
+            ["error[E0425]: cannot find value `y`", "runtime/src/lib.rs:3:5"],
+            ["could not compile"],
+        ),
+        (
+            "warning: build failed, waiting for other jobs to finish...\n"
+            "  error: failed to run custom build command for `example-runtime`\n"
+            "  --- stderr\n      error[E0599]: no method named `foo`\n       --> src/lib.rs:9\n",
+            ["error[E0599]: no method named `foo`", "src/lib.rs:9"],
+            ["failed to run custom build"],
+        ),
+        (
+            "error: the lock file /build/runtime/Cargo.lock needs to be updated but --locked"
+            " was passed to prevent this\n",
+            ["Cargo.lock is out of date"],
+            [],
+        ),
+        ("cp: cannot stat '/target/x.wasm': No such file\n", ["cp: cannot stat"], []),
+    ],
+)
+def test_failure_summary(log: str, expected: list[str], absent: list[str]) -> None:
+    summary = builder.failure_summary(log)
+    for text in expected:
+        assert text in summary
+    for text in absent:
+        assert text not in summary
+
+
+def test_failure_summary_caps_the_number_of_errors() -> None:
+    log = "".join(f"error[E0{i:03}]: problem {i}\n" for i in range(10))
+    summary = builder.failure_summary(log, blocks=3)
+    assert "problem 0" in summary and "problem 2" in summary and "problem 3" not in summary
+    assert "(+7 more errors)" in summary
+
+
+@pytest.mark.parametrize(
+    ("expect", "digest", "result"),
+    [
+        ("0x" + "AB" * 32, None, "0x" + "ab" * 32),
+        (None, {"runtimes": {"compressed": {"blake2_256": "0x" + "cd" * 32}}}, "0x" + "cd" * 32),
+    ],
+)
+def test_expected_hash(expect: str | None, digest: dict[str, Any] | None, result: str) -> None:
+    assert builder.expected_hash(expect, digest) == result
+
+
+@pytest.mark.parametrize(
+    ("expect", "digest", "message"),
+    [
+        (None, None, "exactly one of"),
+        ("0x" + "ab" * 32, {"runtimes": {}}, "exactly one of"),
+        ("ab" * 32, None, "is not a blake2-256 hash"),
+        (None, {"runtimes": {"compact": {}}}, "no runtimes.compressed.blake2_256"),
+    ],
+)
+def test_expected_hash_refusals(
+    expect: str | None, digest: dict[str, Any] | None, message: str
+) -> None:
+    with pytest.raises(PipelineError, match=message):
+        builder.expected_hash(expect, digest)
+
+
+# ---------------------------------------------------------------- engine down
+
+
+def test_engine_down_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/dead.sock")
+    with pytest.raises(PipelineError) as raised:
+        builder.docker_client()
+    message = str(raised.value)
+    assert message.startswith(f"Docker engine not running (unix://{tmp_path}/dead.sock")
+    assert message.endswith("start it with `bash scripts/docker-up.sh`")
+    assert "\n" not in message
+
+
+def test_engine_down_through_the_cli(tmp_path: Path) -> None:
+    repo = _scratch_repo(tmp_path, lock=True)
+    program = (
+        "from invoke import Collection, Program\n"
+        "from pipeline.cli.build import build\n"
+        "Program(namespace=Collection(build)).run(['invoke', 'build'])\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=str(repo.working_tree_dir),
+        env={**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/dead.sock"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith(f"error: Docker engine not running (unix://{tmp_path}/dead.sock")
+    assert lines[0].endswith("start it with `bash scripts/docker-up.sh`")
+
+
+def test_missing_cargo_lock_is_refused_before_docker(tmp_path: Path) -> None:
+    repo = _scratch_repo(tmp_path, lock=False)
+    with pytest.raises(PipelineError, match=r"no Cargo.lock in rt at HEAD: run `cargo"):
+        builder.build(_project(Path(str(repo.working_tree_dir))))
+
+
+# ---------------------------------------------------------------- real engine
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    return builder.docker_client()
+
+
+@pytest.fixture(scope="module")
+def fixture_digest() -> dict[str, Any]:
+    assert FIXTURE.is_file(), (
+        f"{FIXTURE.relative_to(REPO)} is missing: build the runtime at the release commit"
+        " (`invoke build --json`) and commit its digest there"
+    )
+    content: dict[str, Any] = json.loads(FIXTURE.read_text())
+    return content
+
+
+@pytest.fixture(scope="module")
+def reference_build(
+    tmp_path_factory: pytest.TempPathFactory, fixture_digest: dict[str, Any]
+) -> Iterator[builder.BuildResult]:
+    """A forced container build of the fixture's commit, from a fresh clone at another path."""
+    clone = _clone(tmp_path_factory.mktemp("clone-a"))
+    yield builder.build(_project(clone), fixture_digest["commit"], no_cache=True)
+
+
+@pytest.mark.docker
+def test_builder_image_pins_the_toolchain(client: Any) -> None:
+    image_id = builder.ensure_builder_image(client)
+    image = builder.builder_image(client, image_id)
+    assert image.tag == builder.builder_tag()
+    dockerfile = (builder.DOCKERFILES / builder.DOCKERFILE).read_text()
+    assert f"ARG RUST_VERSION={image.toolchain['rustc-web']}" in dockerfile
+    assert f"ARG LLD_VERSION={image.toolchain['lld-19']}" in dockerfile
+    assert image.base_source.startswith(("pulled ", "debootstrap "))
+    output = client.containers.run(
+        image_id,
+        ["sh", "-c", "rustc -vV; ls $(rustc --print sysroot)/lib/rustlib/wasm32v1-none/lib"],
+        network_mode="none",
+        remove=True,
+    ).decode()
+    assert "release: 1.85.0" in output
+    assert "LLVM version: 19." in output
+    assert "libcore-" in output and "liballoc-" in output and "libcompiler_builtins-" in output
+
+
+@pytest.mark.docker
+def test_build_reproduces_the_committed_release(
+    reference_build: builder.BuildResult, fixture_digest: dict[str, Any]
+) -> None:
+    assert not reference_build.cached
+    assert reference_build.compressed.blake2_256 == builder.expected_hash(None, fixture_digest)
+    assert reference_build.digest["commit"] == fixture_digest["commit"]
+    directory = reference_build.artifact_dir
+    assert directory.name == reference_build.compressed.blake2_256.removeprefix("0x")
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "digest.json",
+        "example_runtime.compact.compressed.wasm",
+        "example_runtime.compact.wasm",
+    ]
+    written = json.loads((directory / "digest.json").read_text())
+    assert written == reference_build.digest
+    assert (
+        written["runtimes"]["compressed"]["blake2_256"]
+        == fixture_digest["runtimes"]["compressed"]["blake2_256"]
+    )
+
+
+@pytest.mark.docker
+def test_cache_hit_in_a_fresh_clone_is_fast_and_starts_no_container(
+    client: Any,
+    reference_build: builder.BuildResult,
+    fixture_digest: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    clone = _clone(tmp_path)  # no artifacts/ yet: served from the machine-wide cache
+    since = int(time.time()) - 1
+    started = time.monotonic()
+    hit = builder.build(_project(clone), fixture_digest["commit"])
+    elapsed = time.monotonic() - started
+    until = int(time.time()) + 1
+    assert hit.cached
+    assert elapsed <= 2.0, f"cache hit took {elapsed:.2f} s"
+    assert hit.compressed.blake2_256 == reference_build.compressed.blake2_256
+    assert hit.artifact_dir == clone / "artifacts" / hit.artifact_dir.name
+    assert (hit.artifact_dir / "example_runtime.compact.compressed.wasm").read_bytes() == (
+        reference_build.compressed.raw
+    )
+    created = list(
+        client.events(
+            since=since,
+            until=until,
+            decode=True,
+            filters={"type": "container", "event": "create"},
+        )
+    )
+    assert created == []
+
+
+@pytest.mark.docker
+def test_stale_cargo_lock_is_refused(tmp_path: Path) -> None:
+    repo = _scratch_repo(tmp_path, lock=True)
+    root = Path(str(repo.working_tree_dir))
+    (root / "rt/Cargo.toml").write_text(
+        (root / "rt/Cargo.toml").read_text() + '\n[dependencies]\nlibm = "0.2"\n'
+    )
+    repo.index.add(["rt/Cargo.toml"])
+    repo.index.commit("add a dependency without updating the lock")
+    with pytest.raises(PipelineError, match=r"Cargo.lock of rt at HEAD is out of date .*commit"):
+        builder.build(_project(root))
+
+
+@pytest.mark.docker
+def test_compile_error_names_the_error_and_the_log(tmp_path: Path) -> None:
+    repo = _scratch_repo(tmp_path, lock=True)
+    root = Path(str(repo.working_tree_dir))
+    (root / "rt/src/lib.rs").write_text("pub fn f() -> u32 { missing_value }\n")
+    repo.index.add(["rt/src/lib.rs"])
+    repo.index.commit("break it")
+    with pytest.raises(PipelineError) as raised:
+        builder.build(_project(root), no_cache=True)
+    message = str(raised.value)
+    assert "error[E0425]: cannot find value `missing_value`" in message
+    assert "src/lib.rs:1" in message
+    log = Path(message.rsplit("full log ", 1)[1])
+    assert log.is_file() and "missing_value" in log.read_text()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _project(root: Path) -> Project:
+    settings = load_project(REPO)
+    if (root / "rt").is_dir():
+        return Project(root=root, runtime_path="rt", runtime_package="rt", suites={})
+    return Project(
+        root=root,
+        runtime_path=settings.runtime_path,
+        runtime_package=settings.runtime_package,
+        suites={},
+    )
+
+
+def _clone(dest: Path) -> Path:
+    """A fresh clone of this repository (what CI sees), at a path no build used before."""
+    git.Repo.clone_from(str(REPO), dest / "checkout")
+    return dest / "checkout"
+
+
+def _scratch_repo(tmp_path: Path, lock: bool) -> git.Repo:
+    """A one-crate workspace `rt` (no dependencies) committed in a new repository."""
+    root = tmp_path / "scratch"
+    (root / "rt/src").mkdir(parents=True)
+    (root / "pipeline.toml").write_text('[runtime]\npath = "rt"\npackage = "rt"\n')
+    (root / "rt/Cargo.toml").write_text(
+        '[package]\nname = "rt"\nversion = "0.1.0"\nedition = "2021"\n'
+    )
+    (root / "rt/src/lib.rs").write_text("pub fn f() -> u32 { 1 }\n")
+    files = ["pipeline.toml", "rt/Cargo.toml", "rt/src/lib.rs"]
+    if lock:
+        (root / "rt/Cargo.lock").write_text(
+            "# This file is automatically @generated by Cargo.\n# It is not intended for manual"
+            ' editing.\nversion = 4\n\n[[package]]\nname = "rt"\nversion = "0.1.0"\n'
+        )
+        files.append("rt/Cargo.lock")
+    repo = git.Repo.init(root)
+    repo.index.add(files)
+    author = git.Actor("t", "t@example.invalid")
+    repo.index.commit("scratch", author=author, committer=author)
+    return repo

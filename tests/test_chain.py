@@ -1,0 +1,263 @@
+"""Chain: pure helpers (table-driven) and a real connection to a chopsticks chain (`chain`)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from substrateinterface import Keypair
+
+from pipeline import localnet
+from pipeline.chain import (
+    Call,
+    Chain,
+    backoff_delays,
+    blake2_256_hex,
+    describe_rejection,
+    dispatch_error_name,
+    is_local_endpoint,
+)
+from pipeline.errors import PipelineError
+from pipeline.project import Project
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("ws://127.0.0.1:9944", True),
+        ("ws://localhost:9944", True),
+        ("ws://[::1]:9944", True),
+        ("ws://127.0.0.2:1", True),
+        ("wss://rpc.polkadot.io", False),
+        ("ws://10.0.0.1:9944", False),
+        ("ws://192.168.1.2:9944", False),
+        ("ws://0.0.0.0:9944", False),
+        ("not a url", False),
+    ],
+)
+def test_is_local_endpoint(url: str, local: bool) -> None:
+    assert is_local_endpoint(url) is local
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    assert backoff_delays(6) == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0]
+    assert backoff_delays(0) == []
+
+
+def test_blake2_256_matches_the_reference_vector() -> None:
+    # blake2b-256 of the empty string
+    assert (
+        blake2_256_hex(b"") == "0x0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8"
+    )
+
+
+PALLETS = {3: "Balances", 5: "Sudo", 7: "Council"}
+ERRORS = {(3, 2): "InsufficientBalance", (5, 0): "RequireSudo", (7, 1): "ProposalMissing"}
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ({"Module": {"index": 5, "error": "0x00000000"}}, "Sudo.RequireSudo"),
+        ({"Module": {"index": 7, "error": 1}}, "Council.ProposalMissing"),
+        ({"Module": (3, 2)}, "Balances.InsufficientBalance"),
+        ("BadOrigin", "BadOrigin"),
+        ({"BadOrigin": None}, "BadOrigin"),
+        ({"Token": "FundsUnavailable"}, "Token.FundsUnavailable"),
+        ({"Arithmetic": "Overflow"}, "Arithmetic.Overflow"),
+    ],
+)
+def test_dispatch_error_name(error: Any, expected: str) -> None:
+    name = dispatch_error_name(error, PALLETS.__getitem__, lambda i, e: ERRORS[(i, e)])
+    assert name == expected
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            {"code": 1010, "message": '{"invalid":{"payment":null}}'},
+            "invalid transaction (payment): the signer cannot pay the fees",
+        ),
+        (
+            {"code": 1010, "message": '{"invalid":{"badProof":null}}'},
+            "invalid transaction (badProof): bad signature: wrong genesis hash, "
+            "spec/transaction version or metadata hash",
+        ),
+        (
+            {"code": 1010, "message": '{"invalid":{"stale":null}}'},
+            "invalid transaction (stale): the nonce is already used",
+        ),
+        ({"code": 1011, "message": '{"unknown":{"custom":3}}'}, "unknown transaction (custom)"),
+        (
+            {"code": 1010, "message": "Invalid Transaction", "data": "Inability to pay some fees"},
+            "Invalid Transaction: Inability to pay some fees",
+        ),
+        ({"code": -32000, "message": "oops"}, "oops"),
+        ("plain text", "plain text"),
+    ],
+)
+def test_describe_rejection(error: Any, expected: str) -> None:
+    assert describe_rejection(error) == expected
+
+
+def test_call_names_itself() -> None:
+    assert (
+        str(Call("Balances", "transfer_keep_alive", {"value": 1})) == "Balances.transfer_keep_alive"
+    )
+
+
+def test_unreachable_endpoint_fails_fast_with_the_fix() -> None:
+    endpoint = f"ws://127.0.0.1:{localnet.free_ports(1)[0]}"
+    started = time.monotonic()
+    with pytest.raises(PipelineError, match=rf"cannot reach {endpoint}: .*\(`invoke net.up`\)"):
+        Chain(endpoint, connect_timeout=2.0)
+    assert time.monotonic() - started < 10
+
+
+# --- against a real chain -----------------------------------------------------------------------
+UNIT = 10**12
+ALICE, BOB, DAVE, FERDIE = (
+    Keypair.create_from_uri(f"//{n}") for n in ("Alice", "Bob", "Dave", "Ferdie")
+)
+
+
+def runtime_wasm() -> Path:
+    override = os.environ.get("PIPELINE_TEST_WASM")
+    if override:
+        return Path(override)
+    root = Path(__file__).resolve().parent.parent
+    return localnet.released_wasm(
+        Project(root=root, runtime_path="", runtime_package="", suites={})
+    )
+
+
+class Net:
+    """One fresh chopsticks chain from the released runtime's genesis, in a private state dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.project = Project(root=root, runtime_path="", runtime_package="", suites={})
+        self.net = localnet.LocalNet(
+            "chain-test", localnet.free_ports(1)[0], spec_owner="chain-test"
+        )
+        self.nets = {self.net.name: self.net}
+        self.wasm = runtime_wasm()
+
+    def up(self) -> None:
+        localnet.up(self.project, self.nets, [self.net.name], self.wasm)
+
+    def down(self) -> None:
+        localnet.down(self.project, self.nets, [self.net.name])
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    n = Net(tmp_path_factory.mktemp("chain"))
+    try:
+        n.up()
+        yield n
+    finally:
+        localnet.reset(n.project, n.nets)
+
+
+@pytest.fixture
+def chain(net: Net) -> Iterator[Chain]:
+    net.up()
+    with Chain(net.net.endpoint) as c:
+        yield c
+
+
+def free_balance(chain: Chain, who: Keypair) -> int:
+    return int(chain.query("System", "Account", [who.ss58_address])["data"]["free"])
+
+
+@pytest.mark.chain
+def test_signed_transfer_lands(chain: Chain) -> None:
+    before, nonce = free_balance(chain, DAVE), chain.nonce(ALICE.ss58_address)
+    call = Call("Balances", "transfer_keep_alive", {"dest": DAVE.ss58_address, "value": 7 * UNIT})
+    receipt = chain.submit(call, ALICE)
+    assert free_balance(chain, DAVE) == before + 7 * UNIT
+    assert chain.nonce(ALICE.ss58_address) == nonce + 1
+    [transfer] = receipt.find("Balances", "Transfer")
+    assert transfer.attributes["to"] == DAVE.ss58_address
+    assert transfer.attributes["amount"] == 7 * UNIT
+    assert receipt.block_number == chain.block_number()
+    assert receipt.find("System", "ExtrinsicSuccess")
+    # the same event is found again by scanning blocks
+    found = chain.wait_for_event(
+        "Balances", "Transfer", lambda e: e.attributes["to"] == DAVE.ss58_address,
+        timeout=10, since=receipt.block_number,
+    )  # fmt: skip
+    assert found == transfer
+
+
+@pytest.mark.chain
+def test_failed_extrinsic_names_the_module_error(chain: Chain) -> None:
+    remark = Call("System", "remark", {"remark": "not root"})
+    with pytest.raises(
+        PipelineError, match=r"Sudo.sudo from 5FHneW.* failed in block #\d+: Sudo.RequireSudo"
+    ):
+        chain.submit(Call("Sudo", "sudo", {"call": remark}), BOB)
+
+
+@pytest.mark.chain
+def test_invalid_transaction_is_rejected_with_the_reason(chain: Chain) -> None:
+    broke = Keypair.create_from_uri("//NobodyHasFunds")
+    call = Call("Balances", "transfer_keep_alive", {"dest": DAVE.ss58_address, "value": UNIT})
+    with pytest.raises(
+        PipelineError, match=r"rejected by ws://127.0.0.1:\d+: .*the signer cannot pay the fees"
+    ):
+        chain.submit(call, broke)
+
+
+@pytest.mark.chain
+def test_runtime_version_and_code_identify_the_released_runtime(net: Net, chain: Chain) -> None:
+    version = chain.runtime_version()
+    assert version["specVersion"] == 100
+    wasm = net.wasm.read_bytes()
+    assert chain.code() == wasm
+    assert chain.code_hash() == blake2_256_hex(wasm)
+    assert chain.block_hash(0).startswith("0x")
+    with pytest.raises(PipelineError, match="no block #99999"):
+        chain.block_hash(99999)
+
+
+@pytest.mark.chain
+def test_wait_for_event_produces_blocks_and_times_out_clearly(net: Net, chain: Chain) -> None:
+    start = chain.block_number()
+    make_block = functools.partial(localnet.produce_blocks, net.net.endpoint, 1)
+    with pytest.raises(PipelineError, match=r"no System.CodeUpdated on ws://.* within 3s"):
+        chain.wait_for_event("System", "CodeUpdated", timeout=3, produce_blocks=make_block)
+    assert chain.block_number() > start  # blocks were made while waiting
+    # an event that only a later block carries is found once that block is made
+    chain.submit(Call("System", "remark_with_event", {"remark": "hello"}), FERDIE)
+    found = chain.wait_for_event("System", "Remarked", timeout=10, since=start)
+    assert found.attributes["sender"] == FERDIE.ss58_address
+
+
+@pytest.mark.chain
+def test_reconnects_after_the_node_restarts(net: Net) -> None:
+    with Chain(net.net.endpoint, reconnect_attempts=6) as chain:
+        assert chain.block_number() >= 0
+        net.down()
+        net.up()  # same port, a fresh chain: the old socket is dead
+        assert chain.runtime_version()["specVersion"] == 100
+        receipt = chain.submit(Call("System", "remark", {"remark": "after reconnect"}), ALICE)
+        assert receipt.block_number >= 1
+
+
+@pytest.mark.chain
+def test_node_gone_for_good_gives_a_bounded_clear_error(net: Net) -> None:
+    with Chain(net.net.endpoint, reconnect_attempts=2, connect_timeout=2) as chain:
+        assert chain.block_number() >= 0
+        net.down()
+        started = time.monotonic()
+        with pytest.raises(PipelineError, match=rf"cannot reach {net.net.endpoint}: .*net.up"):
+            chain.block_number()
+        assert time.monotonic() - started < 30
+    net.up()
