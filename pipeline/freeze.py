@@ -52,10 +52,10 @@ def frozen_commit(repo: git.Repo, release_id: str) -> str | None:
     return None if tag is None else str(tag.commit.hexsha)
 
 
-def commits_since(repo: git.Repo, base: str, head: str) -> list[CommitInfo]:
-    """Commits reachable from `head` but not from `base`, oldest first."""
+def commits_since(repo: git.Repo, base: str, head: str, path: str = "") -> list[CommitInfo]:
+    """Commits reachable from `head` but not from `base` that touch `path`, oldest first."""
     try:
-        commits = list(repo.iter_commits(f"{base}..{head}", reverse=True))
+        commits = list(repo.iter_commits(f"{base}..{head}", paths=path or "", reverse=True))
     except git.GitCommandError:
         raise PipelineError(
             f"cannot list commits {base[:12]}..{head}: is {head} a valid ref?"
@@ -89,10 +89,16 @@ class FreezeCheck:
         )
 
 
-def check_freeze(repo: git.Repo, release_id: str, head: str, rule: FreezeRule) -> FreezeCheck:
-    """What landed on `head` since the release froze, judged by the rule."""
+def check_freeze(
+    repo: git.Repo, release_id: str, head: str, rule: FreezeRule, path: str = ""
+) -> FreezeCheck:
+    """What landed on `head` under `path` (the runtime) since the release froze, by the rule.
+
+    Only commits touching the runtime count: in a repo that holds more than the runtime, work
+    elsewhere does not change what is being released.
+    """
     frozen = frozen_commit(repo, release_id)
     if frozen is None:
         return FreezeCheck(None, [], [])
-    moved = commits_since(repo, frozen, head)
+    moved = commits_since(repo, frozen, head, path)
     return FreezeCheck(frozen, moved, freeze_violations(moved, rule))

@@ -30,7 +30,7 @@ from scalecodec.utils.ss58 import ss58_decode
 from substrateinterface import Keypair
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import deploy, diff, executor, keys, localnet
+from pipeline import deploy, diff, keys, localnet
 from pipeline.artifact import RuntimeBlob, blake2_256, dumps_digest
 from pipeline.chain import (
     CONNECTION_ERRORS,
@@ -1075,14 +1075,13 @@ def _next_block(env: Environment, chain: Chain, after: int, produce: bool) -> No
             heads.next(min(IDLE_HEAD_S, env.inclusion_timeout))
 
 
-def check_live(chain: Chain, candidate: Candidate, preset: str = deploy.DEFAULT_PRESET) -> int:
+def check_live(chain: Chain, candidate: Candidate) -> int:
     """deploy's post-upgrade checks at the head: `:code` is the artifact, its spec_version is live
     and has run on_runtime_upgrade, every pallet is at its in-code storage version (read from
     the candidate's genesis). Returns the live spec_version."""
     head = chain.block_number()
     head_hash = chain.block_hash(head)
     names = _metadata(chain).pallet_names()
-    genesis = executor.genesis_spec(candidate.runtime.path, preset)["genesis"]["raw"]["top"]
     on_chain = {name: chain.storage(deploy.storage_version_key(name), head_hash) for name in names}
     last = chain.query("System", "LastRuntimeUpgrade", block_hash=head_hash)
     spec = int(chain.runtime_version(head_hash)["specVersion"])
@@ -1091,7 +1090,7 @@ def check_live(chain: Chain, candidate: Candidate, preset: str = deploy.DEFAULT_
         chain.code_hash(head_hash),
         spec,
         int(last["spec_version"]) if isinstance(last, Mapping) else None,
-        deploy.storage_version_table(names, on_chain, genesis),
+        deploy.storage_version_table(names, on_chain, candidate.runtime.genesis_versions),
     )
     if problems:
         raise PipelineError(f"{chain.endpoint} at block #{head}: " + "; ".join(problems))

@@ -191,7 +191,13 @@ class Release:
                 " release id"
             )
         commit = self.candidate_commit()
-        check = check_freeze(self.repo, self.settings.release_id, commit, self.freeze_rule())
+        check = check_freeze(
+            self.repo,
+            self.settings.release_id,
+            commit,
+            self.freeze_rule(),
+            self.project.runtime_path,
+        )
         if not check.ok:
             raise PipelineError(
                 f"{check.describe()}: only bugfixes may land after the freeze; revert them or"

@@ -25,12 +25,13 @@ import pytest
 from fixtures.runtime_wasm import runtime_version_bytes, runtime_wasm
 from substrateinterface import Keypair
 
-from pipeline import governance, ledger, localnet
+from pipeline import deploy, governance, ledger, localnet
 from pipeline.artifact import BuildFacts, RuntimeBlob, compress, digest, dumps_digest
 from pipeline.chain import Chain, blake2_256_hex
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
 from pipeline.governance import Motion, MotionStatus
+from pipeline.policy import candidate_info
 from pipeline.project import Project
 from pipeline.submission import PendingIntent, intent_outcome
 
@@ -395,8 +396,20 @@ def fake_runtime(spec_version: int) -> bytes:
     return runtime_wasm(runtime_version_bytes(spec_version=spec_version))
 
 
-def test_load_candidate_by_hash_with_its_digest(tmp_path: Path) -> None:
-    code_hash = write_artifact(tmp_path / "artifacts", fake_runtime(101))
+def fake_candidate(root: Path, spec_version: int = 101) -> governance.Candidate:
+    """A candidate around a crafted runtime-shaped wasm (it has no genesis to build)."""
+    code_hash = write_artifact(root / "artifacts", fake_runtime(spec_version))
+    folder = root / "artifacts" / code_hash.removeprefix("0x")
+    path = folder / "example_runtime.compact.compressed.wasm"
+    blob = RuntimeBlob.load(path)
+    runtime = deploy.Candidate(path, blob, candidate_info(blob.version, blob.size), {})
+    return governance.Candidate(runtime, json.loads((folder / "digest.json").read_text()))
+
+
+def test_load_candidate_by_hash_with_its_digest(
+    tmp_path: Path, upgrade_wasms: tuple[Path, Path]
+) -> None:
+    code_hash = write_artifact(tmp_path / "artifacts", upgrade_wasms[1].read_bytes())
     candidate = governance.load_candidate(project_at(tmp_path), code_hash)
     assert (candidate.code_hash, candidate.spec_version) == (code_hash, 101)
     assert candidate.digest["commit"] == FACTS.commit
@@ -408,8 +421,8 @@ def test_load_candidate_by_hash_with_its_digest(tmp_path: Path) -> None:
 
 
 def test_upgrade_proposal_wraps_the_batch_in_the_root_dispatch(tmp_path: Path) -> None:
-    code_hash = write_artifact(tmp_path / "artifacts", fake_runtime(101))
-    candidate = governance.load_candidate(project_at(tmp_path), code_hash)
+    candidate = fake_candidate(tmp_path)
+    code_hash = candidate.code_hash
     settings = load_environment("local", REPO).council
     assert settings is not None
     call, remark = governance.upgrade_proposal(settings, candidate, "authorize")
@@ -428,8 +441,8 @@ def test_upgrade_proposal_wraps_the_batch_in_the_root_dispatch(tmp_path: Path) -
 
 
 def test_proposal_note_tells_voters_how_to_reproduce(tmp_path: Path) -> None:
-    code_hash = write_artifact(tmp_path / "artifacts", fake_runtime(101))
-    candidate = governance.load_candidate(project_at(tmp_path), code_hash)
+    candidate = fake_candidate(tmp_path)
+    code_hash = candidate.code_hash
     note = governance.proposal_note(
         env_name="local",
         motion=replace(MOTION, code_hash=code_hash),
@@ -803,6 +816,7 @@ CRASHING_PROPOSE = """
 import sys
 from pathlib import Path
 from pipeline import config, governance, ledger
+from pipeline.policy import candidate_info
 from pipeline.project import Project
 root = Path(sys.argv[1])
 project = Project(root=root, runtime_path="", runtime_package="example-runtime", suites={})

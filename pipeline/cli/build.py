@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline import builder
-from pipeline.artifact import diff_digests, dumps_digest
+from pipeline import verify as verification
+from pipeline.artifact import dumps_digest
 from pipeline.cli import friendly
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
@@ -50,30 +51,50 @@ def build(
         "ref": "git ref to rebuild",
         "expect": "expected blake2-256 of the compressed runtime (0x…)",
         "digest": "digest.json to compare against (its hash and every other field)",
+        "env": "environment whose chain to compare with (its :code, or --motion)",
+        "network": "role or name of the network in --env (default production)",
+        "motion": "council motion (index or 'latest'): rebuild its commit, compare its hash",
     },
 )
 @friendly
-def verify(c: Context, ref: str, expect: str | None = None, digest: str | None = None) -> None:
-    """Rebuild `ref` from scratch (no cache, fresh target dir); exit 1 unless the hash matches."""
-    expected_digest = _load_digest(Path(digest)) if digest else None
-    expected = builder.expected_hash(expect, expected_digest)
-    result = builder.build(load_project(), ref, no_cache=True, fresh_target=True)
-    actual = result.compressed.blake2_256
+def verify(
+    c: Context,
+    ref: str | None = None,
+    expect: str | None = None,
+    digest: str | None = None,
+    env: str | None = None,
+    network: str = "production",
+    motion: str | None = None,
+) -> None:
+    """Rebuild from source (clean) or read a chain: MATCH or MISMATCH, exit 1 unless equal."""
+    project = load_project()
+    expected = verification.expectation(
+        project,
+        ref=ref,
+        expect=expect,
+        digest=_load_digest(Path(digest)) if digest else None,
+        env=env,
+        network=network,
+        motion=motion,
+    )
+    verdict = verification.verify(project, expected, env=env, network=network)
     console = Console(highlight=False)
-    verdict = "MATCH" if actual == expected else "MISMATCH"
-    console.print(f"[bold]{verdict}[/bold]  {ref}", soft_wrap=True)
-    console.print(f"  expected {escape(expected)}", soft_wrap=True)
-    console.print(f"  built    {escape(actual)}  ({result.artifact_dir})", soft_wrap=True)
-    if expected_digest is not None:
-        differences = diff_digests(expected_digest, result.digest)
-        for path, want, got in differences:
-            console.print(
-                f"  differs: {escape(path)}: {escape(_short(want))} -> {escape(_short(got))}",
-                soft_wrap=True,
-            )
-        if not differences:
-            console.print("  every digest field is equal", soft_wrap=True)
-    if verdict != "MATCH":
+    word = "MATCH" if verdict.match else "MISMATCH"
+    console.print(f"[bold]{word}[/bold]", soft_wrap=True)
+    console.print(
+        f"  expected {escape(expected.code_hash)}  ({escape(expected.source)})", soft_wrap=True
+    )
+    console.print(
+        f"  actual   {escape(verdict.actual)}  ({escape(str(verdict.built_from))})", soft_wrap=True
+    )
+    for path, want, got in verdict.differences:
+        console.print(
+            f"  differs: {escape(path)}: {escape(_short(want))} -> {escape(_short(got))}",
+            soft_wrap=True,
+        )
+    if expected.digest is not None and not verdict.differences:
+        console.print("  every digest field is equal", soft_wrap=True)
+    if not verdict.match:
         raise Exit(code=1)
 
 

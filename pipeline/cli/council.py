@@ -156,6 +156,8 @@ def track(
         else:
             console.print(escape(status_line(status)), soft_wrap=True)
 
+    if environment.local and not advance and not json:
+        console.print("local network: blocks come only when made; --advance makes them")
     with governance.connect(environment) as chain:
         governance.track(
             environment,

@@ -1,0 +1,90 @@
+"""`invoke gate` and `gate.freeze|spec|repro`: what CI on a runtime repo's master enforces."""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+from rich.console import Console
+
+from pipeline import builder, gates
+from pipeline.cli import friendly
+from pipeline.gates import GateResult
+from pipeline.plan import load_plan
+from pipeline.policy import FreezeRule
+from pipeline.project import Project, load_project
+
+
+def _release(
+    project: Project, plan: str | None, release: str | None
+) -> tuple[str | None, FreezeRule]:
+    """The release whose freeze tag binds master, and its freeze rule (from its plan)."""
+    if plan:
+        loaded = load_plan(plan, project.root)
+        return release or loaded.release, loaded.freeze
+    return release, FreezeRule()
+
+
+def _report(results: list[GateResult]) -> None:
+    console = Console(highlight=False)
+    for result in results:
+        mark = "[green]pass[/green]" if result.ok else "[bold red]FAIL[/bold red]"
+        console.print(f"{mark} {result.gate}: {result.detail}", soft_wrap=True)
+    failed = [r.gate for r in results if not r.ok]
+    if failed:
+        raise Exit(f"error: gate(s) failed: {', '.join(failed)}", code=1)
+
+
+@task(
+    default=True,
+    help={
+        "ref": "commit to check (default HEAD)",
+        "plan": "release plan whose freeze rule and release id apply",
+        "release": "release id whose freeze tag binds (default: the plan's)",
+        "expect": "the release's code hash the build must reproduce (0x…)",
+    },
+)
+@friendly
+def all(
+    c: Context,
+    ref: str = "HEAD",
+    plan: str | None = None,
+    release: str | None = None,
+    expect: str | None = None,
+) -> None:
+    """Every gate: freeze rule, spec_version bump, reproducible hash."""
+    project = load_project()
+    release_id, rule = _release(project, plan, release)
+    _report(gates.run_gates(project, head=ref, release_id=release_id, rule=rule, expect=expect))
+
+
+@task(help={"ref": "commit to check", "plan": "release plan", "release": "release id"})
+@friendly
+def freeze(
+    c: Context, ref: str = "HEAD", plan: str | None = None, release: str | None = None
+) -> None:
+    """Fail, listing them, when non-bugfix commits landed after the release's freeze tag."""
+    project = load_project()
+    release_id, rule = _release(project, plan, release)
+    if release_id is None:
+        raise Exit("error: pass --plan NAME or --release ID: whose freeze?", code=1)
+    _report([gates.gate_freeze(project, release_id, ref, rule)])
+
+
+@task(help={"ref": "commit to check"})
+@friendly
+def spec(c: Context, ref: str = "HEAD") -> None:
+    """Fail when the runtime changed against production without a spec_version bump."""
+    project = load_project()
+    build = builder.build(project, ref)
+    _report([gates.gate_spec_bump(project, ref, build.compressed.version.spec_version)])
+
+
+@task(help={"ref": "commit to build", "expect": "the release's code hash (0x…)"})
+@friendly
+def repro(c: Context, expect: str, ref: str = "HEAD") -> None:
+    """Fail unless a hermetic build of `ref` reproduces the release's code hash."""
+    build = builder.build(load_project(), ref)
+    _report(
+        [gates.gate_reproducible(build.compressed.blake2_256, builder.expected_hash(expect, None))]
+    )

@@ -1,0 +1,110 @@
+"""CI gates for a runtime repo's master: the freeze rule, the spec_version bump, and the
+reproducible build hash. Each gate returns a `GateResult`; `invoke gate` runs them all and fails
+when any fails, listing why.
+
+"Production" is the newest release committed under `<runtime>/releases/<spec>/digest.json`
+(its `commit` and `info.spec_version`), so the gates need no network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import builder, gitops
+from pipeline.errors import PipelineError
+from pipeline.freeze import check_freeze
+from pipeline.policy import FreezeRule, spec_bump_required
+from pipeline.project import Project
+
+RELEASES_SUBDIR = "releases"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    ok: bool
+    detail: str
+
+
+def released_digest(project: Project) -> dict[str, Any]:
+    """The digest of the newest committed release: what production runs."""
+    folder = project.root / project.runtime_path / RELEASES_SUBDIR
+    specs = sorted(
+        (
+            int(p.name)
+            for p in folder.glob("*")
+            if p.name.isdigit() and (p / "digest.json").is_file()
+        ),
+    )
+    if not specs:
+        raise PipelineError(
+            f"no released runtime under {folder}/<spec>/digest.json: commit production's"
+            " release artifact there"
+        )
+    content: dict[str, Any] = json.loads((folder / str(specs[-1]) / "digest.json").read_text())
+    return content
+
+
+def runtime_changed(project: Project, base: str, head: str) -> list[str]:
+    """Runtime source files that differ between two commits (released artifacts excluded)."""
+    repo = gitops.open_repo(project.root)
+    path = project.runtime_path
+    out = repo.git.diff(
+        "--name-only", base, head, "--", path, f":(exclude){path}/{RELEASES_SUBDIR}"
+    )
+    return [line for line in out.splitlines() if line]
+
+
+def gate_freeze(project: Project, release_id: str, head: str, rule: FreezeRule) -> GateResult:
+    check = check_freeze(
+        gitops.open_repo(project.root), release_id, head, rule, project.runtime_path
+    )
+    return GateResult("freeze", check.ok, check.describe())
+
+
+def gate_spec_bump(project: Project, head: str, candidate_spec: int) -> GateResult:
+    released = released_digest(project)
+    changed = runtime_changed(project, str(released["commit"]), head)
+    production_spec = int(released["info"]["spec_version"])
+    problem = spec_bump_required(bool(changed), candidate_spec, production_spec)
+    if problem:
+        shown = ", ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
+        return GateResult("spec-bump", False, f"{problem} (changed: {shown})")
+    detail = (
+        f"runtime unchanged since production's commit {str(released['commit'])[:12]}"
+        if not changed
+        else f"{len(changed)} runtime file(s) changed; spec_version {production_spec} ->"
+        f" {candidate_spec}"
+    )
+    return GateResult("spec-bump", True, detail)
+
+
+def gate_reproducible(built_hash: str, expected: str | None) -> GateResult:
+    if expected is None:
+        return GateResult(
+            "reproducible", True, f"built {built_hash} (nothing to compare: pass --expect)"
+        )
+    ok = built_hash == expected.lower()
+    return GateResult(
+        "reproducible", ok, f"built {built_hash}, release {expected}" + ("" if ok else ": MISMATCH")
+    )
+
+
+def run_gates(
+    project: Project,
+    *,
+    head: str,
+    release_id: str | None,
+    rule: FreezeRule,
+    expect: str | None,
+) -> list[GateResult]:
+    """Every gate for `head`: the build runs once (hermetic, cached) for spec and hash."""
+    results = []
+    if release_id is not None:
+        results.append(gate_freeze(project, release_id, head, rule))
+    build = builder.build(project, head)
+    results.append(gate_spec_bump(project, head, build.compressed.version.spec_version))
+    results.append(gate_reproducible(build.compressed.blake2_256, expect))
+    return results

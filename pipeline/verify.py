@@ -1,0 +1,108 @@
+"""Anyone can check a runtime: rebuild a git ref and compare with a hash, a digest, the code on
+a chain, or the runtime a council motion is voting on (read from the chain alone).
+
+`expectation` decides what the rebuild must reproduce; `verify` rebuilds (clean: no cache, fresh
+target dir) and compares. With `--env` and `--expect` only, nothing is built: the chain's
+`:code` is compared with the hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import builder, config
+from pipeline.artifact import diff_digests
+from pipeline.chain import Chain
+from pipeline.errors import PipelineError
+from pipeline.governance import council_settings, find_motion, source_from_motion
+from pipeline.project import Project
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """The hash to reproduce, where it came from, and the ref to rebuild (if any)."""
+
+    code_hash: str
+    source: str  # human: "motion #3 on ws://…", "digest.json", "--expect"
+    ref: str | None  # what to rebuild; None: compare without building
+    digest: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    expected: Expectation
+    actual: str
+    built_from: str | None  # ref that was rebuilt, or the chain that was read
+    differences: list[tuple[str, Any, Any]]
+
+    @property
+    def match(self) -> bool:
+        return self.actual == self.expected.code_hash
+
+
+def _chain(project: Project, env_name: str, role: str) -> Chain:
+    env = config.load_environment(env_name, project.root)
+    network = config.network(env, role)
+    return Chain(
+        network.endpoint, connect_timeout=env.connect_timeout, timeout=env.inclusion_timeout
+    )
+
+
+def expectation(
+    project: Project,
+    *,
+    ref: str | None,
+    expect: str | None,
+    digest: Mapping[str, Any] | None,
+    env: str | None,
+    network: str = "production",
+    motion: str | None = None,
+) -> Expectation:
+    """What must be reproduced, from the options a user gave (exactly one source of truth)."""
+    if motion is not None:
+        if env is None or ref or expect or digest:
+            raise PipelineError("--motion goes with --env only: the motion names commit and hash")
+        environment = config.load_environment(env, project.root)
+        collective = council_settings(environment).collective
+        with _chain(project, env, network) as chain:
+            found = find_motion(chain, motion if motion == "latest" else int(motion), collective)
+            proposed = source_from_motion(found.proposal)
+            where = f"motion #{found.index} on {chain.endpoint}"
+        return Expectation(proposed["code_hash"], where, str(proposed["commit"]))
+    if env is not None and not (expect or digest):
+        if ref is None:
+            raise PipelineError("--env needs --ref (rebuild and compare), --expect or --motion")
+        with _chain(project, env, network) as chain:
+            return Expectation(chain.code_hash(), f":code on {chain.endpoint}", ref)
+    code_hash = builder.expected_hash(expect, digest)
+    source = "digest.json" if digest is not None else "--expect"
+    if env is not None:  # compare the chain with the hash: nothing to build
+        return Expectation(code_hash, source, None, digest)
+    if ref is None:
+        raise PipelineError("--expect/--digest need --ref (what to rebuild) or --env (a chain)")
+    return Expectation(code_hash, source, ref, digest)
+
+
+def verify(
+    project: Project, expected: Expectation, *, env: str | None = None, network: str = "production"
+) -> Verdict:
+    """Rebuild cleanly (or read the chain) and compare with the expectation."""
+    if expected.ref is None:
+        if env is None:
+            raise PipelineError(
+                "nothing to compare: pass --ref to rebuild or --env to read a chain"
+            )
+        with _chain(project, env, network) as chain:
+            return Verdict(expected, chain.code_hash(), f":code on {chain.endpoint}", [])
+    result = builder.build(project, expected.ref, no_cache=True, fresh_target=True)
+    differences = (
+        diff_digests(dict(expected.digest), result.digest) if expected.digest is not None else []
+    )
+    return Verdict(
+        expected,
+        result.compressed.blake2_256,
+        f"{expected.ref} ({result.artifact_dir})",
+        differences,
+    )

@@ -1,0 +1,150 @@
+"""`invoke release` end to end on real local networks, run as a user runs it (a subprocess in
+a clone of this repo), including SIGKILLs at stage boundaries and inside submissions.
+
+Each test gets its own clone, state directory and ports, so production starts at spec 100.
+The candidate is HEAD's runtime: the build cache serves it after the session's first build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import git
+import pytest
+from fixtures.runtimes import candidate_build
+
+from pipeline.chain import Chain
+from pipeline.localnet import free_ports
+
+pytestmark = [pytest.mark.chain, pytest.mark.docker]
+
+REPO = Path(__file__).resolve().parents[1]
+RELEASE_TIMEOUT_S = 900
+
+
+def make_clone(tmp_path: Path, *, release: str, first_deadline: str) -> tuple[Path, int]:
+    """A clone of HEAD with an environment on free ports and a plan for it; returns
+    (clone, production port)."""
+    clone = tmp_path / "repo"
+    git.Repo(REPO).clone(clone)
+    (clone / "node_modules").symlink_to(REPO / "node_modules")  # as bootstrap would install it
+    production, lts, reckless = free_ports(3)
+    environment = (REPO / "environments/local.toml").read_text()
+    for default, port in ((9944, production), (9945, lts), (9946, reckless)):
+        environment = environment.replace(f"port = {default}", f"port = {port}")
+    (clone / "environments/e2e.toml").write_text(environment)
+    plan = (REPO / "releases/example.toml").read_text()
+    plan = re.sub(r'^name = ".*?"', f'name = "{release}"', plan, count=1, flags=re.M)
+    plan = plan.replace('env = "local"', 'env = "e2e"')
+    plan = plan.replace("deadline = 2026-12-01T12:00:00+00:00", f"deadline = {first_deadline}")
+    (clone / "releases/example.toml").unlink()
+    (clone / "releases/e2e.toml").write_text(plan)
+    return clone, production
+
+
+def invoke(
+    clone: Path, *args: str, crash_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PIPELINE_CRASH_AT", "PIPELINE_STATE_DIR")
+    }
+    if crash_at:
+        env["PIPELINE_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RELEASE_TIMEOUT_S,
+    )
+
+
+def chain_events(port: int) -> Counter[tuple[str, str]]:
+    """Every event of the chain, from block 1 to the head, counted by (pallet, event)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    with Chain(f"ws://127.0.0.1:{port}") as chain:
+        for number in range(1, chain.block_number() + 1):
+            for event in chain.events(chain.block_hash(number)):
+                counts[(event.module, event.name)] += 1
+    return counts
+
+
+def stop_networks(clone: Path) -> None:
+    invoke(clone, "net.down", "--env", "e2e")
+
+
+@pytest.fixture
+def candidate_hash() -> str:
+    return candidate_build().compressed.blake2_256
+
+
+def test_release_survives_kills_and_enacts_exactly_once(
+    tmp_path: Path, candidate_hash: str
+) -> None:
+    clone, production = make_clone(
+        tmp_path, release="e2e-kill", first_deadline="2026-12-01T12:00:00+00:00"
+    )
+    try:
+        up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
+        assert up.returncode == 0, up.stdout + up.stderr
+        before = chain_events(production)  # the seeded chain, before the release
+        for point in (
+            "after:deploy-reckless",  # a stage boundary
+            "submit:propose:after-broadcast",  # sent, result not journaled
+            "submit:apply-upgrade:after-intent",  # journaled, not sent
+        ):
+            run = invoke(clone, "release", crash_at=point)
+            assert run.returncode == -9, f"{point}: {run.returncode}\n{run.stdout}\n{run.stderr}"
+        done = invoke(clone, "release")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "release e2e-kill complete" in done.stdout
+
+        report = json.loads((clone / ".pipeline/releases/e2e-kill/report.json").read_text())
+        assert report["complete"] is True
+        assert [m["state"] for m in report["milestones"]] == ["done"] * 5
+        with Chain(f"ws://127.0.0.1:{production}") as chain:
+            assert chain.code_hash() == candidate_hash
+            assert int(chain.runtime_version()["specVersion"]) == 101
+
+        events = chain_events(production)
+        gained = events - before
+        assert gained[("System", "CodeUpdated")] == 1
+        assert gained[("Council", "Proposed")] == 1
+        assert gained[("Council", "Closed")] == 1
+        assert gained[("System", "UpgradeAuthorized")] == 1
+        # Resuming again finds nothing to do and submits nothing.
+        again = invoke(clone, "release")
+        assert again.returncode == 0 and chain_events(production) == events
+    finally:
+        stop_networks(clone)
+
+
+def test_silent_council_takes_the_sudo_fallback_and_a_missed_deadline_shows(
+    tmp_path: Path, candidate_hash: str
+) -> None:
+    clone, production = make_clone(
+        tmp_path, release="e2e-silent", first_deadline="2026-11-01T12:00:00+00:00"
+    )
+    try:
+        run = invoke(clone, "release", "--votes", "silent")
+        assert run.returncode == 0, run.stdout + run.stderr
+        report = json.loads((clone / ".pipeline/releases/e2e-silent/report.json").read_text())
+        enact = next(s for s in report["stages"] if s["stage"] == "enact")
+        assert enact["result"]["outcome"] == "fallback"
+        assert enact["result"]["ayes"] == [] and enact["result"]["nays"] == []
+        assert report["milestones"][0]["state"] == "late"
+        assert [m["state"] for m in report["milestones"][1:]] == ["done"] * 4
+        with Chain(f"ws://127.0.0.1:{production}") as chain:
+            assert chain.code_hash() == candidate_hash
+        status = invoke(clone, "release.status", "--json")
+        assert status.returncode == 0
+        assert all(s["state"] == "done" for s in json.loads(status.stdout)["stages"])
+    finally:
+        stop_networks(clone)
