@@ -357,7 +357,7 @@ def _chain_preflight(
     chain: Chain, candidate: Candidate, rpc_version: Mapping[str, Any], signer: str | None
 ) -> Preflight:
     """The preflight against the chain's runtime, plus (given a signer) the sudo key check."""
-    metadata = _chain_metadata(chain)
+    metadata = diff.chain_metadata(chain)
     current = chain_info(rpc_version, len(chain.code()))
     limit = code_size_limit(metadata.constant("System", "BlockLength"))
     checks = preflight(candidate.info, current, limit)
@@ -366,11 +366,6 @@ def _chain_preflight(
     sudo = chain.query("Sudo", "Key") if "Sudo" in metadata.pallet_names() else None
     sudo_error = check_signer_is_sudo(signer, None if sudo is None else str(sudo))
     return Preflight(checks.errors + ([sudo_error] if sudo_error else []), checks.warnings)
-
-
-def _chain_metadata(chain: Chain) -> diff.Metadata:
-    raw = bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
-    return diff.decode_metadata(raw, f"the runtime on {chain.endpoint}")
 
 
 def _upgrade(chain: Chain, job: _Job, step: Step) -> list[Receipt]:
@@ -462,30 +457,51 @@ def _weights(chain: Chain, receipt: Receipt, activation: int) -> dict[str, Any]:
     }
 
 
-def _verify(chain: Chain, job: _Job, result: DeployResult) -> DeployResult:
-    """Blocks continue, :code is the artifact, versions and storage versions are the candidate's."""
-    head = _next_block(chain, chain.block_number(), job.produces_blocks)
+@dataclass(frozen=True)
+class LiveCheck:
+    """The chain at one block against a candidate: what `deploy` and `enact` verify."""
+
+    head: int
+    spec_version: int
+    storage_versions: tuple[StorageVersionRow, ...]
+    problems: tuple[str, ...]
+
+
+def check_live(chain: Chain, candidate: Candidate, head: int | None = None) -> LiveCheck:
+    """`:code` is the candidate, its spec_version is live and ran on_runtime_upgrade, and every
+    pallet is at its in-code storage version (read from the candidate's genesis)."""
+    head = chain.block_number() if head is None else head
     head_hash = chain.block_hash(head)
-    names = _chain_metadata(chain).pallet_names()
+    names = diff.chain_metadata(chain).pallet_names()
     on_chain = {name: chain.storage(storage_version_key(name), head_hash) for name in names}
-    rows = storage_version_table(names, on_chain, job.candidate.genesis_versions)
+    rows = storage_version_table(names, on_chain, candidate.genesis_versions)
     last = chain.query("System", "LastRuntimeUpgrade", block_hash=head_hash)
     spec = int(chain.runtime_version(head_hash)["specVersion"])
-    checked = replace(result, spec_after=spec, head=head, storage_versions=tuple(rows))
     problems = verification_problems(
-        job.candidate,
+        candidate,
         chain.code_hash(head_hash),
         spec,
         int(last["spec_version"]) if isinstance(last, Mapping) else None,
         rows,
     )
-    if problems:
+    return LiveCheck(head, spec, tuple(rows), tuple(problems))
+
+
+def _verify(chain: Chain, job: _Job, result: DeployResult) -> DeployResult:
+    """Blocks continue, :code is the artifact, versions and storage versions are the candidate's."""
+    live = check_live(
+        chain, job.candidate, _next_block(chain, chain.block_number(), job.produces_blocks)
+    )
+    checked = replace(
+        result, spec_after=live.spec_version, head=live.head, storage_versions=live.storage_versions
+    )
+    if live.problems:
         raise DeployVerificationError(
-            f"{result.network} at block #{head}: " + "; ".join(problems), checked
+            f"{result.network} at block #{live.head}: " + "; ".join(live.problems), checked
         )
     job.progress(
-        f"{result.network}: verified at block #{head}: :code is {job.candidate.code_hash}, "
-        f"{len(rows)} pallets at their in-code storage versions"
+        f"{result.network}: verified at block #{live.head}: :code is {job.candidate.code_hash}, "
+        f"{len(live.storage_versions)} pallets at their in-code storage versions"
     )
     return checked
 

@@ -366,6 +366,12 @@ def _type_registry() -> dict[str, Any]:
     return registry
 
 
+def chain_metadata(chain: Chain) -> Metadata:
+    """The metadata of the runtime a chain runs now (constants, pallet names)."""
+    raw = bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
+    return decode_metadata(raw, f"the runtime on {chain.endpoint}")
+
+
 def decode_metadata(raw: bytes, what: str) -> Metadata:
     """Decode `meta` + versioned metadata (from a wasm's Metadata API or `state_getMetadata`)."""
     rc = RuntimeConfigurationObject()

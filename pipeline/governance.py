@@ -41,6 +41,7 @@ from pipeline.chain import (
     is_local_endpoint,
 )
 from pipeline.config import CouncilSettings, Environment
+from pipeline.deploy import METHODS, Method
 from pipeline.errors import PipelineError
 from pipeline.policy import (
     FallbackPolicy,
@@ -55,11 +56,9 @@ from pipeline.submission import Recorder, submit_recorded
 
 log = logging.getLogger(__name__)
 
-Method = Literal["authorize", "set_code"]
 MotionState = Literal["open", "approved", "disapproved", "expired", "closed"]
 Scenario = Literal["approve", "reject", "silent", "split"]
 Outcome = Literal["enacted", "fallback", "already-live", "refused", "waiting"]
-METHODS: tuple[Method, ...] = get_args(Method)
 SCENARIOS: tuple[Scenario, ...] = get_args(Scenario)
 
 SOURCE_MARK = "runtime_source"  # key that tells a pipeline source remark from other remarks
@@ -419,11 +418,6 @@ def _network_name(env: Environment) -> str:
     return env.networks["production"].name
 
 
-def _metadata(chain: Chain) -> diff.Metadata:
-    raw = bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
-    return diff.decode_metadata(raw, f"the runtime on {chain.endpoint}")
-
-
 def _members(chain: Chain, collective: str) -> list[str]:
     members = chain.query(collective, "Members")
     return [str(m) for m in members or []]
@@ -448,7 +442,7 @@ def _raw_proposal(chain: Chain, collective: str, proposal_hash: str) -> bytes | 
 def proposal_weight_bound(chain: Chain, collective: str) -> dict[str, int]:
     """The weight bound `close` declares: the collective's MaxProposalWeight, which `propose`
     already held every open proposal to (the unused part is refunded after dispatch)."""
-    bound = _metadata(chain).constant(collective, "MaxProposalWeight")
+    bound = diff.chain_metadata(chain).constant(collective, "MaxProposalWeight")
     if not isinstance(bound, Mapping):
         raise PipelineError(
             f"{collective} has no MaxProposalWeight constant: is it a pallet_collective instance "
@@ -514,7 +508,7 @@ def compose_nested(chain: Chain, call: Call) -> Any:
 def check_preflight(chain: Chain, candidate: Candidate, method: Method) -> Preflight:
     """deploy's preflight against the chain's runtime. With set_code the blob rides in the
     motion itself, a normal-class extrinsic, so it must also fit that class's block length."""
-    block_length = _metadata(chain).constant("System", "BlockLength")
+    block_length = diff.chain_metadata(chain).constant("System", "BlockLength")
     limit = deploy.code_size_limit(block_length)
     if method == "set_code" and isinstance(block_length, Mapping):
         normal = block_length.get("max", {}).get("normal")
@@ -1076,25 +1070,11 @@ def _next_block(env: Environment, chain: Chain, after: int, produce: bool) -> No
 
 
 def check_live(chain: Chain, candidate: Candidate) -> int:
-    """deploy's post-upgrade checks at the head: `:code` is the artifact, its spec_version is live
-    and has run on_runtime_upgrade, every pallet is at its in-code storage version (read from
-    the candidate's genesis). Returns the live spec_version."""
-    head = chain.block_number()
-    head_hash = chain.block_hash(head)
-    names = _metadata(chain).pallet_names()
-    on_chain = {name: chain.storage(deploy.storage_version_key(name), head_hash) for name in names}
-    last = chain.query("System", "LastRuntimeUpgrade", block_hash=head_hash)
-    spec = int(chain.runtime_version(head_hash)["specVersion"])
-    problems = deploy.verification_problems(
-        candidate.runtime,
-        chain.code_hash(head_hash),
-        spec,
-        int(last["spec_version"]) if isinstance(last, Mapping) else None,
-        deploy.storage_version_table(names, on_chain, candidate.runtime.genesis_versions),
-    )
-    if problems:
-        raise PipelineError(f"{chain.endpoint} at block #{head}: " + "; ".join(problems))
-    return spec
+    """deploy's post-upgrade checks at the head; the live spec_version, or raise."""
+    live = deploy.check_live(chain, candidate.runtime)
+    if live.problems:
+        raise PipelineError(f"{chain.endpoint} at block #{live.head}: " + "; ".join(live.problems))
+    return live.spec_version
 
 
 def _apply_authorized(

@@ -22,6 +22,7 @@ from pipeline import governance
 from pipeline.chain import Chain
 from pipeline.cli import friendly
 from pipeline.config import Environment, load_environment
+from pipeline.deploy import METHODS
 from pipeline.errors import PipelineError
 from pipeline.plan import format_span
 from pipeline.policy import FALLBACK_POLICIES
@@ -94,7 +95,7 @@ def propose(
     c: Context, artifact: str, env: str = "local", method: str = "authorize", note: str = ""
 ) -> None:
     """Open the council motion upgrading production to an artifact (or find the open one)."""
-    if method not in governance.METHODS:
+    if method not in METHODS:
         raise PipelineError(f"unknown --method {method!r}: use authorize or set_code")
     project, environment = _context(env)
     candidate = governance.load_candidate(project, artifact)
