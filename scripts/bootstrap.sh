@@ -7,6 +7,13 @@ cd "$(dirname "$0")/.."
 
 bash scripts/docker-up.sh
 
+# The host's cargo vendors the crates the offline container build uses; any cargo >= 1.78
+# reads the lockfile. Without one on PATH, take Debian's, pinned like the builder's toolchain.
+if ! command -v cargo >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo-web=1.85.0+dfsg3-1~deb12u3
+fi
+
 if [ ! -x .venv/bin/python ]; then
     python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
 fi
