@@ -375,12 +375,21 @@ def container_cargo_config(vendor_output: str, host_dir: str) -> str:
 def vendor_crates(
     workspace: Path, lock_hash: str, where: str, log: IO[str], log_path: Path
 ) -> Vendor:
-    """Vendored crates for this Cargo.lock, fetched once per machine by the host's cargo.
+    """Vendored crates for this Cargo.lock and these manifests, fetched once per machine by the
+    host's cargo.
 
-    `cargo vendor --locked` also refuses a Cargo.lock that no longer matches the manifests;
-    `where` names the runtime directory and ref for that message.
+    `cargo vendor --locked` also refuses a Cargo.lock that no longer matches the manifests, so
+    the cache is keyed by both: a manifest changed without updating the lock is vendored (and
+    refused) again, never served from an earlier vendoring. `where` names the runtime
+    directory and ref for that message.
     """
-    root = cache_dir() / "vendor" / lock_hash.removeprefix("0x")
+    manifests = files_digest(
+        {
+            str(path.relative_to(workspace)): path.read_bytes()
+            for path in workspace.rglob("Cargo.toml")
+        }
+    )
+    root = cache_dir() / "vendor" / f"{lock_hash.removeprefix('0x')[:32]}-{manifests[:32]}"
     vendor = Vendor(crates=root / "crates", config=root / "config.toml")
     if vendor.config.is_file():
         return vendor
@@ -505,7 +514,8 @@ class BuildResult:
     compressed: RuntimeBlob
     digest: dict[str, Any]
     cached: bool
-    seconds: float
+    seconds: float  # wall time of the whole call
+    container_seconds: float  # of which the build container ran (0 on a cache hit)
     log: Path | None
 
 
@@ -537,9 +547,10 @@ def build(
     key = cache_key(revision.source_tree, lock_hash, image.id, options)
     record = None if no_cache else _cached(key)
     log_path: Path | None = None
+    container_seconds = 0.0
     if record is None:
         log_path = project.state_dir / "logs" / f"build-{key[:16]}.log"
-        record = _build_in_container(
+        record, container_seconds = _build_in_container(
             client, repo, revision, image, options, lock, lock_hash, key, fresh_target, log_path
         )
     blobs = cache_dir() / "blobs" / str(record["blake2_256"]).removeprefix("0x")
@@ -572,6 +583,7 @@ def build(
         digest=content,
         cached=log_path is None,
         seconds=time.monotonic() - started,
+        container_seconds=container_seconds,
         log=log_path,
     )
 
@@ -587,8 +599,11 @@ def _build_in_container(
     key: str,
     fresh_target: bool,
     log_path: Path,
-) -> dict[str, Any]:
-    """Export, vendor, run the container; store the blobs and the index record in the cache."""
+) -> tuple[dict[str, Any], float]:
+    """Export, vendor, run the container; cache the blobs and the index record.
+
+    Returns the record and how long the container ran.
+    """
     package = str(options["package"])
     names = wasm_file_names(package)
     with tempfile.TemporaryDirectory(prefix="pipeline-build-") as tmp, _log_file(log_path) as log:
@@ -606,7 +621,9 @@ def _build_in_container(
         script = build_script(package, str(options["cargo"]))
         log.write(f"$ {script}\n")
         log.flush()
+        container_started = time.monotonic()
         code = run_in_builder(client, image.id, script, volumes, key, log)
+        container_seconds = time.monotonic() - container_started
         if code != 0:
             log.close()
             summary = failure_summary(log_path.read_text(errors="replace"))
@@ -629,7 +646,7 @@ def _build_in_container(
             "cargo_lock_blake2_256": lock_hash,
         }
         _store(record, out, names.compact, names.compressed)
-    return record
+    return record, container_seconds
 
 
 def build_volumes(

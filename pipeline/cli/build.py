@@ -128,6 +128,12 @@ def _summary(result: builder.BuildResult, console: Console) -> None:
     table.add_row(
         "Commit", f"{result.digest['commit']}" + (" (dirty)" if result.digest["dirty"] else "")
     )
-    source = "cache hit" if result.cached else f"built (log {result.log})"
-    table.add_row("Source", f"{source}, {result.seconds:.1f} s")
+    if result.cached:
+        table.add_row("Source", f"build cache, {result.seconds:.1f} s")
+    else:
+        table.add_row(
+            "Source",
+            f"built in {result.seconds:.1f} s ({result.container_seconds:.1f} s in the"
+            f" container); log {result.log}",
+        )
     console.print(table)
