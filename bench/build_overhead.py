@@ -2,13 +2,13 @@
 
 Not a test. One run measures, for the runtime at a ref:
   cold   pipeline build (no cache, fresh target dir)  vs  plain `cargo check` (fresh target dir)
-  warm   pipeline build (no cache, warm target volume) vs  plain `cargo check` (warm volume),
-         both after the same source change (every runtime file touched)
+  warm   pipeline build (no cache, warm target volume) vs  plain `cargo check` in the same
+         volume right after it, both after the same source change (every runtime file touched)
   hit    pipeline build served from the build cache
 and, with --cargo-build, a cold plain `cargo build` whose wasm must equal the `cargo check` one.
 Goals: overhead <= 1.05x, cache hit <= 2 s.
 
-    .venv/bin/python bench/build_overhead.py [--ref REF] [--cargo-build]
+    .venv/bin/python bench/build_overhead.py [--ref REF] [--cargo-build | --skip-cold]
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pipeline import builder, gitops
 from pipeline.artifact import blake2_256, wasm_file_names
 from pipeline.project import load_project
 
-BENCH_VOLUME = "runtime-pipeline-bench"  # plain cargo's warm target dir, removed at the end
 console = Console(highlight=False)
 
 
@@ -45,6 +44,7 @@ def main() -> None:
     parser.add_argument(
         "--cargo-build", action="store_true", help="also time a cold plain `cargo build`"
     )
+    parser.add_argument("--skip-cold", action="store_true", help="only the warm cases and the hit")
     args = parser.parse_args()
 
     project = load_project()
@@ -91,19 +91,30 @@ def main() -> None:
                 return run
 
             rows: list[tuple[str, float, float | None]] = []
-            cold_pipeline = timed("cold pipeline build", pipeline("pipeline cold", True))
-            cold_plain = timed("cold plain cargo check", plain("check cold", "check", None))
-            rows.append(("cold", cold_pipeline, cold_plain))
-            if args.cargo_build:
+            if not args.skip_cold:
+                cold_pipeline = timed("cold pipeline build", pipeline("pipeline cold", True))
+                cold_plain = timed("cold plain cargo check", plain("check cold", "check", None))
+                rows.append(("cold", cold_pipeline, cold_plain))
+            if args.cargo_build and not args.skip_cold:
                 cold_build = timed("cold plain cargo build", plain("build cold", "build", None))
                 rows.append(("cold cargo build (plain)", cold_build, None))
             timed("warming the pipeline's target volume", pipeline("pipeline warm-up", False))
-            warm_pipeline = timed("warm pipeline build", pipeline("pipeline warm", False))
-            timed("warming the plain target volume", plain("check warm-up", "check", BENCH_VOLUME))
-            warm_plain = timed("warm plain cargo check", plain("check warm", "check", BENCH_VOLUME))
-            rows.append(("warm", warm_pipeline, warm_plain))
+            # Alternate twice and keep the faster of each: the machine may be shared.
+            warm_pipeline, warm_plain = float("inf"), float("inf")
+            for round_ in (1, 2):
+                warm_pipeline = min(
+                    warm_pipeline,
+                    timed(f"warm pipeline build #{round_}", pipeline("pipeline warm", False)),
+                )
+                warm_plain = min(
+                    warm_plain,
+                    timed(
+                        f"warm plain cargo check #{round_}",
+                        plain("check warm", "check", builder.TARGET_VOLUME),
+                    ),
+                )
+            rows.append(("warm (best of 2)", warm_pipeline, warm_plain))
             hit = timed("cache hit", lambda: builder.build(project, args.ref))
-        client.volumes.get(BENCH_VOLUME).remove(force=True)
 
     table = Table(title=f"pipeline vs plain cargo, {revision.ref} ({revision.commit[:12]})")
     for column in ("case", "pipeline s", "plain s", "ratio"):

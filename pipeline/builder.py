@@ -92,6 +92,12 @@ _SUMMARY_ERROR = re.compile(
     r"error: (could not compile|aborting due to|failed to run custom build command)"
 )
 _STALE_LOCK = re.compile(r"needs to be updated but --locked was passed|cannot update the lock file")
+# Offline against the vendor dir, a manifest asking for what Cargo.lock lacks fails resolution
+# before cargo gets to compare the lock: the same stale lock, seen from inside the container.
+_UNVENDORED = re.compile(
+    r"(no matching package named|failed to select a version for the requirement)[^\n]*\n"
+    r"(?:[^\n]*\n){0,6}?[^\n]*location searched: directory source"
+)
 
 _PING_TIMEOUT: Final = 20  # seconds for an engine to answer at all
 console = Console(stderr=True)
@@ -441,6 +447,9 @@ def build_script(package: str, command: str = CARGO_COMMAND) -> str:
             f"rm -f {wbuild}/{names.compact} {wbuild}/{names.compressed}",
             f"rustc -V > {OUT_DIR}/rustc.txt",
             f"cargo {command} --locked --offline --{PROFILE} -p {package}",
+            f"if [ ! -f {wbuild}/{names.compressed} ]; then echo 'error: {package} produced no"
+            f" {names.compressed} in {wbuild}: its build.rs must run substrate-wasm-builder'"
+            " >&2; exit 1; fi",
             f"cp {wbuild}/{names.compact} {wbuild}/{names.compressed} {OUT_DIR}/",
             f"chmod a+rw {OUT_DIR}/*",
         ]
@@ -483,11 +492,22 @@ def cache_key(
     return hashlib.blake2b(payload.encode(), digest_size=32).hexdigest()
 
 
+def lock_is_stale(cargo_output: str) -> bool:
+    """Whether cargo failed because Cargo.lock no longer matches the manifests."""
+    return bool(_STALE_LOCK.search(cargo_output) or _UNVENDORED.search(cargo_output))
+
+
+def stale_lock_error(where: str) -> PipelineError:
+    """The one refusal for a stale lock, whether the host or the container noticed."""
+    return PipelineError(
+        f"Cargo.lock of {where} is out of date with its Cargo.toml files: run"
+        " `cargo update --workspace` there and commit Cargo.lock"
+    )
+
+
 def failure_summary(log: str, blocks: int = 3, context: int = 4) -> str:
     """The compiler's error lines (each with a few lines after) from a failed build's log."""
     lines = [line.rstrip() for line in log.splitlines()]
-    if any(_STALE_LOCK.search(line) for line in lines):
-        return "Cargo.lock is out of date with the Cargo.toml files"
     found: list[str] = []
     for i, line in enumerate(lines):
         if _ERROR_LINE.match(line) and not _SUMMARY_ERROR.search(line):
@@ -500,7 +520,7 @@ def failure_summary(log: str, blocks: int = 3, context: int = 4) -> str:
             if " | ".join(block) not in found:
                 found.append(" | ".join(block))
     if not found:
-        return " | ".join(line.strip() for line in lines if line.strip())[-600:] or "no output"
+        return " | ".join([line.strip() for line in lines if line.strip()][-3:]) or "no output"
     more = len(found) - blocks
     return " || ".join(found[:blocks]) + (f" (+{more} more errors)" if more > 0 else "")
 
@@ -611,10 +631,9 @@ def _build_in_container(
         source.mkdir()
         gitops.export(repo, revision, source)
         touch_tree(source)
+        where = f"{revision.subdir or '.'} at {revision.ref}"
         with console.status("vendoring crates (once per Cargo.lock)"):
-            vendor = vendor_crates(
-                source, lock_hash, f"{revision.subdir or '.'} at {revision.ref}", log, log_path
-            )
+            vendor = vendor_crates(source, lock_hash, where, log, log_path)
         out = Path(tmp) / "out"
         out.mkdir()
         volumes = build_volumes(source, vendor, out, None if fresh_target else TARGET_VOLUME)
@@ -626,7 +645,10 @@ def _build_in_container(
         container_seconds = time.monotonic() - container_started
         if code != 0:
             log.close()
-            summary = failure_summary(log_path.read_text(errors="replace"))
+            output = log_path.read_text(errors="replace")
+            if lock_is_stale(output):
+                raise stale_lock_error(where)
+            summary = failure_summary(output)
             raise PipelineError(
                 f"runtime build of {revision.ref} failed (exit {code}): {summary}: full log"
                 f" {log_path}"
@@ -864,11 +886,8 @@ def _cargo(
     if result.returncode != 0:
         log.flush()
         tail = log_path.read_text(errors="replace")
-        if _STALE_LOCK.search(tail):
-            raise PipelineError(
-                f"Cargo.lock of {where or cwd} is out of date with its Cargo.toml files: run"
-                " `cargo update --workspace` there and commit Cargo.lock"
-            )
+        if lock_is_stale(tail):
+            raise stale_lock_error(where or str(cwd))
         raise PipelineError(f"cargo {args[0]} failed: {failure_summary(tail)}: full log {log_path}")
     return result.stdout
 

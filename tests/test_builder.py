@@ -144,12 +144,6 @@ def test_crate_version_reads_the_workspace_member() -> None:
             ["error[E0599]: no method named `foo`", "src/lib.rs:9"],
             ["failed to run custom build"],
         ),
-        (
-            "error: the lock file /build/runtime/Cargo.lock needs to be updated but --locked"
-            " was passed to prevent this\n",
-            ["Cargo.lock is out of date"],
-            [],
-        ),
         ("cp: cannot stat '/target/x.wasm': No such file\n", ["cp: cannot stat"], []),
     ],
 )
@@ -159,6 +153,38 @@ def test_failure_summary(log: str, expected: list[str], absent: list[str]) -> No
         assert text in summary
     for text in absent:
         assert text not in summary
+
+
+@pytest.mark.parametrize(
+    ("log", "stale"),
+    [
+        (
+            "error: the lock file /build/runtime/Cargo.lock needs to be updated but --locked"
+            " was passed to prevent this\n",
+            True,
+        ),
+        (
+            "error: no matching package named `libm` found\n"
+            "location searched: directory source `/vendor` (which is replacing registry"
+            " `crates-io`)\nrequired by package `rt v0.1.0 (/build/runtime)`\n",
+            True,
+        ),
+        (
+            'error: failed to select a version for the requirement `foo = "^2"`\n'
+            "candidate versions found which didn't match: 1.0.3\n"
+            "location searched: directory source `/vendor` (which is replacing registry"
+            " `crates-io`)\n",
+            True,
+        ),
+        ("error[E0425]: cannot find value `y` in this scope\n --> src/lib.rs:3:5\n", False),
+        (
+            "error: no matching package named `libm` found\nlocation searched: crates.io index\n",
+            False,
+        ),
+    ],
+)
+def test_lock_is_stale(log: str, stale: bool) -> None:
+    assert builder.lock_is_stale(log) is stale
 
 
 def test_failure_summary_caps_the_number_of_errors() -> None:
@@ -338,16 +364,32 @@ def test_cache_hit_in_a_fresh_clone_is_fast_and_starts_no_container(
 
 
 @pytest.mark.docker
-def test_stale_cargo_lock_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("vendored_before", [False, True], ids=["by-host-cargo", "in-container"])
+def test_stale_cargo_lock_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vendored_before: bool
+) -> None:
+    """Refused by `cargo vendor --locked` on a new lock, by the container when already vendored."""
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
     repo = _scratch_repo(tmp_path, lock=True)
     root = Path(str(repo.working_tree_dir))
+    if vendored_before:
+        # `rt` is no runtime, so the build fails after vendoring: at copying the wasm out.
+        with pytest.raises(
+            PipelineError, match=r"error: rt produced no rt.compact.compressed.wasm"
+        ):
+            builder.build(_project(root))
+        assert any((tmp_path / "cache/vendor").glob("*/config.toml"))
     (root / "rt/Cargo.toml").write_text(
         (root / "rt/Cargo.toml").read_text() + '\n[dependencies]\nlibm = "0.2"\n'
     )
     repo.index.add(["rt/Cargo.toml"])
     repo.index.commit("add a dependency without updating the lock")
-    with pytest.raises(PipelineError, match=r"Cargo.lock of rt at HEAD is out of date .*commit"):
+    with pytest.raises(PipelineError) as raised:
         builder.build(_project(root))
+    assert str(raised.value) == (
+        "Cargo.lock of rt at HEAD is out of date with its Cargo.toml files: run"
+        " `cargo update --workspace` there and commit Cargo.lock"
+    )
 
 
 @pytest.mark.docker

@@ -21,6 +21,7 @@ from fixtures.runtimes import candidate_build
 
 from pipeline.chain import Chain
 from pipeline.localnet import free_ports
+from pipeline.plan import STAGES
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 
@@ -85,32 +86,30 @@ def candidate_hash() -> str:
     return candidate_build().compressed.blake2_256
 
 
-def test_release_survives_kills_and_enacts_exactly_once(
-    tmp_path: Path, candidate_hash: str
+def release_with_kills(
+    tmp_path: Path, release: str, kill_at: tuple[str, ...], candidate: str
 ) -> None:
+    """Kill the release at each point in turn (SIGKILL, no cleanup), resume, and check that
+    production ends up upgraded with exactly one of each on-chain effect."""
     clone, production = make_clone(
-        tmp_path, release="e2e-kill", first_deadline="2026-12-01T12:00:00+00:00"
+        tmp_path, release=release, first_deadline="2026-12-01T12:00:00+00:00"
     )
     try:
         up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
         assert up.returncode == 0, up.stdout + up.stderr
         before = chain_events(production)  # the seeded chain, before the release
-        for point in (
-            "after:deploy-reckless",  # a stage boundary
-            "submit:propose:after-broadcast",  # sent, result not journaled
-            "submit:apply-upgrade:after-intent",  # journaled, not sent
-        ):
+        for point in kill_at:
             run = invoke(clone, "release", crash_at=point)
             assert run.returncode == -9, f"{point}: {run.returncode}\n{run.stdout}\n{run.stderr}"
         done = invoke(clone, "release")
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "release e2e-kill complete" in done.stdout
+        assert f"release {release} complete" in done.stdout
 
-        report = json.loads((clone / ".pipeline/releases/e2e-kill/report.json").read_text())
+        report = json.loads((clone / f".pipeline/releases/{release}/report.json").read_text())
         assert report["complete"] is True
         assert [m["state"] for m in report["milestones"]] == ["done"] * 5
         with Chain(f"ws://127.0.0.1:{production}") as chain:
-            assert chain.code_hash() == candidate_hash
+            assert chain.code_hash() == candidate
             assert int(chain.runtime_version()["specVersion"]) == 101
 
         events = chain_events(production)
@@ -124,6 +123,34 @@ def test_release_survives_kills_and_enacts_exactly_once(
         assert again.returncode == 0 and chain_events(production) == events
     finally:
         stop_networks(clone)
+
+
+def test_release_survives_kills_and_enacts_exactly_once(
+    tmp_path: Path, candidate_hash: str
+) -> None:
+    kill_at = (
+        "after:deploy-reckless",  # a stage boundary
+        "submit:propose:after-broadcast",  # sent, result not journaled
+        "submit:apply-upgrade:after-intent",  # journaled, not sent
+    )
+    release_with_kills(tmp_path, "e2e-kill", kill_at, candidate_hash)
+
+
+# Every stage boundary and both sides of every submission the local release makes.
+SUBMISSIONS = ("deploy-reckless", "deploy-lts", "propose", "vote", "close", "apply-upgrade")
+KILL_POINTS = [f"after:{stage}" for stage in STAGES] + [
+    f"submit:{stage}:{side}"
+    for stage in SUBMISSIONS
+    for side in ("after-intent", "after-broadcast")
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_release_killed_at_any_point_resumes_to_one_upgrade(
+    tmp_path: Path, candidate_hash: str, point: str
+) -> None:
+    release_with_kills(tmp_path, "e2e-matrix", (point,), candidate_hash)
 
 
 def test_silent_council_takes_the_sudo_fallback_and_a_missed_deadline_shows(
