@@ -11,6 +11,7 @@ Cargo.lock, builder image id, build options), so a hit needs no container.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -64,6 +65,7 @@ VENDOR_DIR: Final = "/vendor"
 CARGO_CONFIG: Final = "/cargo/config.toml"
 TARGET_DIR: Final = "/target"
 OUT_DIR: Final = "/out"
+SOURCE_MTIME: Final = 4102444800  # 2100-01-01: exported sources are newer than any build
 
 # `cargo check` runs the runtime's build.rs, which builds the complete wasm, while only
 # type-checking the native crate; it gives the same wasm as `cargo build` in less time.
@@ -630,7 +632,6 @@ def _build_in_container(
         source = Path(tmp) / "runtime"
         source.mkdir()
         gitops.export(repo, revision, source)
-        touch_tree(source)
         where = f"{revision.subdir or '.'} at {revision.ref}"
         with console.status("vendoring crates (once per Cargo.lock)"):
             vendor = vendor_crates(source, lock_hash, where, log, log_path)
@@ -640,9 +641,11 @@ def _build_in_container(
         script = build_script(package, str(options["cargo"]))
         log.write(f"$ {script}\n")
         log.flush()
-        container_started = time.monotonic()
-        code = run_in_builder(client, image.id, script, volumes, key, log)
-        container_seconds = time.monotonic() - container_started
+        touch_tree(source)
+        with contextlib.nullcontext() if fresh_target else target_volume_lock():
+            container_started = time.monotonic()
+            code = run_in_builder(client, image.id, script, volumes, key, log)
+            container_seconds = time.monotonic() - container_started
         if code != 0:
             log.close()
             output = log_path.read_text(errors="replace")
@@ -841,17 +844,39 @@ def _log_file(path: Path) -> Iterator[IO[str]]:
         yield log
 
 
-def touch_tree(root: Path) -> None:
-    """Give every exported file the current time.
+@contextlib.contextmanager
+def target_volume_lock() -> Iterator[None]:
+    """Hold the machine-wide lock of the shared target volume: one build script at a time.
 
-    cargo decides freshness of workspace crates by mtime; `git archive` stamps the commit time,
-    so an older commit exported over a newer build would look up to date in the shared target
-    volume. Fresh mtimes make the workspace crates rebuild while vendored crates stay cached.
+    cargo locks the target dir only while it runs; the script around it (clearing the wbuild
+    outputs, copying them out) must not interleave with another build's.
     """
-    now = time.time()
+    # Beside the volume's name, not in cache_dir(): every checkout and cache dir shares the volume.
+    path = Path(tempfile.gettempdir()) / f"{TARGET_VOLUME}.lock"
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # flock needs no write access
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with console.status("waiting for another build using the target volume"):
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def touch_tree(root: Path) -> None:
+    """Date every exported file in the future, so cargo rebuilds the workspace crates.
+
+    cargo judges path crates fresh when no source is newer than the start of their last
+    compilation. `git archive` stamps the commit time, and even "now" can be older than a
+    build of another tree that ran meanwhile in the shared target volume (or before a clock
+    step): the stale crate of the other tree would be reused. A source date beyond any build
+    makes every workspace crate dirty, always; vendored crates keep their cached builds.
+    """
     for path in [root, *root.rglob("*")]:
         if not path.is_symlink():
-            os.utime(path, (now, now))
+            os.utime(path, (SOURCE_MTIME, SOURCE_MTIME))
 
 
 def _cargo(
