@@ -11,6 +11,11 @@ extern crate alloc;
 
 pub use pallet::*;
 
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;
+
 #[frame_support::pallet]
 pub mod pallet {
 	use alloc::boxed::Box;
@@ -58,7 +63,9 @@ pub mod pallet {
 		) -> DispatchResultWithPostInfo {
 			T::DispatchOrigin::ensure_origin(origin)?;
 			let result = call.dispatch_bypass_filter(frame_system::RawOrigin::Root.into());
-			Self::deposit_event(Event::Dispatched { result: result.map(|_| ()).map_err(|e| e.error) });
+			Self::deposit_event(Event::Dispatched {
+				result: result.map(|_| ()).map_err(|e| e.error),
+			});
 			Ok(Pays::No.into())
 		}
 	}
