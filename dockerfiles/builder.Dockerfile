@@ -31,6 +31,7 @@ RUN apt-get update \
       "rustc-web=${RUST_VERSION}" \
       "cargo-web=${RUST_VERSION}" \
       "rust-web-src=${RUST_VERSION}" \
+      "rustfmt-web=${RUST_VERSION}" \
       "libstd-rust-web-dev=${RUST_VERSION}" \
       "libstd-rust-web-1.85=${RUST_VERSION}" \
       "lld-19=${LLD_VERSION}" \
@@ -71,6 +72,7 @@ LABEL org.runtime-pipeline.base="${BASE}" \
       org.runtime-pipeline.toolchain.rustc-web="${RUST_VERSION}" \
       org.runtime-pipeline.toolchain.cargo-web="${RUST_VERSION}" \
       org.runtime-pipeline.toolchain.rust-web-src="${RUST_VERSION}" \
+      org.runtime-pipeline.toolchain.rustfmt-web="${RUST_VERSION}" \
       org.runtime-pipeline.toolchain.lld-19="${LLD_VERSION}" \
       org.runtime-pipeline.toolchain.g++="${GXX_VERSION}" \
       org.runtime-pipeline.target=wasm32v1-none

@@ -177,7 +177,7 @@ def ensure_builder_image(client: docker.DockerClient | None = None) -> str:
     with contextlib.suppress(docker.errors.ImageNotFound):
         return str(client.images.get(tag).id)
     log_path = cache_dir() / "logs" / f"image-{tag.partition(':')[2]}.log"
-    with _log_file(log_path) as log, console.status(f"building {tag}") as status:
+    with log_file(log_path) as log, console.status(f"building {tag}") as status:
         base, base_source = _ensure_base(client, log, status, log_path)
         with tempfile.TemporaryDirectory(prefix="pipeline-image-") as tmp:
             context = Path(tmp) / "context"
@@ -556,12 +556,7 @@ def build(
     started = time.monotonic()
     repo = gitops.open_repo(project.root)
     revision = gitops.resolve(repo, ref, project.runtime_path, dirty)
-    lock = gitops.read_file(repo, revision, "Cargo.lock")
-    if lock is None:
-        raise PipelineError(
-            f"no Cargo.lock in {project.runtime_path} at {revision.ref}: run `cargo"
-            f" generate-lockfile` in {project.runtime_path} and commit Cargo.lock"
-        )
+    lock = cargo_lock(repo, revision, project.runtime_path)
     lock_hash = blake2_256(lock)
     client = docker_client()
     image = builder_image(client, ensure_builder_image(client))
@@ -628,20 +623,17 @@ def _build_in_container(
     """
     package = str(options["package"])
     names = wasm_file_names(package)
-    with tempfile.TemporaryDirectory(prefix="pipeline-build-") as tmp, _log_file(log_path) as log:
-        source = Path(tmp) / "runtime"
-        source.mkdir()
-        gitops.export(repo, revision, source)
-        where = f"{revision.subdir or '.'} at {revision.ref}"
-        with console.status("vendoring crates (once per Cargo.lock)"):
-            vendor = vendor_crates(source, lock_hash, where, log, log_path)
-        out = Path(tmp) / "out"
-        out.mkdir()
-        volumes = build_volumes(source, vendor, out, None if fresh_target else TARGET_VOLUME)
+    with (
+        log_file(log_path) as log,
+        exported_workspace(repo, revision, lock_hash, log, log_path) as workspace,
+    ):
+        out = workspace.out
+        volumes = build_volumes(
+            workspace.source, workspace.vendor, out, None if fresh_target else TARGET_VOLUME
+        )
         script = build_script(package, str(options["cargo"]))
         log.write(f"$ {script}\n")
         log.flush()
-        touch_tree(source)
         with contextlib.nullcontext() if fresh_target else target_volume_lock():
             container_started = time.monotonic()
             code = run_in_builder(client, image.id, script, volumes, key, log)
@@ -650,7 +642,7 @@ def _build_in_container(
             log.close()
             output = log_path.read_text(errors="replace")
             if lock_is_stale(output):
-                raise stale_lock_error(where)
+                raise stale_lock_error(workspace.where)
             summary = failure_summary(output)
             raise PipelineError(
                 f"runtime build of {revision.ref} failed (exit {code}): {summary}: full log"
@@ -672,6 +664,45 @@ def _build_in_container(
         }
         _store(record, out, names.compact, names.compressed)
     return record, container_seconds
+
+
+def cargo_lock(repo: git.Repo, revision: gitops.Revision, runtime_path: str) -> bytes:
+    """The runtime's committed Cargo.lock: builds and checks are `--locked` to it."""
+    lock = gitops.read_file(repo, revision, "Cargo.lock")
+    if lock is None:
+        raise PipelineError(
+            f"no Cargo.lock in {runtime_path} at {revision.ref}: run `cargo"
+            f" generate-lockfile` in {runtime_path} and commit Cargo.lock"
+        )
+    return lock
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A runtime tree exported for one container run, with its crates and an output dir."""
+
+    source: Path  # mounted read-only at SRC_DIR
+    vendor: Vendor
+    out: Path  # mounted read-write at OUT_DIR
+    where: str  # "<runtime dir> at <ref>", for messages
+
+
+@contextlib.contextmanager
+def exported_workspace(
+    repo: git.Repo, revision: gitops.Revision, lock_hash: str, log: IO[str], log_path: Path
+) -> Iterator[Workspace]:
+    """Export `revision`'s runtime tree and vendor its crates, in a temp dir removed after."""
+    with tempfile.TemporaryDirectory(prefix="pipeline-build-") as tmp:
+        source = Path(tmp) / "runtime"
+        source.mkdir()
+        gitops.export(repo, revision, source)
+        where = f"{revision.subdir or '.'} at {revision.ref}"
+        with console.status("vendoring crates (once per Cargo.lock)"):
+            vendor = vendor_crates(source, lock_hash, where, log, log_path)
+        touch_tree(source)
+        out = Path(tmp) / "out"
+        out.mkdir()
+        yield Workspace(source=source, vendor=vendor, out=out, where=where)
 
 
 def build_volumes(
@@ -696,6 +727,7 @@ def run_in_builder(
     volumes: Mapping[str, Mapping[str, str]],
     key: str,
     log: IO[str],
+    activity: str = "building the runtime",
 ) -> int:
     """Run `script` in the builder with no network, streaming output to the log; exit code."""
     container = client.containers.run(
@@ -709,14 +741,14 @@ def run_in_builder(
         labels={f"{LABEL}build": key},
     )
     try:
-        with _terminate_as_exit(), console.status("building the runtime") as status:
+        with _terminate_as_exit(), console.status(activity) as status:
             for chunk in container.logs(stream=True, follow=True):
                 text = chunk.decode(errors="replace")
                 log.write(text)
                 log.flush()  # the log is what users tail while a build runs
                 lines = [x.strip() for x in text.splitlines() if x.strip()]
                 if lines:
-                    status.update(f"building the runtime: {lines[-1][:100]}")
+                    status.update(f"{activity}: {lines[-1][:100]}")
         return int(container.wait()["StatusCode"])
     finally:
         container.remove(force=True)
@@ -838,7 +870,7 @@ def _terminate_as_exit() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _log_file(path: Path) -> Iterator[IO[str]]:
+def log_file(path: Path) -> Iterator[IO[str]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", errors="replace") as log:
         yield log

@@ -1,6 +1,6 @@
-"""CI gates for a runtime repo's master: the freeze rule, the spec_version bump, and the
-reproducible build hash. Each gate returns a `GateResult`; `invoke gate` runs them all and fails
-when any fails, listing why.
+"""CI gates for a runtime repo's master: rustfmt and the unit tests (in the builder image), the
+freeze rule, the spec_version bump, and the reproducible build hash. Each gate returns a
+`GateResult`; `invoke gate` runs them all and fails when any fails, listing why.
 
 "Production" is the newest release committed under `<runtime>/releases/<spec>/digest.json`
 (its `commit` and `info.spec_version`), so the gates need no network.
@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import builder, gitops
+from pipeline import builder, cargo_checks, gitops
 from pipeline.errors import PipelineError
 from pipeline.freeze import check_freeze
 from pipeline.policy import FreezeRule, spec_bump_required
@@ -55,6 +55,13 @@ def runtime_changed(project: Project, base: str, head: str) -> list[str]:
         "--name-only", base, head, "--", path, f":(exclude){path}/{RELEASES_SUBDIR}"
     )
     return [line for line in out.splitlines() if line]
+
+
+def gate_cargo(project: Project, check: cargo_checks.Check, head: str) -> GateResult:
+    """`cargo fmt --check` or `cargo test` of the runtime at `head`, in the builder image."""
+    result = cargo_checks.run_check(project, check, head)
+    remembered = " (a remembered pass of this exact tree)" if result.cached else ""
+    return GateResult(check, result.ok, result.detail + remembered)
 
 
 def gate_freeze(project: Project, release_id: str, head: str, rule: FreezeRule) -> GateResult:
@@ -100,11 +107,13 @@ def run_gates(
     rule: FreezeRule,
     expect: str | None,
 ) -> list[GateResult]:
-    """Every gate for `head`: the build runs once (hermetic, cached) for spec and hash."""
-    results = []
+    """Every gate for `head`, quickest first; the build runs once (hermetic, cached) for both
+    spec and hash, and the unit tests last."""
+    results = [gate_cargo(project, "fmt", head)]
     if release_id is not None:
         results.append(gate_freeze(project, release_id, head, rule))
     build = builder.build(project, head)
     results.append(gate_spec_bump(project, head, build.compressed.version.spec_version))
     results.append(gate_reproducible(build.compressed.blake2_256, expect))
+    results.append(gate_cargo(project, "test", head))
     return results

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import websocket
 from scalecodec.utils.ss58 import ss58_decode
 from substrateinterface import Keypair
 from substrateinterface.utils.hasher import xxh128
@@ -36,13 +35,15 @@ from pipeline.chain import (
     CONNECTION_ERRORS,
     Call,
     Chain,
+    NewHeads,
     Receipt,
-    backoff_delays,
+    compose_nested,
     is_local_endpoint,
 )
 from pipeline.config import CouncilSettings, Environment
 from pipeline.deploy import METHODS, Method
 from pipeline.errors import PipelineError
+from pipeline.faults import pause_point
 from pipeline.policy import (
     FallbackPolicy,
     Preflight,
@@ -492,19 +493,6 @@ def upgrade_proposal(
     return Call(module, function, {"call": batch}), remark
 
 
-def compose_nested(chain: Chain, call: Call) -> Any:
-    """Compose a call whose parameters may hold Calls, also inside lists (batches)."""
-    params: dict[str, Any] = {}
-    for name, value in call.params.items():
-        if isinstance(value, Call):
-            params[name] = compose_nested(chain, value)
-        elif isinstance(value, list) and any(isinstance(v, Call) for v in value):
-            params[name] = [compose_nested(chain, v) if isinstance(v, Call) else v for v in value]
-        else:
-            params[name] = value
-    return chain.compose(Call(call.module, call.function, params))
-
-
 def check_preflight(chain: Chain, candidate: Candidate, method: Method) -> Preflight:
     """deploy's preflight against the chain's runtime. With set_code the blob rides in the
     motion itself, a normal-class extrinsic, so it must also fit that class's block length."""
@@ -835,100 +823,6 @@ def motion_status(
 
 
 # --- tracking -------------------------------------------------------------------------------------
-class NewHeads:
-    """New block numbers from `chain_subscribeNewHeads` on a websocket of its own.
-
-    A dropped connection is reopened and resubscribed with backoff (bounded); a connection that
-    stays silent longer than `idle` is treated as dropped. Use as a context manager.
-    """
-
-    def __init__(
-        self, endpoint: str, *, connect_timeout: float = 15.0, reconnect_attempts: int = 5
-    ) -> None:
-        self.endpoint = endpoint
-        self._connect_timeout = connect_timeout
-        self._attempts = reconnect_attempts
-        self._socket: websocket.WebSocket | None = None
-        self._subscription: str | None = None
-        self._subscribe()
-
-    def _subscribe(self) -> None:
-        self.close()
-        ws = websocket.create_connection(self.endpoint, timeout=self._connect_timeout)
-        ws.send(
-            json.dumps(
-                {"jsonrpc": "2.0", "id": 1, "method": "chain_subscribeNewHeads", "params": []}
-            )
-        )
-        while True:  # notifications may not arrive before the subscription id
-            message = json.loads(ws.recv())
-            if message.get("id") == 1:
-                if "error" in message:
-                    ws.close()
-                    raise PipelineError(
-                        f"{self.endpoint} refused chain_subscribeNewHeads: {message['error']}"
-                    )
-                self._subscription = str(message["result"])
-                break
-        self._socket = ws
-
-    def _resubscribe(self, reason: object) -> None:
-        last: object = reason
-        for delay in backoff_delays(self._attempts):
-            log.warning("head subscription to %s lost (%s); resubscribing", self.endpoint, last)
-            time.sleep(delay)
-            try:
-                self._subscribe()
-                return
-            except CONNECTION_ERRORS as exc:
-                last = exc
-        raise PipelineError(
-            f"lost the connection to {self.endpoint} and could not resubscribe after "
-            f"{self._attempts} attempts ({last}): check the node, then run the command again "
-            "(it resumes where the chain is)"
-        )
-
-    def next(self, wait: float) -> int | None:
-        """The number of the next new head, or None when none came within `wait` seconds (the
-        subscription is then reopened, in case the connection died silently)."""
-        deadline = time.monotonic() + wait
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._resubscribe("no new head")
-                return None
-            try:
-                assert self._socket is not None
-                self._socket.settimeout(left)
-                message = json.loads(self._socket.recv())
-            except websocket.WebSocketTimeoutException:
-                continue
-            except CONNECTION_ERRORS as exc:
-                self._resubscribe(exc)
-                return None
-            except ValueError:
-                continue
-            params = message.get("params")
-            if (
-                isinstance(params, Mapping)
-                and str(params.get("subscription")) == self._subscription
-                and isinstance(params.get("result"), Mapping)
-            ):
-                return int(str(params["result"]["number"]), 16)
-
-    def close(self) -> None:
-        if self._socket is not None:
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                self._socket.close()
-            self._socket = None
-
-    def __enter__(self) -> NewHeads:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def _subscribe_heads(env: Environment, chain: Chain) -> NewHeads:
     try:
         return NewHeads(chain.endpoint, connect_timeout=env.connect_timeout)
@@ -974,6 +868,7 @@ def track(
                     f"motion #{motion.index} is still open after {timeout:.0f}s "
                     f"(block #{status.head}, deadline #{status.deadline}): track it again later"
                 )
+            pause_point("track:between-heads")
             try:
                 if advance:
                     localnet.produce_blocks(chain.endpoint, 1)

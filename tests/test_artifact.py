@@ -22,7 +22,8 @@ from fixtures.runtime_wasm import (
     runtime_wasm,
     section,
 )
-from invoke import Collection, Program
+from invoke.collection import Collection
+from invoke.program import Program
 from scalecodec.base import RuntimeConfigurationObject
 from scalecodec.type_registry import load_type_registry_preset
 

@@ -316,6 +316,7 @@ def assert_upgraded(result: deploy.DeployResult, code_hash: str) -> None:
     assert result.activation_seconds is not None and result.activation_seconds < 30
 
 
+@pytest.mark.docker  # builds HEAD's runtime (spec 101)
 @pytest.mark.chain
 def test_reckless_100_to_101_with_set_code_then_the_subsystem_suite_is_green(
     repo: Repo, tmp_path: Path
@@ -341,6 +342,7 @@ def test_reckless_100_to_101_with_set_code_then_the_subsystem_suite_is_green(
     assert (tmp_path / "out" / "junit-subsystem.xml").is_file()
 
 
+@pytest.mark.docker  # builds HEAD's runtime (spec 101)
 @pytest.mark.chain
 def test_deploying_the_same_artifact_twice_submits_once(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -360,6 +362,7 @@ def test_deploying_the_same_artifact_twice_submits_once(
     assert code_updates(repo.endpoint("reckless")) == 1
 
 
+@pytest.mark.docker  # builds HEAD's runtime (spec 101)
 @pytest.mark.chain
 def test_lts_100_to_101_with_authorize_then_the_final_suite_is_green(
     repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -380,6 +383,7 @@ def test_lts_100_to_101_with_authorize_then_the_final_suite_is_green(
     assert summary["ok"] and summary["passed"] >= 15
 
 
+@pytest.mark.docker  # builds HEAD's runtime (spec 101)
 @pytest.mark.chain
 def test_a_dry_run_reports_on_a_fork_and_leaves_production_alone(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -411,6 +415,7 @@ def test_a_dry_run_reports_on_a_fork_and_leaves_production_alone(
     assert forks == []  # the throwaway fork is gone
 
 
+@pytest.mark.docker  # builds HEAD's runtime (spec 101)
 @pytest.mark.chain
 def test_diff_reads_the_code_on_a_chain(
     repo: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -277,6 +277,7 @@ def test_unknown_hash_is_one_clear_line(tmp_path: Path) -> None:
         diff.resolve_artifact(project, "nonsense")
 
 
+@pytest.mark.docker  # builds HEAD's runtime (spec 101)
 def test_an_altered_artifact_is_refused(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     folder = publish(project, runtime_wasm(100).read_bytes())
@@ -285,6 +286,7 @@ def test_an_altered_artifact_is_refused(tmp_path: Path) -> None:
         diff.resolve_artifact(project, folder.name)
 
 
+@pytest.mark.docker  # builds HEAD's runtime (spec 101)
 def test_default_artifact_is_the_newest_build_of_head(tmp_path: Path) -> None:
     repo = git.Repo.init(tmp_path)
     (tmp_path / "runtime").mkdir()
@@ -352,6 +354,7 @@ def test_a_warm_diff_takes_under_a_second(cache: Path) -> None:
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.docker  # builds HEAD's runtime (spec 101)
 def test_the_cli_prints_the_diff_and_json(
     cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

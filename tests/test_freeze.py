@@ -66,7 +66,8 @@ def test_tag_is_idempotent_and_never_moves(repo: git.Repo) -> None:
     tag_freeze(repo, "r1", first, "0xabc")
     tag_freeze(repo, "r1", first, "0xabc")
     assert frozen_commit(repo, "r1") == first
-    assert "Code hash: 0xabc" in str(repo.tags["freeze/r1"].tag.message)
+    tag = repo.tags["freeze/r1"].tag
+    assert tag is not None and "Code hash: 0xabc" in str(tag.message)
     later = commit(repo, "fix: x")
     with pytest.raises(PipelineError, match="already marks"):
         tag_freeze(repo, "r1", later, "0xdef")

@@ -622,6 +622,7 @@ def test_approved_motion_is_closed_and_enacted(net: Net, tmp_path: Path) -> None
     with net.chain() as chain:
         motion = governance.propose(env, chain, candidate, note_path=note)
         assert (motion.index, motion.threshold, motion.reused) == (0, 2, False)
+        assert motion.proposed_block is not None
         assert motion.end == motion.proposed_block + 20  # the runtime's MotionDuration
         text = note.read_text()
         assert candidate.code_hash in text and f"--expect {candidate.code_hash}" in text

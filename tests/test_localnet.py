@@ -361,7 +361,7 @@ def storage_at(endpoint: str, block_hash: str, limit: int = 1000) -> dict[str, s
 
 
 def storage_prefix(pallet: str, item: str) -> str:
-    return "0x" + (xxh128(pallet.encode()) + xxh128(item.encode())).hex()
+    return "0x" + (bytes(xxh128(pallet.encode())) + bytes(xxh128(item.encode()))).hex()
 
 
 NOTES_PREFIX = storage_prefix("Notes", "Notes")

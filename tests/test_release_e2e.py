@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from fixtures.runtimes import candidate_build
 
 from pipeline.chain import Chain
+from pipeline.faults import CRASH_ENV, PAUSE_ENV, PAUSE_FILE_ENV
 from pipeline.localnet import free_ports
 from pipeline.plan import STAGES
 
@@ -49,18 +51,23 @@ def make_clone(tmp_path: Path, *, release: str, first_deadline: str) -> tuple[Pa
     return clone, production
 
 
+def user_env(**hooks: str) -> dict[str, str]:
+    """The environment a user has, plus the given fault hooks."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in (CRASH_ENV, PAUSE_ENV, PAUSE_FILE_ENV, "PIPELINE_STATE_DIR")
+    }
+    return {**env, **hooks}
+
+
 def invoke(
     clone: Path, *args: str, crash_at: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("PIPELINE_CRASH_AT", "PIPELINE_STATE_DIR")
-    }
-    if crash_at:
-        env["PIPELINE_CRASH_AT"] = crash_at
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
         cwd=clone,
-        env=env,
+        env=user_env(**({CRASH_ENV: crash_at} if crash_at else {})),
         capture_output=True,
         text=True,
         timeout=RELEASE_TIMEOUT_S,
@@ -174,4 +181,61 @@ def test_silent_council_takes_the_sudo_fallback_and_a_missed_deadline_shows(
         assert status.returncode == 0
         assert all(s["state"] == "done" for s in json.loads(status.stdout)["stages"])
     finally:
+        stop_networks(clone)
+
+
+def test_production_node_restarted_during_tracking_is_reconnected_to(
+    tmp_path: Path, candidate_hash: str
+) -> None:
+    """The release pauses between two heads while tracking the motion (its websockets open);
+    production's node is stopped and started again meanwhile (its chain kept on disk). The
+    release reconnects, sees the deadline pass with the council silent, and takes the
+    fallback: one upgrade, one motion."""
+    clone, production = make_clone(
+        tmp_path, release="e2e-restart", first_deadline="2026-11-01T12:00:00+00:00"
+    )
+    pause = tmp_path / "paused"
+    release: subprocess.Popen[str] | None = None
+    try:
+        up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
+        assert up.returncode == 0, up.stdout + up.stderr
+        before = chain_events(production)
+        release = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "release", "--votes", "silent"],
+            cwd=clone,
+            env=user_env(**{PAUSE_ENV: "track:between-heads", PAUSE_FILE_ENV: str(pause)}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + RELEASE_TIMEOUT_S
+        while not pause.exists():
+            assert release.poll() is None, "the release ended before tracking: " + "".join(
+                release.communicate()
+            )
+            assert time.monotonic() < deadline, "the release never reached tracking"
+            time.sleep(0.5)
+        with Chain(f"ws://127.0.0.1:{production}") as chain:
+            head_before_restart = chain.block_number()
+        for step in ("net.down", "net.up"):
+            run = invoke(clone, step, "--env", "e2e", "-n", "production")
+            assert run.returncode == 0, run.stdout + run.stderr
+        with Chain(f"ws://127.0.0.1:{production}") as chain:
+            assert chain.block_number() == head_before_restart  # the same chain, restarted
+        pause.unlink()
+        out, err = release.communicate(timeout=RELEASE_TIMEOUT_S)
+        assert release.returncode == 0, out + err
+        assert "release e2e-restart complete" in out
+
+        report = json.loads((clone / ".pipeline/releases/e2e-restart/report.json").read_text())
+        enact = next(s for s in report["stages"] if s["stage"] == "enact")
+        assert enact["result"]["outcome"] == "fallback"
+        with Chain(f"ws://127.0.0.1:{production}") as chain:
+            assert chain.code_hash() == candidate_hash
+        gained = chain_events(production) - before
+        assert gained[("System", "CodeUpdated")] == 1
+        assert gained[("Council", "Proposed")] == 1
+    finally:
+        if release is not None and release.poll() is None:
+            release.kill()
         stop_networks(clone)

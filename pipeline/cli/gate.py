@@ -1,4 +1,5 @@
-"""`invoke gate` and `gate.freeze|spec|repro`: what CI on a runtime repo's master enforces."""
+"""`invoke gate` and `gate.fmt|test|freeze|spec|repro`: what CI on a runtime repo's master
+enforces."""
 
 from __future__ import annotations
 
@@ -52,10 +53,24 @@ def all(
     release: str | None = None,
     expect: str | None = None,
 ) -> None:
-    """Every gate: freeze rule, spec_version bump, reproducible hash."""
+    """Every gate: rustfmt, freeze rule, spec_version bump, reproducible hash, unit tests."""
     project = load_project()
     release_id, rule = _release(project, plan, release)
     _report(gates.run_gates(project, head=ref, release_id=release_id, rule=rule, expect=expect))
+
+
+@task(help={"ref": "commit to check (default HEAD)"})
+@friendly
+def fmt(c: Context, ref: str = "HEAD") -> None:
+    """Fail, naming the files, when the runtime is not formatted as its rustfmt.toml asks."""
+    _report([gates.gate_cargo(load_project(), "fmt", ref)])
+
+
+@task(help={"ref": "commit to check (default HEAD)"})
+@friendly
+def test(c: Context, ref: str = "HEAD") -> None:
+    """Fail, naming the tests, when the runtime's `cargo test` fails (builder image, offline)."""
+    _report([gates.gate_cargo(load_project(), "test", ref)])
 
 
 @task(help={"ref": "commit to check", "plan": "release plan", "release": "release id"})

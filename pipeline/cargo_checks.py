@@ -1,0 +1,181 @@
+"""Source checks of the runtime in the builder image: `cargo fmt --check` and `cargo test`.
+
+CI gates run them with the build's pinned toolchain, offline, against the same vendored crates
+and the same exported tree, so what passes in CI passes for every engineer whatever their
+rustup says, and a check never reads files the commit does not have. A pass is remembered by
+its inputs (runtime tree, Cargo.lock, builder image, script): re-running a gate on an unchanged
+tree needs no container. Failures are never remembered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from pipeline import builder, gitops
+from pipeline.artifact import blake2_256
+from pipeline.errors import PipelineError
+from pipeline.project import Project, cache_dir
+
+Check = Literal["fmt", "test"]
+CHECKS: Final[tuple[Check, ...]] = ("fmt", "test")
+
+# The wasm is the build gate's business: unit tests run natively, without building it.
+SCRIPTS: Final[dict[Check, str]] = {
+    "fmt": "cargo fmt --all --check",
+    "test": "SKIP_WASM_BUILD=1 cargo test --locked --offline --workspace --no-fail-fast",
+}
+ACTIVITIES: Final[dict[Check, str]] = {
+    "fmt": "checking the runtime's formatting",
+    "test": "running the runtime's unit tests",
+}
+
+# rustfmt names each unformatted spot "Diff in <file>:<line>:" (older: "… at line N:").
+_FMT_DIFF = re.compile(r"^Diff in (.+?)(?::\d+:| at line \d+:)\s*$", re.MULTILINE)
+_TEST_FAILED = re.compile(r"^test (\S+) \.\.\. FAILED\s*$", re.MULTILINE)
+_SHOWN: Final = 3  # names listed in a one-line detail
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check of one tree: passed or why not, and the log a human reads next."""
+
+    check: Check
+    ok: bool
+    detail: str
+    commit: str
+    log: str | None  # None when a remembered pass served it
+    cached: bool = False
+
+
+def unformatted_files(output: str) -> list[str]:
+    """Files rustfmt would change, relative to the runtime directory, in order of appearance."""
+    files: list[str] = []
+    for path in _FMT_DIFF.findall(output):
+        relative = path.removeprefix(builder.SRC_DIR).lstrip("/")
+        if relative not in files:
+            files.append(relative)
+    return files
+
+
+def failed_tests(output: str) -> list[str]:
+    """Names of the tests that failed, in order of appearance."""
+    return list(dict.fromkeys(_TEST_FAILED.findall(output)))
+
+
+def _listed(names: list[str]) -> str:
+    more = len(names) - _SHOWN
+    return ", ".join(names[:_SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def failure_detail(check: Check, output: str, runtime_path: str, log: Path) -> str:
+    """One line naming what failed and what to do about it."""
+    if check == "fmt":
+        files = unformatted_files(output)
+        if files:
+            return (
+                f"{len(files)} file(s) not formatted: {_listed(files)}; run `cargo fmt --all` in"
+                f" {runtime_path} and commit"
+            )
+    else:
+        tests = failed_tests(output)
+        if tests:
+            return f"{len(tests)} test(s) failed: {_listed(tests)}; output in {log}"
+    return f"{builder.failure_summary(output)}; full log {log}"
+
+
+def check_key(check: Check, source_tree: str, lock_hash: str, image_id: str) -> str:
+    """Content address of a check run: its inputs and exactly what runs."""
+    payload = json.dumps(
+        {
+            "check": check,
+            "script": SCRIPTS[check],
+            "env": dict(builder.CONTAINER_ENV),
+            "source_tree": source_tree,
+            "cargo_lock": lock_hash,
+            "builder_image": image_id,
+        },
+        sort_keys=True,
+    )
+    return hashlib.blake2b(payload.encode(), digest_size=32).hexdigest()
+
+
+def _remembered_pass(key: str) -> str | None:
+    """The detail of an earlier pass with these exact inputs, if any."""
+    try:
+        data = json.loads((cache_dir() / "checks" / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return str(data["detail"]) if isinstance(data, dict) and data.get("ok") is True else None
+
+
+def _remember_pass(key: str, check: Check, detail: str) -> None:
+    path = cache_dir() / "checks" / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps({"check": check, "ok": True, "detail": detail}) + "\n")
+    partial.replace(path)
+
+
+def run_check(project: Project, check: Check, ref: str | None = None) -> CheckResult:
+    """Run one check on the runtime tree of `ref` (default HEAD) in the builder image.
+
+    Raises PipelineError when the check cannot run (no engine, stale Cargo.lock); a check that
+    runs and fails is a result, not an error.
+    """
+    if check not in SCRIPTS:
+        raise PipelineError(f"unknown check {check!r}: use one of {', '.join(CHECKS)}")
+    repo = gitops.open_repo(project.root)
+    revision = gitops.resolve(repo, ref, project.runtime_path)
+    lock_hash = blake2_256(builder.cargo_lock(repo, revision, project.runtime_path))
+    client = builder.docker_client()
+    image_id = builder.ensure_builder_image(client)
+    key = check_key(check, revision.source_tree, lock_hash, image_id)
+    remembered = _remembered_pass(key)
+    if remembered is not None:
+        return CheckResult(check, True, remembered, revision.commit, None, cached=True)
+    log_path = project.state_dir / "logs" / f"{check}-{key[:16]}.log"
+    with (
+        builder.log_file(log_path) as log,
+        builder.exported_workspace(repo, revision, lock_hash, log, log_path) as workspace,
+    ):
+        # Only compiling checks need the shared target volume (and its lock).
+        compiles = check == "test"
+        volumes = builder.build_volumes(
+            workspace.source,
+            workspace.vendor,
+            workspace.out,
+            builder.TARGET_VOLUME if compiles else None,
+        )
+        log.write(f"$ {SCRIPTS[check]}\n")
+        log.flush()
+        with builder.target_volume_lock() if compiles else contextlib.nullcontext():
+            code = builder.run_in_builder(
+                client, image_id, SCRIPTS[check], volumes, key, log, ACTIVITIES[check]
+            )
+    output = log_path.read_text(errors="replace")
+    if code != 0 and builder.lock_is_stale(output):
+        raise builder.stale_lock_error(workspace.where)
+    if code == 0:
+        detail = _pass_detail(check, output)
+        _remember_pass(key, check, detail)
+        return CheckResult(check, True, detail, revision.commit, str(log_path))
+    detail = failure_detail(check, output, project.runtime_path, log_path)
+    return CheckResult(check, False, detail, revision.commit, str(log_path))
+
+
+_TEST_SUMMARY = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", re.M)
+
+
+def _pass_detail(check: Check, output: str) -> str:
+    if check == "fmt":
+        return "every file formatted as rustfmt.toml asks"
+    passed = sum(int(m[0]) for m in _TEST_SUMMARY.findall(output))
+    ignored = sum(int(m[2]) for m in _TEST_SUMMARY.findall(output))
+    return f"{passed} test(s) passed" + (f", {ignored} ignored" if ignored else "")
