@@ -964,6 +964,14 @@ def _next_block(env: Environment, chain: Chain, after: int, produce: bool) -> No
             heads.next(min(IDLE_HEAD_S, env.inclusion_timeout))
 
 
+def _live_block(env: Environment, chain: Chain, candidate: Candidate, produce: bool) -> None:
+    """When the head is the block that set the candidate's code (an earlier run stopped right
+    after submitting), wait for the next one: new code runs its migrations there, not before."""
+    head = chain.block_number()
+    if head > 0 and chain.code_hash(chain.block_hash(head - 1)) != candidate.code_hash:
+        _next_block(env, chain, head, produce)
+
+
 def check_live(chain: Chain, candidate: Candidate) -> int:
     """deploy's post-upgrade checks at the head; the live spec_version, or raise."""
     live = deploy.check_live(chain, candidate.runtime)
@@ -1072,6 +1080,7 @@ def enact(
         )
     result = _Results(candidate.code_hash, motion.index, policy)
     if chain.code_hash() == candidate.code_hash:
+        _live_block(env, chain, candidate, produce)
         return result(
             "already-live",
             f"{chain.endpoint} already runs {candidate.code_hash}: nothing to do",

@@ -686,6 +686,31 @@ def test_approved_motion_is_closed_and_enacted(net: Net, tmp_path: Path) -> None
 
 
 @pytest.mark.chain
+def test_resuming_after_the_upgrade_block_waits_for_the_block_where_the_code_is_live(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed right after apply_authorized_upgrade was included, the next run finds the code on
+    chain while its migrations have not run yet (they run in the following block)."""
+    env = net.env()
+    candidate = net.candidate()
+    with net.chain() as chain:
+        motion = governance.propose(env, chain, candidate)
+        governance.simulate_votes(env, chain, motion, "approve")
+        governance.track(env, chain, motion, advance=True)
+        with monkeypatch.context() as patched:  # the run that dies before the next block
+            patched.setattr(governance, "_next_block", lambda *args, **kwargs: None)
+            with pytest.raises(PipelineError, match="LastRuntimeUpgrade is still 100"):
+                governance.enact(env, chain, candidate, motion)
+        upgraded_in = chain.block_number()
+        assert chain.code_hash() == candidate.code_hash
+        resumed = governance.enact(env, chain, candidate, motion)
+        assert (resumed.outcome, resumed.spec_version, resumed.steps) == ("already-live", 101, ())
+        assert chain.block_number() == upgraded_in + 1
+        again = governance.enact(env, chain, candidate, motion)  # nothing more to wait for
+        assert again.outcome == "already-live" and chain.block_number() == upgraded_in + 1
+
+
+@pytest.mark.chain
 def test_rejected_motion_changes_nothing(net: Net) -> None:
     env = net.env()
     candidate = net.candidate()
