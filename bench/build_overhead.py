@@ -14,6 +14,7 @@ Goals: overhead <= 1.05x, cache hit <= 2 s.
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,6 +39,13 @@ def timed(what: str, action: Callable[[], object]) -> float:
     return seconds
 
 
+def children_cpu_seconds(log: str) -> float:
+    """User + system CPU of the children from the last `times` output in the log."""
+    found = re.findall(r"^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$", log, re.MULTILINE)
+    user_m, user_s, sys_m, sys_s = found[-1]
+    return int(user_m) * 60 + float(user_s) + int(sys_m) * 60 + float(sys_s)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", default=None, help="git ref to build (default HEAD)")
@@ -55,6 +63,7 @@ def main() -> None:
     names = wasm_file_names(project.runtime_package)
     blobs: dict[str, str] = {}
     own: dict[str, float] = {}  # pipeline time outside the build container, per case
+    cpu: dict[str, float] = {}  # CPU seconds of plain cargo runs: comparable under load
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         source, out = Path(tmp) / "runtime", Path(tmp) / "out"
@@ -71,12 +80,17 @@ def main() -> None:
             def plain(case: str, command: str, volume: str | None) -> Callable[[], object]:
                 def run() -> None:
                     builder.touch_tree(source)
-                    script = builder.build_script(project.runtime_package, command)
+                    # dash's `times`: CPU of the shell, then of its children (cargo, rustc, …)
+                    script = builder.build_script(project.runtime_package, command) + "\ntimes"
                     volumes = builder.build_volumes(source, vendor, out, volume)
-                    code = builder.run_in_builder(client, image.id, script, volumes, "bench", log)
+                    with builder.target_volume_lock():
+                        code = builder.run_in_builder(
+                            client, image.id, script, volumes, "bench", log
+                        )
                     if code != 0:
                         raise SystemExit(f"plain cargo {command} failed: see {log_path}")
                     blobs[case] = blake2_256((out / names.compressed).read_bytes())
+                    cpu[case] = children_cpu_seconds(log_path.read_text())
 
                 return run
 
@@ -127,6 +141,9 @@ def main() -> None:
     console.print("pipeline time outside the container (export, vendor check, publish):")
     for case, seconds in sorted(own.items()):
         console.print(f"  {case:<16} {seconds:.2f} s")
+    console.print("CPU seconds of the plain cargo runs (user + system, all processes):")
+    for case, seconds in sorted(cpu.items()):
+        console.print(f"  {case:<16} {seconds:.0f} s")
     console.print("compressed blake2-256 per way of building:")
     for way, value in sorted(blobs.items()):
         console.print(f"  {way:<16} {value}")
