@@ -11,6 +11,7 @@ Cargo.lock, builder image id, build options), so a hit needs no container.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import hashlib
 import json
@@ -102,6 +103,9 @@ _UNVENDORED = re.compile(
 )
 
 _PING_TIMEOUT: Final = 20  # seconds for an engine to answer at all
+# A run removes its build container the moment it exits; one exited longer ago than this was
+# left by a run that died with the engine or the host.
+STALE_CONTAINER_S: Final = 600.0
 console = Console(stderr=True)
 
 
@@ -730,6 +734,7 @@ def run_in_builder(
     activity: str = "building the runtime",
 ) -> int:
     """Run `script` in the builder with no network, streaming output to the log; exit code."""
+    remove_stale_containers(client)
     container = client.containers.run(
         image_id,
         ["sh", "-euc", script],
@@ -752,6 +757,31 @@ def run_in_builder(
         return int(container.wait()["StatusCode"])
     finally:
         container.remove(force=True)
+
+
+def remove_stale_containers(
+    client: docker.DockerClient, older_than_s: float = STALE_CONTAINER_S
+) -> list[str]:
+    """Remove build containers that stopped `older_than_s` ago or more; their ids.
+
+    Each holds a copy of a build's writable layer (hundreds of MB); running ones and those
+    whose run is about to remove them are left alone.
+    """
+    now = datetime.datetime.now(datetime.UTC)
+    removed = []
+    stopped = client.containers.list(
+        all=True, filters={"label": f"{LABEL}build", "status": ["exited", "dead"]}
+    )
+    for container in stopped:
+        # FinishedAt is UTC with nanoseconds ("2026-11-25T22:45:11.123456789Z"): seconds do.
+        finished = datetime.datetime.fromisoformat(
+            str(container.attrs["State"]["FinishedAt"])[:19] + "+00:00"
+        )
+        if (now - finished).total_seconds() >= older_than_s:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                container.remove(force=True)
+                removed.append(str(container.id))
+    return removed
 
 
 def expected_hash(expect: str | None, digest_content: Mapping[str, Any] | None) -> str:

@@ -3,6 +3,7 @@ the real engine: builder image, a reproducible build of the example runtime, cac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import git
 import pytest
 
@@ -437,6 +439,35 @@ def test_concurrent_builds_of_different_trees_share_the_target_volume(tmp_path: 
         (log,) = (tmp_path / f"state{i}" / "logs").glob("build-*.log")
         assert "Checking dep v0.1.0" in log.read_text(), log.read_text()
         assert "Checking rt v0.1.0" in log.read_text(), log.read_text()
+
+
+@pytest.mark.docker
+def test_only_build_containers_stopped_long_ago_are_removed() -> None:
+    """What a run killed with the engine leaves behind goes; live and fresh containers stay."""
+    client = builder.docker_client()
+    image = builder.ensure_builder_image(client)
+    label = {f"{builder.LABEL}build": "test-stale"}
+    stopped = client.containers.run(image, ["true"], detach=True, network_mode="none", labels=label)
+    running = client.containers.run(
+        image, ["sleep", "60"], detach=True, network_mode="none", labels=label
+    )
+    unlabelled = client.containers.run(image, ["true"], detach=True, network_mode="none")
+    try:
+        stopped.wait()
+        unlabelled.wait()
+        assert stopped.id not in builder.remove_stale_containers(client)  # just stopped
+        time.sleep(1.1)
+        removed = builder.remove_stale_containers(client, older_than_s=1)
+        assert stopped.id in removed
+        assert running.id not in removed and unlabelled.id not in removed
+        running.reload()
+        unlabelled.reload()  # both still exist
+        with pytest.raises(docker.errors.NotFound):
+            stopped.reload()
+    finally:
+        for container in (stopped, running, unlabelled):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
 
 
 @pytest.mark.docker
