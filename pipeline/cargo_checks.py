@@ -10,7 +10,6 @@ tree needs no container. Failures are never remembered.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -24,16 +23,25 @@ from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
 
 Check = Literal["fmt", "test"]
-CHECKS: Final[tuple[Check, ...]] = ("fmt", "test")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a check runs in the builder."""
+
+    script: str
+    activity: str  # shown while it runs
+    compiles: bool  # needs the shared target volume (and its lock)
+
 
 # The wasm is the build gate's business: unit tests run natively, without building it.
-SCRIPTS: Final[dict[Check, str]] = {
-    "fmt": "cargo fmt --all --check",
-    "test": "SKIP_WASM_BUILD=1 cargo test --locked --offline --workspace --no-fail-fast",
-}
-ACTIVITIES: Final[dict[Check, str]] = {
-    "fmt": "checking the runtime's formatting",
-    "test": "running the runtime's unit tests",
+RECIPES: Final[dict[Check, Recipe]] = {
+    "fmt": Recipe("cargo fmt --all --check", "checking the runtime's formatting", False),
+    "test": Recipe(
+        "SKIP_WASM_BUILD=1 cargo test --locked --offline --workspace --no-fail-fast",
+        "running the runtime's unit tests",
+        True,
+    ),
 }
 
 # rustfmt names each unformatted spot "Diff in <file>:<line>:" (older: "… at line N:").
@@ -90,22 +98,6 @@ def failure_detail(check: Check, output: str, runtime_path: str, log: Path) -> s
     return f"{builder.failure_summary(output)}; full log {log}"
 
 
-def check_key(check: Check, source_tree: str, lock_hash: str, image_id: str) -> str:
-    """Content address of a check run: its inputs and exactly what runs."""
-    payload = json.dumps(
-        {
-            "check": check,
-            "script": SCRIPTS[check],
-            "env": dict(builder.CONTAINER_ENV),
-            "source_tree": source_tree,
-            "cargo_lock": lock_hash,
-            "builder_image": image_id,
-        },
-        sort_keys=True,
-    )
-    return hashlib.blake2b(payload.encode(), digest_size=32).hexdigest()
-
-
 def _remembered_pass(key: str) -> str | None:
     """The detail of an earlier pass with these exact inputs, if any."""
     try:
@@ -129,14 +121,21 @@ def run_check(project: Project, check: Check, ref: str | None = None) -> CheckRe
     Raises PipelineError when the check cannot run (no engine, stale Cargo.lock); a check that
     runs and fails is a result, not an error.
     """
-    if check not in SCRIPTS:
-        raise PipelineError(f"unknown check {check!r}: use one of {', '.join(CHECKS)}")
+    if check not in RECIPES:
+        raise PipelineError(f"unknown check {check!r}: use one of {', '.join(RECIPES)}")
+    recipe = RECIPES[check]
     repo = gitops.open_repo(project.root)
     revision = gitops.resolve(repo, ref, project.runtime_path)
     lock_hash = blake2_256(builder.cargo_lock(repo, revision, project.runtime_path))
     client = builder.docker_client()
     image_id = builder.ensure_builder_image(client)
-    key = check_key(check, revision.source_tree, lock_hash, image_id)
+    # The build cache's content address, with the check in place of the build options.
+    key = builder.cache_key(
+        revision.source_tree,
+        lock_hash,
+        image_id,
+        {"check": check, "script": recipe.script, "env": dict(builder.CONTAINER_ENV)},
+    )
     remembered = _remembered_pass(key)
     if remembered is not None:
         return CheckResult(check, True, remembered, revision.commit, None, cached=True)
@@ -145,19 +144,17 @@ def run_check(project: Project, check: Check, ref: str | None = None) -> CheckRe
         builder.log_file(log_path) as log,
         builder.exported_workspace(repo, revision, lock_hash, log, log_path) as workspace,
     ):
-        # Only compiling checks need the shared target volume (and its lock).
-        compiles = check == "test"
         volumes = builder.build_volumes(
             workspace.source,
             workspace.vendor,
             workspace.out,
-            builder.TARGET_VOLUME if compiles else None,
+            builder.TARGET_VOLUME if recipe.compiles else None,
         )
-        log.write(f"$ {SCRIPTS[check]}\n")
+        log.write(f"$ {recipe.script}\n")
         log.flush()
-        with builder.target_volume_lock() if compiles else contextlib.nullcontext():
+        with builder.target_volume_lock() if recipe.compiles else contextlib.nullcontext():
             code = builder.run_in_builder(
-                client, image_id, SCRIPTS[check], volumes, key, log, ACTIVITIES[check]
+                client, image_id, recipe.script, volumes, key, log, recipe.activity
             )
     output = log_path.read_text(errors="replace")
     if code != 0 and builder.lock_is_stale(output):
