@@ -329,7 +329,7 @@ def _deploy_on(chain: Chain, job: _Job) -> DeployResult:
     started = time.monotonic()
     receipts = _upgrade(chain, job, step)
     included = receipts[-1].block_number
-    activation = _next_block(chain, included, job.produces_blocks)
+    activation = next_block(chain, included, job.produces_blocks)
     version = int(chain.runtime_version()["specVersion"])
     seconds = time.monotonic() - started
     job.progress(
@@ -427,8 +427,11 @@ def _check_sudo_result(chain: Chain, receipt: Receipt, summary: str) -> None:
             )
 
 
-def _next_block(chain: Chain, after: int, produces_blocks: bool, timeout: float = 120.0) -> int:
-    """The number of a block built after `after`: made on demand on chopsticks, else awaited."""
+def next_block(chain: Chain, after: int, produces_blocks: bool, timeout: float = 120.0) -> int:
+    """The number of a block built after `after` (the one where code set in `after` is live):
+    the head if it already is one, else made on demand on chopsticks, else awaited."""
+    if (head := chain.block_number()) > after:
+        return head
     if produces_blocks:
         head = localnet.produce_blocks(chain.endpoint, 1)
         if head > after:
@@ -490,7 +493,7 @@ def check_live(chain: Chain, candidate: Candidate, head: int | None = None) -> L
 def _verify(chain: Chain, job: _Job, result: DeployResult) -> DeployResult:
     """Blocks continue, :code is the artifact, versions and storage versions are the candidate's."""
     live = check_live(
-        chain, job.candidate, _next_block(chain, chain.block_number(), job.produces_blocks)
+        chain, job.candidate, next_block(chain, chain.block_number(), job.produces_blocks)
     )
     checked = replace(
         result, spec_after=live.spec_version, head=live.head, storage_versions=live.storage_versions

@@ -946,30 +946,12 @@ def simulate_votes(
 
 
 # --- enact ----------------------------------------------------------------------------------------
-def _next_block(env: Environment, chain: Chain, after: int, produce: bool) -> None:
-    """Wait until a block after `after` exists: the one where new code is live."""
-    if chain.block_number() > after:
-        return
-    if produce:
-        localnet.produce_blocks(chain.endpoint, 1)
-        return
-    deadline = time.monotonic() + env.inclusion_timeout
-    with _subscribe_heads(env, chain) as heads:
-        while chain.block_number() <= after:
-            if time.monotonic() > deadline:
-                raise PipelineError(
-                    f"no block after #{after} on {chain.endpoint} within "
-                    f"{env.inclusion_timeout:.0f}s: is the chain producing blocks?"
-                )
-            heads.next(min(IDLE_HEAD_S, env.inclusion_timeout))
-
-
 def _live_block(env: Environment, chain: Chain, candidate: Candidate, produce: bool) -> None:
     """When the head is the block that set the candidate's code (an earlier run stopped right
     after submitting), wait for the next one: new code runs its migrations there, not before."""
     head = chain.block_number()
     if head > 0 and chain.code_hash(chain.block_hash(head - 1)) != candidate.code_hash:
-        _next_block(env, chain, head, produce)
+        deploy.next_block(chain, head, produce, env.inclusion_timeout)
 
 
 def check_live(chain: Chain, candidate: Candidate) -> int:
@@ -1088,7 +1070,7 @@ def enact(
         )
     if _authorized_hash(chain) == candidate.code_hash:
         applied = _apply_authorized(env, chain, candidate, keys.signer(env, "council"), recorder)
-        _next_block(env, chain, applied.block_number, produce)
+        deploy.next_block(chain, applied.block_number, produce, env.inclusion_timeout)
         return result(
             "enacted",
             f"{candidate.code_hash} was already authorized: applied it",
@@ -1144,7 +1126,7 @@ def enact(
             f"motion #{motion.index} closed in block #{closed.block_number} without "
             "System.CodeUpdated: inspect that block"
         )
-    _next_block(env, chain, upgraded.block_number, produce)
+    deploy.next_block(chain, upgraded.block_number, produce, env.inclusion_timeout)
     return result(
         "enacted",
         decision.reason,
@@ -1224,7 +1206,7 @@ def _sudo_fallback(
             f"the sudo fallback in block #{receipt.block_number} did not set the code "
             f"({'; '.join(failures) or 'no System.CodeUpdated'}): inspect that block"
         )
-    _next_block(env, chain, receipt.block_number, produce)
+    deploy.next_block(chain, receipt.block_number, produce, env.inclusion_timeout)
     return result(
         "fallback",
         reason,

@@ -698,7 +698,7 @@ def test_resuming_after_the_upgrade_block_waits_for_the_block_where_the_code_is_
         governance.simulate_votes(env, chain, motion, "approve")
         governance.track(env, chain, motion, advance=True)
         with monkeypatch.context() as patched:  # the run that dies before the next block
-            patched.setattr(governance, "_next_block", lambda *args, **kwargs: None)
+            patched.setattr(deploy, "next_block", lambda *args, **kwargs: None)
             with pytest.raises(PipelineError, match="LastRuntimeUpgrade is still 100"):
                 governance.enact(env, chain, candidate, motion)
         upgraded_in = chain.block_number()
