@@ -19,7 +19,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c 'import pipeline, invoke, substrateinterface' 2>/dev/null; then
     .venv/bin/pip install --quiet --upgrade pip
-    .venv/bin/pip install --quiet -e '.[dev]'
+    # setuptools warns about every editable install; nothing for the user to act on.
+    PYTHONWARNINGS=ignore .venv/bin/pip install --quiet -e '.[dev]'
 fi
 
 bash scripts/node-up.sh
