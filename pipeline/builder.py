@@ -37,11 +37,10 @@ import requests
 from rich.console import Console
 from rich.status import Status
 
-from pipeline import gitops
+from pipeline import gitops, store
 from pipeline.artifact import (
     BuildFacts,
     RuntimeBlob,
-    WasmFileNames,
     blake2_256,
     digest,
     dumps_digest,
@@ -566,7 +565,7 @@ def build(
     image = builder_image(client, ensure_builder_image(client))
     options = build_options(project.runtime_package, revision.dirty)
     key = cache_key(revision.source_tree, lock_hash, image.id, options)
-    record = None if no_cache else _cached(key)
+    record = None if no_cache else store.cached_build(key)
     log_path: Path | None = None
     container_seconds = 0.0
     if record is None:
@@ -574,7 +573,7 @@ def build(
         record, container_seconds = _build_in_container(
             client, repo, revision, image, options, lock, lock_hash, key, fresh_target, log_path
         )
-    blobs = cache_dir() / "blobs" / str(record["blake2_256"]).removeprefix("0x")
+    blobs = store.blobs_dir(str(record["blake2_256"]))
     names = wasm_file_names(project.runtime_package)
     compact = RuntimeBlob.load(blobs / names.compact)
     compressed = RuntimeBlob.load(blobs / names.compressed)
@@ -594,7 +593,7 @@ def build(
         base_image_source=str(record["base_image_source"]),
     )
     content = digest(compact, compressed, facts)
-    artifact_dir = _publish(
+    artifact_dir = store.publish(
         project.artifacts_dir, compact, compressed, names, dumps_digest(content)
     )
     return BuildResult(
@@ -666,7 +665,7 @@ def _build_in_container(
             "source_tree": revision.source_tree,
             "cargo_lock_blake2_256": lock_hash,
         }
-        _store(record, out, names.compact, names.compressed)
+        store.keep_build(record, out, names.compact, names.compressed)
     return record, container_seconds
 
 
@@ -807,76 +806,6 @@ def expected_hash(expect: str | None, digest_content: Mapping[str, Any] | None) 
 
 
 # ---------------------------------------------------------------- cache and artifacts
-
-
-def _cached(key: str) -> dict[str, Any] | None:
-    """The index record for `key` when its blobs are still in the cache and intact."""
-    path = cache_dir() / "builds" / f"{key}.json"
-    try:
-        record: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    blobs = cache_dir() / "blobs" / str(record.get("blake2_256", "")).removeprefix("0x")
-    names = wasm_file_names(str(record.get("package", "")))
-    compressed = blobs / names.compressed
-    if not (blobs / names.compact).is_file() or not compressed.is_file():
-        return None
-    if blake2_256(compressed.read_bytes()) != record["blake2_256"]:
-        return None
-    return record
-
-
-def _store(record: Mapping[str, Any], out: Path, *files: str) -> None:
-    """Keep the blobs (by hash) and the index record (by key) in the machine-wide cache."""
-    blobs = cache_dir() / "blobs" / str(record["blake2_256"]).removeprefix("0x")
-    tmp = _temp_dir(blobs.parent, blobs.name)
-    for name in files:
-        shutil.copyfile(out / name, tmp / name)
-    _swap_in(tmp, blobs)
-    index = cache_dir() / "builds" / f"{record['key']}.json"
-    index.parent.mkdir(parents=True, exist_ok=True)
-    partial = index.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    partial.replace(index)
-
-
-def _publish(
-    artifacts_dir: Path,
-    compact: RuntimeBlob,
-    compressed: RuntimeBlob,
-    names: WasmFileNames,
-    digest_json: str,
-) -> Path:
-    """Write `artifacts/<hash>/` atomically (complete or absent, never half-written)."""
-    dest = artifacts_dir / compressed.blake2_256.removeprefix("0x")
-    if (dest / "digest.json").is_file() and (dest / "digest.json").read_text() == digest_json:
-        return dest
-    tmp = _temp_dir(artifacts_dir, dest.name)
-    (tmp / names.compact).write_bytes(compact.raw)
-    (tmp / names.compressed).write_bytes(compressed.raw)
-    (tmp / "digest.json").write_text(digest_json)
-    _swap_in(tmp, dest)
-    return dest
-
-
-def _temp_dir(parent: Path, name: str) -> Path:
-    """A private work dir beside its final place (same filesystem, so rename is atomic)."""
-    parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f".{name[:16]}-", dir=parent))
-    path.chmod(0o755)  # mkdtemp's 0700 would stay on the published directory
-    return path
-
-
-def _swap_in(tmp: Path, dest: Path) -> None:
-    """Replace `dest` by the finished directory `tmp` with renames only."""
-    old = tmp.with_name(tmp.name + ".old")
-    with contextlib.suppress(FileNotFoundError):
-        dest.rename(old)
-    try:
-        tmp.rename(dest)
-    except OSError:  # a concurrent writer published the same content first
-        shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- helpers

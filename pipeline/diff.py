@@ -8,8 +8,8 @@ an artifact is described without any chain; the code on a chain (`env:NAME[:role
 from `:code` and described the same way. Summaries are cached by blob hash, since they are a
 function of the blob alone.
 
-How users name runtimes lives here too (`resolve_artifact`: a path, an artifact directory, a
-hash under `artifacts/`, or HEAD's newest build), shared with `invoke deploy`.
+A runtime is named as `store.resolve_artifact` reads it (a path, an artifact directory, a hash
+under `artifacts/`, or HEAD's newest build), or as `env:NAME[:role]` for a chain's code.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,13 +25,14 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
-from scalecodec.type_registry import load_type_registry_preset
 
-from pipeline import config, executor, gitops
+from pipeline import config, executor
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
+from pipeline.metadata import Metadata, decode_metadata
 from pipeline.project import Project, cache_dir
+from pipeline.store import resolve_artifact
 
 # Bump when the summary's content or shape rules change: cached summaries of older formats
 # are then recomputed instead of being compared with new ones.
@@ -250,149 +250,6 @@ def _item_label(change: Change) -> str:
 
 
 # --- metadata -> summary ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Metadata:
-    """Decoded runtime metadata (v14/v15) with its type registry, for reading items and values."""
-
-    version: int
-    value: dict[str, Any]  # the decoded body: types, pallets, extrinsic, …
-    body: Any = field(repr=False)  # scalecodec's objects for the same body (raw bytes of values)
-    registry: RuntimeConfigurationObject = field(repr=False)
-
-    def pallet_names(self) -> list[str]:
-        return [str(p["name"]) for p in self.value["pallets"]]
-
-    def constant(self, pallet: str, name: str) -> Any:
-        """A constant's decoded value; None when the runtime has no such constant."""
-        for p, p_obj in zip(self.value["pallets"], self.body["pallets"], strict=True):
-            if p["name"] != pallet:
-                continue
-            for i, constant in enumerate(p.get("constants", [])):
-                if constant["name"] == name:
-                    raw = bytes(p_obj["constants"][i]["value"].value_object)
-                    scale = f"scale_info::{constant['type']}"
-                    return self.registry.create_scale_object(scale, ScaleBytes(raw)).decode()
-        return None
-
-
-# scalecodec 1.2 knows metadata up to v14; runtimes offer v15 through their Metadata API. v15
-# (frame-metadata 16) keeps v14's registry, storage, calls, events, constants and errors, adds
-# docs to pallets, a richer extrinsic record, runtime API descriptions, outer enums and custom
-# values: declared here in scalecodec's own type language.
-METADATA_V15_TYPES: Final[dict[str, Any]] = {
-    "MetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["types", "PortableRegistry"],
-            ["pallets", "Vec<PalletMetadataV15>"],
-            ["extrinsic", "ExtrinsicMetadataV15"],
-            ["runtime_type", "SiLookupTypeId"],
-            ["apis", "Vec<RuntimeApiMetadataV15>"],
-            ["outer_enums", "OuterEnumsV15"],
-            ["custom", "Vec<(Text, CustomValueMetadataV15)>"],
-        ],
-    },
-    "PalletMetadataV15": {
-        "type": "struct",
-        "base_class": "ScaleInfoPalletMetadata",
-        "type_mapping": [
-            ["name", "Text"],
-            ["storage", "Option<StorageMetadataV14>"],
-            ["calls", "Option<PalletCallMetadataV14>"],
-            ["event", "Option<PalletEventMetadataV14>"],
-            ["constants", "Vec<PalletConstantMetadataV14>"],
-            ["error", "Option<PalletErrorMetadataV14>"],
-            ["index", "u8"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "ExtrinsicMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["version", "u8"],
-            ["address_ty", "SiLookupTypeId"],
-            ["call_ty", "SiLookupTypeId"],
-            ["signature_ty", "SiLookupTypeId"],
-            ["extra_ty", "SiLookupTypeId"],
-            ["signed_extensions", "Vec<SignedExtensionMetadataV14>"],
-        ],
-    },
-    "RuntimeApiMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["name", "Text"],
-            ["methods", "Vec<RuntimeApiMethodMetadataV15>"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "RuntimeApiMethodMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["name", "Text"],
-            ["inputs", "Vec<RuntimeApiMethodParamMetadataV15>"],
-            ["output", "SiLookupTypeId"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "RuntimeApiMethodParamMetadataV15": {
-        "type": "struct",
-        "type_mapping": [["name", "Text"], ["ty", "SiLookupTypeId"]],
-    },
-    "OuterEnumsV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["call_type", "SiLookupTypeId"],
-            ["event_type", "SiLookupTypeId"],
-            ["error_type", "SiLookupTypeId"],
-        ],
-    },
-    "CustomValueMetadataV15": {
-        "type": "struct",
-        "type_mapping": [["ty", "SiLookupTypeId"], ["value", "Bytes"]],
-    },
-}
-
-
-def _type_registry() -> dict[str, Any]:
-    """scalecodec's core types, with metadata v15 added to its versions."""
-    registry: dict[str, Any] = load_type_registry_preset("core")
-    versions = registry["types"]["MetadataAll"]
-    mapping = [*versions["type_mapping"], ["V15", "MetadataV15"]]
-    registry["types"] = {
-        **registry["types"],
-        **METADATA_V15_TYPES,
-        "MetadataAll": {**versions, "type_mapping": mapping},
-    }
-    return registry
-
-
-def chain_metadata(chain: Chain) -> Metadata:
-    """The metadata of the runtime a chain runs now (constants, pallet names)."""
-    raw = bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
-    return decode_metadata(raw, f"the runtime on {chain.endpoint}")
-
-
-def decode_metadata(raw: bytes, what: str) -> Metadata:
-    """Decode `meta` + versioned metadata (from a wasm's Metadata API or `state_getMetadata`)."""
-    rc = RuntimeConfigurationObject()
-    rc.update_type_registry(_type_registry())
-    try:
-        decoded = rc.create_scale_object("MetadataVersioned", data=ScaleBytes(raw))
-        decoded.decode()
-        number, body = decoded.value_object[1].value_object
-        version = int(str(number).removeprefix("V"))
-        if version >= 14:
-            rc.add_portable_registry(decoded)
-    except Exception as exc:  # scalecodec raises bare Exceptions for layouts it does not know
-        raise PipelineError(
-            f"cannot decode the metadata of {what} ({exc}): only metadata v14 and v15 are read"
-        ) from None
-    if version < 14:
-        raise PipelineError(
-            f"{what} has metadata v{version}: only v14 and later describe types; "
-            "use a runtime built with a recent FRAME"
-        )
-    return Metadata(version=version, value=body.value, body=body, registry=rc)
 
 
 def summarize(blob: RuntimeBlob, metadata: Metadata) -> RuntimeSummary:
@@ -587,79 +444,6 @@ def _digest(text: str) -> str:
 
 
 # --- where runtimes come from -------------------------------------------------------------------
-_HASH = re.compile(r"(0x)?[0-9a-fA-F]{64}")
-
-
-def resolve_artifact(project: Project, spec: str | None) -> Path:
-    """The compressed blob a user names: a file, an artifact directory, or a hash (a directory
-    name under `artifacts/`); nothing named means the newest build of HEAD's runtime source."""
-    if not spec:
-        return head_artifact(project)
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
-    if path.is_dir():
-        return _blob_in(path)
-    if _HASH.fullmatch(spec):
-        folder = project.artifacts_dir / spec.lower().removeprefix("0x")
-        if not folder.is_dir():
-            raise PipelineError(
-                f"unknown artifact {spec}: no {folder} (built artifacts: "
-                f"{_known_artifacts(project)}); run `invoke build` or pass the blob's path"
-            )
-        blob = _blob_in(folder)
-        actual = RuntimeBlob.load(blob).blake2_256
-        if actual[2:] != folder.name:
-            raise PipelineError(
-                f"{blob} hashes to {actual}, not to its directory's name: the artifact was "
-                "altered; delete it and run `invoke build` again"
-            )
-        return blob
-    raise PipelineError(
-        f"no artifact {spec!r}: pass a blob's path, an artifact directory or the 0x hash of a "
-        "build under artifacts/"
-    )
-
-
-def head_artifact(project: Project) -> Path:
-    """The newest artifact whose digest names HEAD's runtime source tree."""
-    repo = gitops.open_repo(project.root)
-    try:
-        head = repo.head.commit.hexsha
-    except ValueError:
-        raise PipelineError(
-            f"{project.root} has no commit yet, so there is no HEAD build: pass --artifact"
-        ) from None
-    tree = gitops.tree_id(repo, head, project.runtime_path)
-    builds = []
-    for digest_file in project.artifacts_dir.glob("*/digest.json"):
-        try:
-            source_tree = json.loads(digest_file.read_text()).get("source_tree")
-        except (OSError, ValueError):
-            continue
-        if source_tree == tree:
-            builds.append((digest_file.stat().st_mtime, digest_file.parent))
-    if not builds:
-        raise PipelineError(
-            f"no artifact was built from HEAD ({head[:12]}, runtime tree {tree[:12]}): "
-            "run `invoke build` or pass --artifact"
-        )
-    return _blob_in(max(builds)[1])
-
-
-def _blob_in(folder: Path) -> Path:
-    found = sorted(folder.glob("*.compact.compressed.wasm"))
-    if len(found) != 1:
-        what = "no" if not found else f"{len(found)}"
-        raise PipelineError(
-            f"{folder} holds {what} *.compact.compressed.wasm: pass the blob's path instead"
-        )
-    return found[0]
-
-
-def _known_artifacts(project: Project) -> str:
-    names = sorted(p.parent.name for p in project.artifacts_dir.glob("*/digest.json"))
-    return ", ".join(f"0x{n[:12]}…" for n in names[:5]) or "none"
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from scalecodec.utils.ss58 import ss58_decode
 from substrateinterface import Keypair
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import deploy, diff, keys, localnet
+from pipeline import devrpc, diff, keys, metadata, store, upgrade
 from pipeline.artifact import RuntimeBlob, blake2_256, dumps_digest
 from pipeline.chain import (
     CONNECTION_ERRORS,
@@ -41,7 +41,6 @@ from pipeline.chain import (
     is_local_endpoint,
 )
 from pipeline.config import CouncilSettings, Environment
-from pipeline.deploy import METHODS, Method
 from pipeline.errors import PipelineError
 from pipeline.faults import pause_point
 from pipeline.policy import (
@@ -54,6 +53,7 @@ from pipeline.policy import (
 )
 from pipeline.project import Project
 from pipeline.submission import Recorder, submit_recorded
+from pipeline.upgrade import METHODS, Method
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,6 @@ AUTHORIZE_CALLS = frozenset(
     {("System", "authorize_upgrade"), ("System", "authorize_upgrade_without_checks")}
 )
 SET_CODE_CALLS = frozenset({("System", "set_code"), ("System", "set_code_without_checks")})
-DIGEST_FILE = "digest.json"
 IDLE_HEAD_S = 30.0  # no new head for this long on a live chain: the subscription is reopened
 
 # Stages under which submissions are journalled (and crash points named: submit:<stage>:…).
@@ -240,7 +239,7 @@ def public_key(address: str) -> str:
 class Candidate:
     """The runtime to upgrade to (as deploy checks it) and the digest.json its build wrote."""
 
-    runtime: deploy.Candidate
+    runtime: upgrade.Candidate
     digest: Mapping[str, Any]
 
     @property
@@ -382,20 +381,9 @@ class OpenMotion:
 # --- artifacts and connections --------------------------------------------------------------------
 def load_candidate(project: Project, ref: str) -> Candidate:
     """An artifact by code hash (`artifacts/<hash>/`), directory or blob path, with its digest."""
-    path = diff.resolve_artifact(project, ref)
-    digest_path = path.parent / DIGEST_FILE
-    try:
-        digest = json.loads(digest_path.read_text())
-    except OSError:
-        raise PipelineError(
-            f"no readable {digest_path}: voters need the build's source facts; "
-            "build the artifact with `invoke build`"
-        ) from None
-    except ValueError as exc:
-        raise PipelineError(f"{digest_path} is not JSON ({exc}): rebuild the artifact") from None
-    if not isinstance(digest, dict):
-        raise PipelineError(f"{digest_path} is not a digest (a JSON object expected)")
-    return Candidate(runtime=deploy.load_candidate(path), digest=digest)
+    path = store.resolve_artifact(project, ref)
+    digest = store.read_digest(path)
+    return Candidate(runtime=upgrade.load_candidate(path), digest=digest)
 
 
 def council_settings(env: Environment) -> CouncilSettings:
@@ -443,7 +431,7 @@ def _raw_proposal(chain: Chain, collective: str, proposal_hash: str) -> bytes | 
 def proposal_weight_bound(chain: Chain, collective: str) -> dict[str, int]:
     """The weight bound `close` declares: the collective's MaxProposalWeight, which `propose`
     already held every open proposal to (the unused part is refunded after dispatch)."""
-    bound = diff.chain_metadata(chain).constant(collective, "MaxProposalWeight")
+    bound = metadata.chain_metadata(chain).constant(collective, "MaxProposalWeight")
     if not isinstance(bound, Mapping):
         raise PipelineError(
             f"{collective} has no MaxProposalWeight constant: is it a pallet_collective instance "
@@ -496,12 +484,12 @@ def upgrade_proposal(
 def check_preflight(chain: Chain, candidate: Candidate, method: Method) -> Preflight:
     """deploy's preflight against the chain's runtime. With set_code the blob rides in the
     motion itself, a normal-class extrinsic, so it must also fit that class's block length."""
-    block_length = diff.chain_metadata(chain).constant("System", "BlockLength")
-    limit = deploy.code_size_limit(block_length)
+    block_length = metadata.chain_metadata(chain).constant("System", "BlockLength")
+    limit = upgrade.code_size_limit(block_length)
     if method == "set_code" and isinstance(block_length, Mapping):
         normal = block_length.get("max", {}).get("normal")
         if isinstance(normal, int):
-            limit = min(limit, normal - deploy.CODE_SIZE_OVERHEAD)
+            limit = min(limit, normal - upgrade.CODE_SIZE_OVERHEAD)
     result = preflight(
         candidate.runtime.info, chain_info(chain.runtime_version(), len(chain.code())), limit
     )
@@ -871,7 +859,7 @@ def track(
             pause_point("track:between-heads")
             try:
                 if advance:
-                    localnet.produce_blocks(chain.endpoint, 1)
+                    devrpc.produce_blocks(chain.endpoint, 1)
                 heads.next(idle)  # None after a quiet spell or a reconnect: read the state anyway
                 current = motion_status(env, chain, motion, deadline_block=deadline_block)
             except PipelineError as exc:
@@ -951,12 +939,12 @@ def _live_block(env: Environment, chain: Chain, candidate: Candidate, produce: b
     after submitting), wait for the next one: new code runs its migrations there, not before."""
     head = chain.block_number()
     if head > 0 and chain.code_hash(chain.block_hash(head - 1)) != candidate.code_hash:
-        deploy.next_block(chain, head, produce, env.inclusion_timeout)
+        upgrade.next_block(chain, head, produce, env.inclusion_timeout)
 
 
 def check_live(chain: Chain, candidate: Candidate) -> int:
     """deploy's post-upgrade checks at the head; the live spec_version, or raise."""
-    live = deploy.check_live(chain, candidate.runtime)
+    live = upgrade.check_live(chain, candidate.runtime)
     if live.problems:
         raise PipelineError(f"{chain.endpoint} at block #{live.head}: " + "; ".join(live.problems))
     return live.spec_version
@@ -1070,7 +1058,7 @@ def enact(
         )
     if _authorized_hash(chain) == candidate.code_hash:
         applied = _apply_authorized(env, chain, candidate, keys.signer(env, "council"), recorder)
-        deploy.next_block(chain, applied.block_number, produce, env.inclusion_timeout)
+        upgrade.next_block(chain, applied.block_number, produce, env.inclusion_timeout)
         return result(
             "enacted",
             f"{candidate.code_hash} was already authorized: applied it",
@@ -1126,7 +1114,7 @@ def enact(
             f"motion #{motion.index} closed in block #{closed.block_number} without "
             "System.CodeUpdated: inspect that block"
         )
-    deploy.next_block(chain, upgraded.block_number, produce, env.inclusion_timeout)
+    upgrade.next_block(chain, upgraded.block_number, produce, env.inclusion_timeout)
     return result(
         "enacted",
         decision.reason,
@@ -1192,7 +1180,7 @@ def _sudo_fallback(
         Call(
             "Sudo",
             "sudo_unchecked_weight",
-            {"call": set_code, "weight": deploy.UNCHECKED_WEIGHT},  # as deploy does, and why
+            {"call": set_code, "weight": upgrade.UNCHECKED_WEIGHT},  # as deploy does, and why
         ),
         sudo,
         recorder=recorder,
@@ -1206,7 +1194,7 @@ def _sudo_fallback(
             f"the sudo fallback in block #{receipt.block_number} did not set the code "
             f"({'; '.join(failures) or 'no System.CodeUpdated'}): inspect that block"
         )
-    deploy.next_block(chain, receipt.block_number, produce, env.inclusion_timeout)
+    upgrade.next_block(chain, receipt.block_number, produce, env.inclusion_timeout)
     return result(
         "fallback",
         reason,

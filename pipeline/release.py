@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pipeline import builder, config, deploy, gitops, governance, localnet
-from pipeline.artifact import wasm_file_names
+from pipeline import builder, config, deploy, gitops, governance, localnet, store
 from pipeline.chain import Chain
 from pipeline.config import load_environment
 from pipeline.errors import PipelineError
@@ -252,9 +251,6 @@ class Release:
         """The compressed blob of the build: what goes on chain."""
         return Path(self._done("build")["blob"])
 
-    def _blob_name(self) -> str:
-        return wasm_file_names(self.project.runtime_package).compressed
-
     def _build(self) -> dict[str, Any]:
         result = builder.build(self.project, self.settings.candidate)
         spec = result.compressed.version.spec_version
@@ -266,9 +262,7 @@ class Release:
         return {
             "commit": result.digest["commit"],
             "artifact": result.compressed.blake2_256,
-            "blob": str(
-                result.artifact_dir / wasm_file_names(self.project.runtime_package).compressed
-            ),
+            "blob": str(store.artifact_blob(result.artifact_dir, self.project.runtime_package)),
             "spec_version": spec,
             "cached": result.cached,
         }

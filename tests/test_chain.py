@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from substrateinterface import Keypair
 
-from pipeline import localnet
+from pipeline import devrpc, localnet
 from pipeline.chain import (
     Call,
     Chain,
@@ -230,7 +230,7 @@ def test_runtime_version_and_code_identify_the_released_runtime(net: Net, chain:
 @pytest.mark.chain
 def test_wait_for_event_produces_blocks_and_times_out_clearly(net: Net, chain: Chain) -> None:
     start = chain.block_number()
-    make_block = functools.partial(localnet.produce_blocks, net.net.endpoint, 1)
+    make_block = functools.partial(devrpc.produce_blocks, net.net.endpoint, 1)
     with pytest.raises(PipelineError, match=r"no System.CodeUpdated on ws://.* within 3s"):
         chain.wait_for_event("System", "CodeUpdated", timeout=3, produce_blocks=make_block)
     assert chain.block_number() > start  # blocks were made while waiting

@@ -17,7 +17,7 @@ from fixtures.runtimes import runtime_wasm
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from pipeline import diff
+from pipeline import diff, store
 from pipeline.artifact import RuntimeBlob
 from pipeline.cli import deploy as cli
 from pipeline.diff import Change, Entry, RuntimeSummary, diff_summaries
@@ -262,19 +262,19 @@ def test_resolve_artifact_by_path_directory_and_hash(tmp_path: Path) -> None:
     blob = runtime_wasm(100).read_bytes()
     folder = publish(project, blob)
     wasm = folder / "example_runtime.compact.compressed.wasm"
-    assert diff.resolve_artifact(project, str(wasm)) == wasm
-    assert diff.resolve_artifact(project, str(folder)) == wasm
-    assert diff.resolve_artifact(project, folder.name) == wasm
-    assert diff.resolve_artifact(project, "0x" + folder.name.upper()) == wasm
+    assert store.resolve_artifact(project, str(wasm)) == wasm
+    assert store.resolve_artifact(project, str(folder)) == wasm
+    assert store.resolve_artifact(project, folder.name) == wasm
+    assert store.resolve_artifact(project, "0x" + folder.name.upper()) == wasm
 
 
 def test_unknown_hash_is_one_clear_line(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     with pytest.raises(PipelineError, match=r"unknown artifact 0xabab.*run `invoke build`") as err:
-        diff.resolve_artifact(project, "0x" + "ab" * 32)
+        store.resolve_artifact(project, "0x" + "ab" * 32)
     assert "\n" not in str(err.value)
     with pytest.raises(PipelineError, match="no artifact 'nonsense'"):
-        diff.resolve_artifact(project, "nonsense")
+        store.resolve_artifact(project, "nonsense")
 
 
 @pytest.mark.docker  # builds HEAD's runtime (spec 101)
@@ -283,7 +283,7 @@ def test_an_altered_artifact_is_refused(tmp_path: Path) -> None:
     folder = publish(project, runtime_wasm(100).read_bytes())
     (folder / "example_runtime.compact.compressed.wasm").write_bytes(runtime_wasm(101).read_bytes())
     with pytest.raises(PipelineError, match="was altered"):
-        diff.resolve_artifact(project, folder.name)
+        store.resolve_artifact(project, folder.name)
 
 
 @pytest.mark.docker  # builds HEAD's runtime (spec 101)
@@ -295,20 +295,20 @@ def test_default_artifact_is_the_newest_build_of_head(tmp_path: Path) -> None:
     repo.index.commit("runtime")
     project = make_project(tmp_path)
     with pytest.raises(PipelineError, match=r"no artifact was built from HEAD .*invoke build"):
-        diff.resolve_artifact(project, None)
+        store.resolve_artifact(project, None)
     tree = repo.head.commit.tree["runtime"].hexsha
     older = publish(project, runtime_wasm(100).read_bytes(), tree)
     newer = publish(project, runtime_wasm(101).read_bytes(), tree)
     publish(project, RuntimeBlob.load(runtime_wasm(101)).wasm, "another tree")  # newest
     past = time.time() - 60
     os.utime(older / "digest.json", (past, past))
-    assert diff.resolve_artifact(project, None).parent == newer
+    assert store.resolve_artifact(project, None).parent == newer
 
 
 def test_no_commit_means_no_head_build(tmp_path: Path) -> None:
     git.Repo.init(tmp_path)
     with pytest.raises(PipelineError, match=r"no commit yet.*--artifact"):
-        diff.resolve_artifact(make_project(tmp_path), None)
+        store.resolve_artifact(make_project(tmp_path), None)
 
 
 # --- real runtimes ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import pytest
 from fixtures.runtime_wasm import runtime_version_bytes, runtime_wasm
 from substrateinterface import Keypair
 
-from pipeline import deploy, governance, ledger, localnet
+from pipeline import deploy, governance, ledger, localnet, upgrade
 from pipeline.artifact import BuildFacts, RuntimeBlob, compress, digest, dumps_digest
 from pipeline.chain import Chain, blake2_256_hex
 from pipeline.config import Environment, load_environment
@@ -402,7 +402,7 @@ def fake_candidate(root: Path, spec_version: int = 101) -> governance.Candidate:
     folder = root / "artifacts" / code_hash.removeprefix("0x")
     path = folder / "example_runtime.compact.compressed.wasm"
     blob = RuntimeBlob.load(path)
-    runtime = deploy.Candidate(path, blob, candidate_info(blob.version, blob.size), {})
+    runtime = upgrade.Candidate(path, blob, candidate_info(blob.version, blob.size), {})
     return governance.Candidate(runtime, json.loads((folder / "digest.json").read_text()))
 
 

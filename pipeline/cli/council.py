@@ -22,11 +22,11 @@ from pipeline import governance
 from pipeline.chain import Chain
 from pipeline.cli import friendly
 from pipeline.config import Environment, load_environment
-from pipeline.deploy import METHODS
 from pipeline.errors import PipelineError
 from pipeline.plan import format_span
 from pipeline.policy import FALLBACK_POLICIES
 from pipeline.project import Project, load_project
+from pipeline.upgrade import METHODS
 
 ENV_HELP = "environment (environments/<env>.toml) whose production council votes"
 MOTION_HELP = "open motion index or 'latest' (default: the motion `invoke propose` opened)"

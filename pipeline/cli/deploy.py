@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline import config, suites
+from pipeline import config, store, suites, upgrade
 from pipeline import deploy as deployment
 from pipeline import diff as runtime_diff
 from pipeline.cli import friendly
@@ -50,18 +50,18 @@ def deploy(
     artifact: str = "",
     method: str = "set_code",
     dry_run: bool = False,
-    preset: str = deployment.DEFAULT_PRESET,
+    preset: str = upgrade.DEFAULT_PRESET,
     json_: bool = False,
 ) -> None:
     """Upgrade a staging network to an artifact with the sudo key, then verify the chain."""
-    if method not in deployment.METHODS:
+    if method not in upgrade.METHODS:
         raise PipelineError(f"unknown method {method!r}: use set_code or authorize")
     project = load_project()
     environment = config.load_environment(env, project.root)
     refused = deployment.staging_only(config.network(environment, network), dry_run)
     if refused:
         raise PipelineError(refused)
-    path = runtime_diff.resolve_artifact(project, artifact or None)
+    path = store.resolve_artifact(project, artifact or None)
     err = _console(stderr=True)
     try:
         result = deployment.deploy(
