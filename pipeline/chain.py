@@ -23,6 +23,8 @@ from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 from websocket import WebSocketException, WebSocketTimeoutException
 
+from pipeline import config
+from pipeline.config import Environment, Network
 from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -549,3 +551,10 @@ class NewHeads:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def connect(env: Environment, network: Network | str = "production") -> Chain:
+    """The one way to open a network of an environment (a role, a name or a Network), with the
+    environment's timeouts."""
+    net = config.network(env, network) if isinstance(network, str) else network
+    return Chain(net.endpoint, timeout=env.inclusion_timeout, connect_timeout=env.connect_timeout)

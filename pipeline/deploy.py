@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 from substrateinterface import Keypair
 
 from pipeline import config, devrpc, keys, localnet, metadata
-from pipeline.chain import Call, Chain, Event, Receipt
+from pipeline.chain import Call, Chain, Event, Receipt, connect
 from pipeline.config import Environment, Network
 from pipeline.errors import PipelineError
 from pipeline.policy import (
@@ -158,7 +158,7 @@ def deploy(
     if dry_run:
         return _dry_run(env, net, candidate, method, progress)
     job = _Job(net, candidate, keys.signer(env, "sudo"), method, recorder, stage, progress)
-    with _connect(env, net.endpoint) as chain:
+    with connect(env, net) as chain:
         return _deploy_on(chain, job)
 
 
@@ -180,15 +180,11 @@ class _Job:
         return self.net.chopsticks
 
 
-def _connect(env: Environment, endpoint: str) -> Chain:
-    return Chain(endpoint, timeout=env.inclusion_timeout, connect_timeout=env.connect_timeout)
-
-
 def _deploy_on(chain: Chain, job: _Job) -> DeployResult:
     candidate, name = job.candidate, job.net.name
     before = chain.runtime_version()
     spec_before = int(before["specVersion"])
-    authorized = _authorized(chain) if job.method == "authorize" else None
+    authorized = metadata.authorized_upgrade(chain) if job.method == "authorize" else None
     step = next_step(chain.code_hash(), candidate.code_hash, authorized, job.method)
     base = DeployResult(
         network=name,
@@ -227,11 +223,6 @@ def _deploy_on(chain: Chain, job: _Job) -> DeployResult:
         activation_seconds=seconds,
     )
     return _verify(chain, job, upgraded)
-
-
-def _authorized(chain: Chain) -> str | None:
-    value = chain.query("System", "AuthorizedUpgrade")
-    return str(value["code_hash"]) if isinstance(value, Mapping) else None
 
 
 def _chain_preflight(
@@ -357,7 +348,7 @@ def _dry_run(
     progress: Callable[[str], None],
 ) -> DeployResult:
     """The upgrade on a throwaway fork of the target, with a dev key made sudo on the fork."""
-    with _connect(env, net.endpoint) as target:
+    with connect(env, net) as target:
         before = target.runtime_version()
         if target.code_hash() == candidate.code_hash:
             spec = int(before["specVersion"])
@@ -375,7 +366,7 @@ def _dry_run(
         _make_sudo(fork.endpoint, key)
         fork_net = replace(net, kind="chopsticks-fork", endpoint=fork.endpoint, port=fork.port)
         job = _Job(fork_net, candidate, key, method, None, "dry-run", _prefixed("fork: ", progress))
-        with Chain(fork.endpoint, timeout=env.inclusion_timeout) as chain:
+        with connect(env, fork_net) as chain:
             try:
                 result = _deploy_on(chain, job)
             except DeployVerificationError as exc:

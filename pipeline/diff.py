@@ -28,7 +28,7 @@ from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 
 from pipeline import config, executor
 from pipeline.artifact import RuntimeBlob
-from pipeline.chain import Chain
+from pipeline.chain import connect
 from pipeline.errors import PipelineError
 from pipeline.metadata import Metadata, decode_metadata
 from pipeline.project import Project, cache_dir
@@ -463,7 +463,7 @@ def load_runtime(project: Project, spec: str) -> Runtime:
         raise PipelineError(f"{spec!r} names no environment: write env:NAME or env:NAME:role")
     env = config.load_environment(name, project.root)
     network = config.network(env, role or DEFAULT_ROLE)
-    with Chain(network.endpoint, connect_timeout=env.connect_timeout) as chain:
+    with connect(env, network) as chain:
         code = chain.code()
     label = f"env:{name}:{network.role} ({network.endpoint})"
     return Runtime(label, RuntimeBlob.from_bytes(code), None)

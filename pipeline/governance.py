@@ -53,7 +53,7 @@ from pipeline.policy import (
 )
 from pipeline.project import Project
 from pipeline.submission import Recorder, submit_recorded
-from pipeline.upgrade import METHODS, Method
+from pipeline.upgrade import METHODS, Candidate, Method
 
 log = logging.getLogger(__name__)
 
@@ -236,26 +236,6 @@ def public_key(address: str) -> str:
 
 # --- data -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Candidate:
-    """The runtime to upgrade to (as deploy checks it) and the digest.json its build wrote."""
-
-    runtime: upgrade.Candidate
-    digest: Mapping[str, Any]
-
-    @property
-    def blob(self) -> RuntimeBlob:
-        return self.runtime.blob
-
-    @property
-    def code_hash(self) -> str:
-        return self.runtime.code_hash
-
-    @property
-    def spec_version(self) -> int:
-        return self.runtime.info.spec_version
-
-
-@dataclass(frozen=True)
 class Motion:
     """A council motion for one runtime: what the ledger stores between stages (see as_dict)."""
 
@@ -380,10 +360,11 @@ class OpenMotion:
 
 # --- artifacts and connections --------------------------------------------------------------------
 def load_candidate(project: Project, ref: str) -> Candidate:
-    """An artifact by code hash (`artifacts/<hash>/`), directory or blob path, with its digest."""
+    """An artifact by code hash (`artifacts/<hash>/`), directory or blob path, whose digest.json
+    is readable (checked first: voters need the build's source facts)."""
     path = store.resolve_artifact(project, ref)
-    digest = store.read_digest(path)
-    return Candidate(runtime=upgrade.load_candidate(path), digest=digest)
+    store.read_digest(path)
+    return upgrade.load_candidate(path)
 
 
 def council_settings(env: Environment) -> CouncilSettings:
@@ -392,15 +373,6 @@ def council_settings(env: Environment) -> CouncilSettings:
             f"environment {env.name} has no [council] table: add one with member_key"
         )
     return env.council
-
-
-def connect(env: Environment) -> Chain:
-    """A connection to the environment's production network, whose council decides."""
-    return Chain(
-        env.networks["production"].endpoint,
-        timeout=env.inclusion_timeout,
-        connect_timeout=env.connect_timeout,
-    )
 
 
 def _network_name(env: Environment) -> str:
@@ -415,11 +387,6 @@ def _members(chain: Chain, collective: str) -> list[str]:
 def _voting(chain: Chain, collective: str, proposal_hash: str) -> dict[str, Any] | None:
     votes = chain.query(collective, "Voting", [proposal_hash])
     return dict(votes) if votes else None
-
-
-def _authorized_hash(chain: Chain) -> str | None:
-    authorized = chain.query("System", "AuthorizedUpgrade")
-    return str(authorized["code_hash"]).lower() if authorized else None
 
 
 def _raw_proposal(chain: Chain, collective: str, proposal_hash: str) -> bytes | None:
@@ -491,7 +458,7 @@ def check_preflight(chain: Chain, candidate: Candidate, method: Method) -> Prefl
         if isinstance(normal, int):
             limit = min(limit, normal - upgrade.CODE_SIZE_OVERHEAD)
     result = preflight(
-        candidate.runtime.info, chain_info(chain.runtime_version(), len(chain.code())), limit
+        candidate.info, chain_info(chain.runtime_version(), len(chain.code())), limit
     )
     if not result.ok:
         raise PipelineError(
@@ -535,7 +502,7 @@ def propose(
         raise PipelineError(
             f"{chain.endpoint} already runs {candidate.code_hash}: there is nothing to propose"
         )
-    if _authorized_hash(chain) == candidate.code_hash:
+    if metadata.authorized_upgrade(chain) == candidate.code_hash:
         raise PipelineError(
             f"{candidate.code_hash} is already authorized on {chain.endpoint}: "
             "apply it with `invoke enact`"
@@ -619,7 +586,7 @@ def _diff_lines(chain: Chain, candidate: Candidate) -> list[str]:
     production = diff.Runtime(
         f"production ({chain.endpoint})", RuntimeBlob.from_bytes(chain.code()), None
     )
-    proposed = diff.Runtime("candidate", candidate.blob, candidate.runtime.path)
+    proposed = diff.Runtime("candidate", candidate.blob, candidate.path)
     before, after = diff.summaries([production, proposed])
     return diff.render(production.label, proposed.label, before, after)
 
@@ -944,7 +911,7 @@ def _live_block(env: Environment, chain: Chain, candidate: Candidate, produce: b
 
 def check_live(chain: Chain, candidate: Candidate) -> int:
     """deploy's post-upgrade checks at the head; the live spec_version, or raise."""
-    live = upgrade.check_live(chain, candidate.runtime)
+    live = upgrade.check_live(chain, candidate)
     if live.problems:
         raise PipelineError(f"{chain.endpoint} at block #{live.head}: " + "; ".join(live.problems))
     return live.spec_version
@@ -1056,7 +1023,7 @@ def enact(
             f"{chain.endpoint} already runs {candidate.code_hash}: nothing to do",
             spec_version=check_live(chain, candidate),
         )
-    if _authorized_hash(chain) == candidate.code_hash:
+    if metadata.authorized_upgrade(chain) == candidate.code_hash:
         applied = _apply_authorized(env, chain, candidate, keys.signer(env, "council"), recorder)
         upgrade.next_block(chain, applied.block_number, produce, env.inclusion_timeout)
         return result(
@@ -1102,7 +1069,7 @@ def enact(
     steps = [f"{motion.collective}.close #{motion.index} in block #{closed.block_number}"]
     upgraded = closed
     if motion.method == "authorize":
-        if _authorized_hash(chain) != candidate.code_hash:
+        if metadata.authorized_upgrade(chain) != candidate.code_hash:
             raise PipelineError(
                 f"motion #{motion.index} closed in block #{closed.block_number} but "
                 f"{candidate.code_hash} is not authorized: inspect that block's events"

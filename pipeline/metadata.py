@@ -3,6 +3,7 @@ state that several stages share, so each storage item is read and interpreted in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -156,3 +157,9 @@ def decode_metadata(raw: bytes, what: str) -> Metadata:
             "use a runtime built with a recent FRAME"
         )
     return Metadata(version=version, value=body.value, body=body, registry=rc)
+
+
+def authorized_upgrade(chain: Chain) -> str | None:
+    """The code hash in System.AuthorizedUpgrade (lowercase 0x hex), None when none is."""
+    value = chain.query("System", "AuthorizedUpgrade")
+    return str(value["code_hash"]).lower() if isinstance(value, Mapping) else None

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pipeline import builder, config, deploy, gitops, governance, localnet, store
-from pipeline.chain import Chain
+from pipeline import builder, config, deploy, gitops, governance, localnet, store, upgrade
+from pipeline.chain import Chain, connect
 from pipeline.config import load_environment
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
@@ -348,7 +348,7 @@ class Release:
         tag = tag_freeze(self.repo, self.settings.release_id, commit, self._artifact())
         return {"tag": tag, "commit": commit}
 
-    def _candidate(self) -> governance.Candidate:
+    def _candidate(self) -> upgrade.Candidate:
         return governance.load_candidate(self.project, str(self._artifact_path()))
 
     def _production(self) -> Chain:
@@ -356,7 +356,7 @@ class Release:
         production = config.network(self.env, "production")
         if production.name in nets:
             localnet.up(self.project, nets, [production.name])
-        return governance.connect(self.env)
+        return connect(self.env)
 
     def _motion(self) -> governance.Motion:
         return governance.Motion.from_dict(self._done("propose")["motion"])

@@ -10,43 +10,37 @@ a fully migrated chain must show. A pallet whose on-chain version lags has a pen
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, Literal, get_args
 
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import devrpc, executor, metadata
+from pipeline import devrpc, executor, metadata, store
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
 from pipeline.policy import CandidateInfo, candidate_info
+from pipeline.project import cache_dir
 
 Method = Literal["set_code", "authorize"]
-
-
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
 
-
 DEFAULT_PRESET: Final = "development"
-
-
 STORAGE_VERSION_KEY: Final = b":__STORAGE_VERSION__:"
-
-
 # frame_system::limits::BlockLength::default(): 5 MiB for operational extrinsics such as
 # set_code. Used when the chain's metadata has no System.BlockLength constant.
 DEFAULT_BLOCK_LENGTH: Final = 5 * 1024 * 1024
-
-
 # Room left in a block for everything around the code: the extrinsic's length prefix, address,
 # signature and extensions (~150 bytes), the sudo and system call indices, the code's own length
 # prefix and the declared weight, and the block's inherents (the timestamp).
 CODE_SIZE_OVERHEAD: Final = 1024
-
-
 # set_code declares a whole block of weight; sudo_unchecked_weight declares none instead, since
 # the upgrade's real cost (the migrations) is accounted in the next block's on_runtime_upgrade.
 UNCHECKED_WEIGHT: Final = {"ref_time": 0, "proof_size": 0}
@@ -54,7 +48,8 @@ UNCHECKED_WEIGHT: Final = {"ref_time": 0, "proof_size": 0}
 
 @dataclass(frozen=True)
 class Candidate:
-    """A runtime blob about to be deployed, checked offline."""
+    """A runtime blob about to go on chain, checked offline: the one object every stage of a
+    release is handed (see `load_candidate`)."""
 
     path: Path
     blob: RuntimeBlob
@@ -65,16 +60,50 @@ class Candidate:
     def code_hash(self) -> str:
         return self.blob.blake2_256
 
+    @property
+    def spec_version(self) -> int:
+        return self.info.spec_version
+
+    @cached_property
+    def digest(self) -> Mapping[str, Any]:
+        """The digest.json published beside the blob (read when first needed: voters need the
+        build's source facts, a staging deploy does not)."""
+        return store.read_digest(self.path)
+
 
 def load_candidate(path: Path, preset: str = DEFAULT_PRESET) -> Candidate:
     """Check the blob offline: a valid (compressed) wasm with a readable runtime version whose
-    genesis builds; that genesis holds the storage version each pallet's code declares."""
+    genesis builds; that genesis holds the storage version each pallet's code declares.
+
+    The genesis is a function of the blob and the preset alone, so its storage versions are
+    kept by blob hash (in this process and in the machine-wide cache): building it runs the
+    runtime in node, which a release would otherwise do once per stage."""
     blob = RuntimeBlob.load(path)
     info = candidate_info(blob.version, blob.size)
-    top: Mapping[str, str] = executor.genesis_spec(path, preset)["genesis"]["raw"]["top"]
-    suffix = xxh128(STORAGE_VERSION_KEY).hex()
-    versions = {key: value for key, value in top.items() if key.endswith(suffix)}
+    versions = _genesis_versions(path, blob.blake2_256, preset)
     return Candidate(path=path, blob=blob, info=info, genesis_versions=versions)
+
+
+def _genesis_versions(path: Path, code_hash: str, preset: str) -> Mapping[str, str]:
+    key = (code_hash, preset)
+    if key in _GENESIS_VERSIONS:
+        return _GENESIS_VERSIONS[key]
+    cached = cache_dir() / "genesis" / f"{code_hash.removeprefix('0x')}.{preset}.json"
+    try:
+        versions: dict[str, str] = json.loads(cached.read_text())
+    except (OSError, ValueError):
+        top: Mapping[str, str] = executor.genesis_spec(path, preset)["genesis"]["raw"]["top"]
+        suffix = xxh128(STORAGE_VERSION_KEY).hex()
+        versions = {k: value for k, value in top.items() if k.endswith(suffix)}
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(versions, sort_keys=True))
+        partial.replace(cached)
+    _GENESIS_VERSIONS[key] = MappingProxyType(versions)
+    return _GENESIS_VERSIONS[key]
+
+
+_GENESIS_VERSIONS: dict[tuple[str, str], Mapping[str, str]] = {}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline import builder, config
 from pipeline.artifact import diff_digests
-from pipeline.chain import Chain
+from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
 from pipeline.governance import council_settings, find_motion, source_from_motion
 from pipeline.project import Project
@@ -43,11 +43,7 @@ class Verdict:
 
 
 def _chain(project: Project, env_name: str, role: str) -> Chain:
-    env = config.load_environment(env_name, project.root)
-    network = config.network(env, role)
-    return Chain(
-        network.endpoint, connect_timeout=env.connect_timeout, timeout=env.inclusion_timeout
-    )
+    return connect(config.load_environment(env_name, project.root), role)
 
 
 def expectation(

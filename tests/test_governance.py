@@ -396,14 +396,13 @@ def fake_runtime(spec_version: int) -> bytes:
     return runtime_wasm(runtime_version_bytes(spec_version=spec_version))
 
 
-def fake_candidate(root: Path, spec_version: int = 101) -> governance.Candidate:
+def fake_candidate(root: Path, spec_version: int = 101) -> upgrade.Candidate:
     """A candidate around a crafted runtime-shaped wasm (it has no genesis to build)."""
     code_hash = write_artifact(root / "artifacts", fake_runtime(spec_version))
     folder = root / "artifacts" / code_hash.removeprefix("0x")
     path = folder / "example_runtime.compact.compressed.wasm"
     blob = RuntimeBlob.load(path)
-    runtime = upgrade.Candidate(path, blob, candidate_info(blob.version, blob.size), {})
-    return governance.Candidate(runtime, json.loads((folder / "digest.json").read_text()))
+    return upgrade.Candidate(path, blob, candidate_info(blob.version, blob.size), {})
 
 
 def test_load_candidate_by_hash_with_its_digest(
@@ -560,7 +559,7 @@ class Net:
     def chain(self, endpoint: str | None = None) -> Chain:
         return Chain(endpoint or self.endpoint, connect_timeout=10, reconnect_attempts=2)
 
-    def candidate(self, code_hash: str | None = None) -> governance.Candidate:
+    def candidate(self, code_hash: str | None = None) -> upgrade.Candidate:
         return governance.load_candidate(self.project, code_hash or self.candidate_hash)
 
 
@@ -848,7 +847,7 @@ root = Path(sys.argv[1])
 project = Project(root=root, runtime_path="", runtime_package="example-runtime", suites={})
 env = config.load_environment("gov", root)
 with ledger.open_ledger(project.state_dir, "r1", create={"env": "gov"}) as journal:
-    with governance.connect(env) as chain:
+    with connect(env) as chain:
         candidate = governance.load_candidate(project, sys.argv[2])
         governance.propose(env, chain, candidate, recorder=journal)
 print("not killed")

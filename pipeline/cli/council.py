@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pipeline import governance
-from pipeline.chain import Chain
+from pipeline.chain import Chain, connect
 from pipeline.cli import friendly
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
@@ -106,7 +106,7 @@ def propose(
         / "council"
         / f"proposal-{env}-{candidate.code_hash.removeprefix('0x')[:16]}.md"
     )
-    with governance.connect(environment) as chain:
+    with connect(environment) as chain:
         motion = governance.propose(
             environment,
             chain,
@@ -159,7 +159,7 @@ def track(
 
     if environment.local and not advance and not json:
         console.print("local network: blocks come only when made; --advance makes them")
-    with governance.connect(environment) as chain:
+    with connect(environment) as chain:
         governance.track(
             environment,
             chain,
@@ -198,7 +198,7 @@ def enact(
             f"unknown --policy {policy!r}: use one of {', '.join(FALLBACK_POLICIES)}"
         )
     project, environment = _context(env)
-    with governance.connect(environment) as chain:
+    with connect(environment) as chain:
         chosen = _motion(project, environment, chain, motion)
         candidate = governance.load_candidate(project, artifact or chosen.code_hash)
         result = governance.enact(
@@ -242,7 +242,7 @@ def simulate(c: Context, scenario: str, env: str = "local", motion: str = "") ->
         )
     project, environment = _context(env)
     governance.require_simulation_allowed(environment)  # before connecting anywhere
-    with governance.connect(environment) as chain:
+    with connect(environment) as chain:
         votes = governance.simulate_votes(
             environment,
             chain,
