@@ -17,7 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pipeline import builder, config, deploy, gitops, governance, localnet, store, upgrade
+from pipeline import (
+    builder,
+    config,
+    deploy,
+    gitops,
+    governance,
+    localnet,
+    motions,
+    store,
+    upgrade,
+)
 from pipeline.chain import Chain, connect
 from pipeline.config import load_environment
 from pipeline.errors import PipelineError
@@ -358,10 +368,10 @@ class Release:
             localnet.up(self.project, nets, [production.name])
         return connect(self.env)
 
-    def _motion(self) -> governance.Motion:
-        return governance.Motion.from_dict(self._done("propose")["motion"])
+    def _motion(self) -> motions.Motion:
+        return motions.Motion.from_dict(self._done("propose")["motion"])
 
-    def _deadline_block(self, motion: governance.Motion) -> int | None:
+    def _deadline_block(self, motion: motions.Motion) -> int | None:
         """The plan's Release deadline in blocks after the proposal (None: the motion's end)."""
         if self.plan is None or motion.proposed_block is None:
             return None
@@ -390,7 +400,7 @@ class Release:
                 governance.simulate_votes(
                     self.env, chain, motion, self.settings.votes, recorder=self.ledger
                 )
-            status = governance.track(
+            status = motions.track(
                 self.env,
                 chain,
                 motion,

@@ -16,8 +16,9 @@ from pipeline import builder, config
 from pipeline.artifact import diff_digests
 from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
-from pipeline.governance import council_settings, find_motion, source_from_motion
+from pipeline.motions import council_settings, find_motion
 from pipeline.project import Project
+from pipeline.proposal import source_from_motion
 
 
 @dataclass(frozen=True)

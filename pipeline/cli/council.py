@@ -18,7 +18,7 @@ from invoke.tasks import task
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline import governance
+from pipeline import governance, motions
 from pipeline.chain import Chain, connect
 from pipeline.cli import friendly
 from pipeline.config import Environment, load_environment
@@ -42,15 +42,13 @@ def _record_path(project: Project, env: str) -> Path:
     return project.state_dir / "council" / f"{env}.json"
 
 
-def _motion(
-    project: Project, environment: Environment, chain: Chain, which: str
-) -> governance.Motion:
+def _motion(project: Project, environment: Environment, chain: Chain, which: str) -> motions.Motion:
     """The motion named on the command line, else the one `propose` recorded."""
     if which:
-        return governance.motion_from_chain(environment, chain, which)
+        return motions.motion_from_chain(environment, chain, which)
     path = _record_path(project, environment.name)
     try:
-        return governance.Motion.from_dict(jsonlib.loads(path.read_text()))
+        return motions.Motion.from_dict(jsonlib.loads(path.read_text()))
     except FileNotFoundError:
         raise PipelineError(
             f"no motion recorded for {environment.name} ({path}): run `invoke propose` or pass "
@@ -64,7 +62,7 @@ def _short(address: str) -> str:
     return f"{address[:6]}…{address[-4:]}"
 
 
-def status_line(status: governance.MotionStatus) -> str:
+def status_line(status: motions.MotionStatus) -> str:
     """One line per update: votes, who is missing, and time left."""
     waiting = ", ".join(_short(a) for a in status.not_voted) or "nobody"
     left = format_span_seconds(status.seconds_left)
@@ -151,7 +149,7 @@ def track(
     project, environment = _context(env)
     console = Console(highlight=False)
 
-    def show(status: governance.MotionStatus) -> None:
+    def show(status: motions.MotionStatus) -> None:
         if json:
             print(jsonlib.dumps(status.as_dict()), flush=True)
         else:
@@ -160,7 +158,7 @@ def track(
     if environment.local and not advance and not json:
         console.print("local network: blocks come only when made; --advance makes them")
     with connect(environment) as chain:
-        governance.track(
+        motions.track(
             environment,
             chain,
             _motion(project, environment, chain, motion),
