@@ -135,7 +135,7 @@ def refusal(checks: Preflight, network: str) -> PipelineError:
 def deploy(
     env: Environment,
     network: str,
-    artifact: Path,
+    artifact: Path | Candidate,
     *,
     method: Method = "set_code",
     dry_run: bool = False,
@@ -144,7 +144,8 @@ def deploy(
     stage: str = "deploy",
     progress: Callable[[str], None] = log.info,
 ) -> DeployResult:
-    """Upgrade `network` (a role or name of `env`) to the blob at `artifact` with the sudo key.
+    """Upgrade `network` (a role or name of `env`) to `artifact` (a blob's path, or the
+    candidate already loaded from it) with the sudo key.
 
     Idempotent: when `:code` already is the artifact nothing is submitted (`skipped`), but the
     chain is still verified. Raises PipelineError before submitting anything when a check
@@ -154,7 +155,7 @@ def deploy(
     if method not in METHODS:
         raise PipelineError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     net = config.network(env, network)
-    candidate = load_candidate(artifact, preset)
+    candidate = artifact if isinstance(artifact, Candidate) else load_candidate(artifact, preset)
     if dry_run:
         return _dry_run(env, net, candidate, method, progress)
     job = _Job(net, candidate, keys.signer(env, "sudo"), method, recorder, stage, progress)

@@ -36,6 +36,7 @@ from pipeline.freeze import check_freeze, tag_freeze
 from pipeline.ledger import Ledger, releases_dir
 from pipeline.plan import (
     STAGES,
+    Stage,
     done_from_ledger,
     load_plan,
     milestone_table,
@@ -178,6 +179,7 @@ class Release:
         self.plan = load_plan(settings.plan, project.root) if settings.plan else None
         self.repo = gitops.open_repo(project.root)
         self.dir = release_dir(project, settings.release_id)
+        self._loaded: upgrade.Candidate | None = None
         if settings.votes != "approve" and not self.env.local:
             raise PipelineError(
                 f"--votes {settings.votes} simulates councillors: only on local environments,"
@@ -223,12 +225,12 @@ class Release:
             self.run_stage(pending[0])
 
     def run_stage(self, stage: str) -> dict[str, Any]:
-        runner = getattr(self, "_" + stage.replace("-", "_"))
+        action = STAGE_ACTIONS[cast(Stage, stage)]
         self.ledger.stage_started(stage)
         self.progress(f"{stage}: running")
         started = time.monotonic()
         try:
-            result: dict[str, Any] = runner()
+            result = action(self)
         except PipelineError as exc:
             self.ledger.stage_failed(stage, str(exc))
             self.write_report()
@@ -260,6 +262,14 @@ class Release:
     def _artifact_path(self) -> Path:
         """The compressed blob of the build: what goes on chain."""
         return Path(self._done("build")["blob"])
+
+    def _candidate(self) -> upgrade.Candidate:
+        """The build's blob as every later stage checks it, loaded once per run of the release
+        (a new build, a new candidate)."""
+        path = self._artifact_path()
+        if self._loaded is None or self._loaded.path != path:
+            self._loaded = upgrade.load_candidate(path)
+        return self._loaded
 
     def _build(self) -> dict[str, Any]:
         result = builder.build(self.project, self.settings.candidate)
@@ -302,7 +312,7 @@ class Release:
         result = deploy.deploy(
             self.env,
             role,
-            self._artifact_path(),
+            self._candidate(),
             recorder=self.ledger,
             stage=stage,
             progress=self.progress,
@@ -357,9 +367,6 @@ class Release:
         commit = str(self._done("build")["commit"])
         tag = tag_freeze(self.repo, self.settings.release_id, commit, self._artifact())
         return {"tag": tag, "commit": commit}
-
-    def _candidate(self) -> upgrade.Candidate:
-        return governance.load_candidate(self.project, str(self._artifact_path()))
 
     def _production(self) -> Chain:
         nets = localnet.networks_for(self.env)
@@ -440,3 +447,18 @@ class Release:
                 " something else upgraded it; investigate before releasing again"
             )
         return {"artifact": self._artifact(), "code_hash": on_chain, "spec_version": spec}
+
+
+# The release's stages in pipeline order, each with its action: the whole state machine's map.
+STAGE_ACTIONS: Mapping[Stage, Callable[[Release], dict[str, Any]]] = {
+    "build": Release._build,
+    "deploy-reckless": Release._deploy_reckless,
+    "suite-subsystem": Release._suite_subsystem,
+    "freeze": Release._freeze,
+    "deploy-lts": Release._deploy_lts,
+    "suite-final": Release._suite_final,
+    "propose": Release._propose,
+    "track": Release._track,
+    "enact": Release._enact,
+    "verify": Release._verify,
+}
