@@ -152,6 +152,11 @@ def dispatch_error_name(
     return f"{variant}.{dispatch_error_name(inner, module_name, error_name)}"
 
 
+class BroadcastUncertain(PipelineError):
+    """The extrinsic left this machine but its fate is unknown (the connection dropped before
+    its inclusion was seen): it may land, so it must not be recorded as failed or sent again."""
+
+
 class Chain:
     """A connection to one node. Use as a context manager, or call close()."""
 
@@ -401,7 +406,7 @@ class Chain:
                 "check on chain before sending again"
             ) from exc
         except CONNECTION_ERRORS as exc:
-            raise PipelineError(
+            raise BroadcastUncertain(
                 f"connection to {self.endpoint} lost after sending {signed.call} "
                 f"(extrinsic {signed.extrinsic_hash}, nonce {signed.nonce}): "
                 "check on chain before sending again"

@@ -155,6 +155,9 @@ def deploy(
     if method not in METHODS:
         raise PipelineError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     net = config.network(env, network)
+    refused = staging_only(net, dry_run)
+    if refused:
+        raise PipelineError(refused)
     candidate = artifact if isinstance(artifact, Candidate) else load_candidate(artifact, preset)
     if dry_run:
         return _dry_run(env, net, candidate, method, progress)
@@ -360,10 +363,10 @@ def _dry_run(
         checks = _chain_preflight(target, candidate, before, None)  # the fork gets its own sudo
         if not checks.ok:
             raise refusal(checks, net.name)
-    # A well-known dev key, on purpose: it only ever signs on this machine's throwaway fork.
-    key = Keypair.create_from_uri(DRY_RUN_KEY, ss58_format=env.ss58_format)
     with throwaway_fork(net.endpoint, candidate.path) as fork:
         progress(f"dry run: forked {net.endpoint} at {fork.endpoint}")
+        # A well-known dev key, on purpose: it only ever signs on this machine's throwaway fork.
+        key = keys.local_dev_keypair(fork.endpoint, DRY_RUN_KEY, env.ss58_format)
         _make_sudo(fork.endpoint, key)
         fork_net = replace(net, kind="chopsticks-fork", endpoint=fork.endpoint, port=fork.port)
         job = _Job(fork_net, candidate, key, method, None, "dry-run", _prefixed("fork: ", progress))

@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from substrateinterface import Keypair
 
 from pipeline import config, devrpc, executor
 from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpoint
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
+from pipeline.keys import DEV_ACCOUNTS, local_dev_keypair
 from pipeline.project import Project
 
 log = logging.getLogger(__name__)
@@ -627,12 +627,6 @@ def status(project: Project, nets: Mapping[str, LocalNet]) -> list[NetStatus]:
 
 # --- seeding --------------------------------------------------------------------------------
 UNIT = 10**12
-DEV_ACCOUNTS = ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie")
-
-
-def dev_keypair(name: str) -> Keypair:
-    """A well-known development account (public test key, not a secret)."""
-    return Keypair.create_from_uri(f"//{name}")
 
 
 def seed(endpoint: str) -> None:
@@ -641,7 +635,7 @@ def seed(endpoint: str) -> None:
     proposed, voted and closed."""
     if not is_local_endpoint(endpoint):
         raise PipelineError(f"refusing to seed {endpoint}: only local networks are seeded")
-    keys = {name: dev_keypair(name) for name in DEV_ACCOUNTS}
+    keys = {name: local_dev_keypair(endpoint, name) for name in DEV_ACCOUNTS}
     with Chain(endpoint) as chain:
         for sender, receiver, amount in (
             ("Alice", "Dave", 1_000),

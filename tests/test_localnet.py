@@ -20,7 +20,7 @@ from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import config, devrpc, executor, localnet
+from pipeline import config, devrpc, executor, keys, localnet
 from pipeline.chain import Call, Chain, blake2_256_hex
 from pipeline.errors import PipelineError
 from pipeline.project import Project
@@ -417,7 +417,7 @@ def test_production_keeps_its_chain_across_down_and_up(nets: Nets) -> None:
     genesis = devrpc.rpc(production, "chain_getBlockHash", [0])
     head = devrpc.rpc(production, "chain_getBlockHash")
     before = storage_at(production, head)
-    alice = localnet.dev_keypair("Alice")
+    alice = keys.local_dev_keypair(production, "Alice")
     stopped = localnet.down(nets.project, nets.nets, ["production"])
     assert stopped == ["staging-lts", "production"]  # its fork goes with it
     assert not nets.status("production").alive

@@ -58,9 +58,6 @@ def deploy(
         raise PipelineError(f"unknown method {method!r}: use set_code or authorize")
     project = load_project()
     environment = config.load_environment(env, project.root)
-    refused = deployment.staging_only(config.network(environment, network), dry_run)
-    if refused:
-        raise PipelineError(refused)
     path = store.resolve_artifact(project, artifact or None)
     err = _console(stderr=True)
     try:
