@@ -4,9 +4,11 @@ it is decided. Reads only: what is submitted about a motion is `governance`'s.""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal
 
 from scalecodec.utils.ss58 import ss58_decode
@@ -367,3 +369,32 @@ def track(
                 on_update(current)
             status = current
     return status
+
+
+# --- the motion `invoke propose` opened, kept for the commands that follow it ------------------
+def _record_path(state_dir: Path, env_name: str) -> Path:
+    return state_dir / "council" / f"{env_name}.json"
+
+
+def record_proposed(state_dir: Path, env_name: str, motion: Motion) -> None:
+    """Keep the motion `invoke propose` opened, so track/enact/simulate find it by default."""
+    record = _record_path(state_dir, env_name)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(motion.as_dict(), indent=1) + "\n")
+
+
+def chosen_motion(state_dir: Path, env: Environment, chain: Chain, which: str) -> Motion:
+    """The motion named on the command line (an index or `latest`), else the one `propose`
+    recorded."""
+    if which:
+        return motion_from_chain(env, chain, which)
+    path = _record_path(state_dir, env.name)
+    try:
+        return Motion.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise PipelineError(
+            f"no motion recorded for {env.name} ({path}): run `invoke propose` or pass "
+            "--motion INDEX"
+        ) from None
+    except ValueError as exc:
+        raise PipelineError(f"{path} is not JSON ({exc}): delete it and pass --motion") from None

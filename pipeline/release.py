@@ -33,14 +33,17 @@ from pipeline.config import load_environment
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
 from pipeline.freeze import check_freeze, tag_freeze
-from pipeline.ledger import Ledger, releases_dir
+from pipeline.ledger import Ledger, read_records, releases_dir, replay
 from pipeline.plan import (
     STAGES,
+    MilestoneRow,
+    Plan,
     Stage,
     done_from_ledger,
     load_plan,
     milestone_table,
     outstanding_by_subsystem,
+    overdue_warnings,
     release_deadline_blocks,
 )
 from pipeline.policy import FallbackPolicy, FreezeRule
@@ -159,6 +162,67 @@ class ReleaseSettings:
 
 def release_dir(project: Project, release_id: str) -> Path:
     return releases_dir(project.state_dir) / release_id
+
+
+@dataclass(frozen=True)
+class ReleaseStatus:
+    """A release as `release.status` shows it: its ledger replayed against the candidate as it
+    is now, with the plan's milestones."""
+
+    release_id: str
+    settings: ReleaseSettings
+    candidate_commit: str
+    aborted: str | None
+    stages: tuple[StageView, ...]
+    plan: Plan | None
+    milestones: tuple[MilestoneRow, ...]
+    late: tuple[str, ...]  # missed milestones
+    warnings: tuple[str, ...]  # the ledger's
+    torn: str | None  # a torn last ledger line, when there is one
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release_id,
+            "settings": self.settings.ledger_fields(),
+            "candidate_commit": self.candidate_commit,
+            "aborted": self.aborted,
+            "stages": [asdict(view) for view in self.stages],
+            "milestones": [
+                {
+                    "name": r.name,
+                    "deadline": r.deadline.isoformat(),
+                    "actual": r.actual.isoformat() if r.actual else None,
+                    "state": r.state,
+                    "manager": r.manager,
+                }
+                for r in self.milestones
+            ],
+            "warnings": list(self.warnings),
+        }
+
+
+def release_status(project: Project, release_id: str, now: datetime) -> ReleaseStatus:
+    """What the ledger says each stage did, what runs next, and the milestones at `now`."""
+    records, torn = read_records(project.state_dir, release_id)
+    state = replay(records)
+    settings = ReleaseSettings.from_ledger(release_id, state.release)
+    repo = gitops.open_repo(project.root)
+    commit = gitops.resolve(repo, settings.candidate, project.runtime_path).commit
+    failed = state.last_failure.stage if state.last_failure else None
+    plan = load_plan(settings.plan, project.root) if settings.plan else None
+    done = done_from_ledger(records)
+    return ReleaseStatus(
+        release_id=release_id,
+        settings=settings,
+        candidate_commit=commit,
+        aborted=state.aborted,
+        stages=tuple(status_views(state.done, commit, failed)),
+        plan=plan,
+        milestones=tuple(milestone_table(plan, done, now)) if plan else (),
+        late=tuple(overdue_warnings(plan, done, now)) if plan else (),
+        warnings=tuple(state.warnings()),
+        torn=torn,
+    )
 
 
 class Release:

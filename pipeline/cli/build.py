@@ -18,6 +18,7 @@ from pipeline import builder
 from pipeline import verify as verification
 from pipeline.artifact import dumps_digest
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
 
@@ -43,7 +44,7 @@ def build(
     if json_:
         sys.stdout.write(dumps_digest(result.digest))
         return
-    _summary(result, Console(highlight=False))
+    _summary(result, make_console())
 
 
 @task(
@@ -78,7 +79,7 @@ def verify(
         motion=motion,
     )
     verdict = verification.verify(project, expected, env=env, network=network)
-    console = Console(highlight=False)
+    console = make_console()
     word = "MATCH" if verdict.match else "MISMATCH"
     console.print(f"[bold]{word}[/bold]", soft_wrap=True)
     console.print(

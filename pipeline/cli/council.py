@@ -15,12 +15,12 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.console import Console
 from rich.markup import escape
 
 from pipeline import governance, motions
-from pipeline.chain import Chain, connect
+from pipeline.chain import connect
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
 from pipeline.plan import format_span
@@ -36,26 +36,6 @@ ARTIFACT_HELP = "artifact: code hash (artifacts/<hash>/) or directory"
 def _context(env: str) -> tuple[Project, Environment]:
     project = load_project()
     return project, load_environment(env, project.root)
-
-
-def _record_path(project: Project, env: str) -> Path:
-    return project.state_dir / "council" / f"{env}.json"
-
-
-def _motion(project: Project, environment: Environment, chain: Chain, which: str) -> motions.Motion:
-    """The motion named on the command line, else the one `propose` recorded."""
-    if which:
-        return motions.motion_from_chain(environment, chain, which)
-    path = _record_path(project, environment.name)
-    try:
-        return motions.Motion.from_dict(jsonlib.loads(path.read_text()))
-    except FileNotFoundError:
-        raise PipelineError(
-            f"no motion recorded for {environment.name} ({path}): run `invoke propose` or pass "
-            "--motion INDEX"
-        ) from None
-    except ValueError as exc:
-        raise PipelineError(f"{path} is not JSON ({exc}): delete it and pass --motion") from None
 
 
 def _short(address: str) -> str:
@@ -112,11 +92,9 @@ def propose(
             method=method,
             note_path=note_path,
         )
-    record = _record_path(project, env)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(jsonlib.dumps(motion.as_dict(), indent=1) + "\n")
+    motions.record_proposed(project.state_dir, environment.name, motion)
     verb = "already open" if motion.reused else "proposed"
-    console = Console(highlight=False)
+    console = make_console()
     console.print(
         f"motion #{motion.index} {verb} on {motion.collective}: {motion.proposal_hash} "
         f"({motion.method} {motion.code_hash}), {motion.threshold} ayes needed, closable from "
@@ -147,7 +125,7 @@ def track(
 ) -> None:
     """Follow the motion live (new heads), until it is approved, disapproved or over."""
     project, environment = _context(env)
-    console = Console(highlight=False)
+    console = make_console()
 
     def show(status: motions.MotionStatus) -> None:
         if json:
@@ -161,7 +139,7 @@ def track(
         motions.track(
             environment,
             chain,
-            _motion(project, environment, chain, motion),
+            motions.chosen_motion(project.state_dir, environment, chain, motion),
             deadline_block=deadline or None,
             advance=advance,
             on_update=show,
@@ -197,7 +175,7 @@ def enact(
         )
     project, environment = _context(env)
     with connect(environment) as chain:
-        chosen = _motion(project, environment, chain, motion)
+        chosen = motions.chosen_motion(project.state_dir, environment, chain, motion)
         candidate = governance.load_candidate(project, artifact or chosen.code_hash)
         result = governance.enact(
             environment,
@@ -211,7 +189,7 @@ def enact(
     if json:
         print(jsonlib.dumps(result.as_dict(), indent=1))
     else:
-        console = Console(highlight=False)
+        console = make_console()
         console.print(f"{result.outcome}: {escape(result.reason)}", soft_wrap=True)
         for step in result.steps:
             console.print(f"  {escape(step)}", soft_wrap=True)
@@ -244,7 +222,7 @@ def simulate(c: Context, scenario: str, env: str = "local", motion: str = "") ->
         votes = governance.simulate_votes(
             environment,
             chain,
-            _motion(project, environment, chain, motion),
+            motions.chosen_motion(project.state_dir, environment, chain, motion),
             scenario,
         )
     for vote in votes:

@@ -16,17 +16,11 @@ from pipeline import config, store, suites, upgrade
 from pipeline import deploy as deployment
 from pipeline import diff as runtime_diff
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
 
 ENV_HELP = "environment (environments/<env>.toml)"
-
-
-def _console(stderr: bool = False) -> Console:
-    console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:  # captured: don't squeeze to rich's 80-column default
-        console = Console(stderr=stderr, highlight=False, width=200)
-    return console
 
 
 @task(
@@ -59,7 +53,7 @@ def deploy(
     project = load_project()
     environment = config.load_environment(env, project.root)
     path = store.resolve_artifact(project, artifact or None)
-    err = _console(stderr=True)
+    err = make_console(stderr=True)
     try:
         result = deployment.deploy(
             environment,
@@ -71,12 +65,12 @@ def deploy(
             progress=lambda line: err.print(escape(line)),
         )
     except deployment.DeployVerificationError as exc:
-        _print_result(exc.result, _console())
+        _print_result(exc.result, make_console())
         raise
     if json_:
         sys.stdout.write(jsonlib.dumps(result.as_dict(), indent=2, default=str) + "\n")
     else:
-        _print_result(result, _console())
+        _print_result(result, make_console())
 
 
 def _print_result(result: deployment.DeployResult, console: Console) -> None:
@@ -147,7 +141,7 @@ def test(c: Context, suite: str, env: str = "local", network: str = "", out: str
     result = suites.run_suite(
         project, environment, suite, out_dir, network=network or None, echo=True
     )
-    console = _console()
+    console = make_console()
     console.print(
         f"suite {suite} on {result.network}: {result.passed} passed, {result.failed} failed, "
         f"{result.skipped} skipped in {result.seconds:.1f}s (JUnit {result.junit}, "

@@ -6,10 +6,10 @@ from __future__ import annotations
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.console import Console
 
 from pipeline import builder, gates
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 from pipeline.gates import GateResult
 from pipeline.plan import load_plan
 from pipeline.policy import FreezeRule
@@ -27,7 +27,7 @@ def _release(
 
 
 def _report(results: list[GateResult]) -> None:
-    console = Console(highlight=False)
+    console = make_console()
     for result in results:
         mark = "[green]pass[/green]" if result.ok else "[bold red]FAIL[/bold red]"
         console.print(f"{mark} {result.gate}: {result.detail}", soft_wrap=True)

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from pipeline.artifact import RuntimeBlob, info
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 
 
 @task(
@@ -29,7 +30,7 @@ def inspect(c: Context, path: str, json_: bool = False) -> None:
     if json_:
         sys.stdout.write(json.dumps(details, indent=2, sort_keys=True) + "\n")
     else:
-        _print(details, Console(highlight=False))
+        _print(details, make_console())
 
 
 def _print(details: dict[str, Any], console: Console) -> None:

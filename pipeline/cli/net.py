@@ -12,11 +12,11 @@ from pathlib import Path
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.console import Console
 from rich.table import Table
 
 from pipeline import config, executor, localnet
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 from pipeline.project import Project, load_project
 
 NAMES_HELP = "network name or role (repeatable, or a comma list; default: all)"
@@ -52,10 +52,7 @@ def _print(statuses: list[localnet.NetStatus]) -> None:
             f"{s.spec_name} {s.spec_version}" if s.spec_name else "",
             s.note,
         )
-    console = Console()
-    if not console.is_terminal:  # piped or captured: don't squeeze to rich's 80-column default
-        console = Console(width=200)
-    console.print(table)
+    make_console().print(table)
 
 
 @task(
