@@ -30,7 +30,7 @@ from typing import Any, Final, Literal
 
 from substrateinterface import Keypair
 
-from pipeline import config, devrpc, keys, localnet, metadata
+from pipeline import config, devrpc, executor, keys, localnet, metadata
 from pipeline.chain import Call, Chain, Event, Receipt, connect
 from pipeline.config import Environment, Network
 from pipeline.errors import PipelineError
@@ -43,7 +43,6 @@ from pipeline.policy import (
 from pipeline.project import Project
 from pipeline.submission import Recorder, submit_recorded
 from pipeline.upgrade import (
-    DEFAULT_PRESET,
     METHODS,
     UNCHECKED_WEIGHT,
     Candidate,
@@ -139,7 +138,7 @@ def deploy(
     *,
     method: Method = "set_code",
     dry_run: bool = False,
-    preset: str = DEFAULT_PRESET,
+    preset: str = executor.DEFAULT_PRESET,
     recorder: Recorder | None = None,
     stage: str = "deploy",
     progress: Callable[[str], None] = log.info,

@@ -24,6 +24,7 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 # package.json and node_modules sit at the root of the pipeline's checkout.
 JS_ROOT = JS_DIR.parent.parent
 EXECUTOR_TIMEOUT_S = 300.0
+DEFAULT_PRESET = "development"  # the genesis preset local chains and storage versions use
 
 
 def parse_node_version(text: str) -> tuple[int, int, int]:
@@ -125,7 +126,7 @@ def _wasm_arg(wasm_path: Path) -> str:
 
 def genesis_spec(
     wasm_path: Path,
-    preset: str = "development",
+    preset: str = DEFAULT_PRESET,
     *,
     token_symbol: str = "UNIT",
     token_decimals: int = 12,

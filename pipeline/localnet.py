@@ -48,7 +48,6 @@ HOST = "127.0.0.1"
 PRODUCTION, LTS, RECKLESS = "production", "staging-lts", "staging-reckless"
 DEFAULT_PORTS = {PRODUCTION: 9944, LTS: 9945, RECKLESS: 9946}
 RELEASED_WASM_DIR = "examples/runtime/releases/100"
-DEFAULT_PRESET = "development"
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 15.0
 
@@ -351,7 +350,7 @@ def code_hash_of_spec(spec_path: Path) -> str:
     return blake2_256_hex(bytes.fromhex(top[CODE_KEY].removeprefix("0x")))
 
 
-def write_spec(wasm: Path, out: Path, preset: str = DEFAULT_PRESET) -> Path:
+def write_spec(wasm: Path, out: Path, preset: str = executor.DEFAULT_PRESET) -> Path:
     """Build the raw chain spec of `wasm` (no node binary needed) and write it to `out`."""
     spec = executor.genesis_spec(wasm, preset)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,6 @@ from pipeline.project import cache_dir
 Method = Literal["set_code", "authorize"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
 
-DEFAULT_PRESET: Final = "development"
 STORAGE_VERSION_KEY: Final = b":__STORAGE_VERSION__:"
 # frame_system::limits::BlockLength::default(): 5 MiB for operational extrinsics such as
 # set_code. Used when the chain's metadata has no System.BlockLength constant.
@@ -71,7 +70,7 @@ class Candidate:
         return store.read_digest(self.path)
 
 
-def load_candidate(path: Path, preset: str = DEFAULT_PRESET) -> Candidate:
+def load_candidate(path: Path, preset: str = executor.DEFAULT_PRESET) -> Candidate:
     """Check the blob offline: a valid (compressed) wasm with a readable runtime version whose
     genesis builds; that genesis holds the storage version each pallet's code declares.
 

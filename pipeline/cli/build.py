@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -14,13 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline import builder
-from pipeline import verify as verification
 from pipeline.artifact import dumps_digest
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
+
+if TYPE_CHECKING:
+    from pipeline.builder import BuildResult
 
 
 @task(
@@ -40,6 +41,8 @@ def build(
     json_: bool = False,
 ) -> None:
     """Build the runtime in the hermetic builder into artifacts/<blake2-256>/."""
+    from pipeline import builder
+
     result = builder.build(load_project(), ref, no_cache=no_cache, dirty=dirty)
     if json_:
         sys.stdout.write(dumps_digest(result.digest))
@@ -68,6 +71,8 @@ def verify(
     motion: str | None = None,
 ) -> None:
     """Rebuild from source (clean) or read a chain: MATCH or MISMATCH, exit 1 unless equal."""
+    from pipeline import verify as verification
+
     project = load_project()
     expected = verification.expectation(
         project,
@@ -116,7 +121,7 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "…"
 
 
-def _summary(result: builder.BuildResult, console: Console) -> None:
+def _summary(result: BuildResult, console: Console) -> None:
     version = result.compressed.version
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)

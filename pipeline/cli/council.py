@@ -10,6 +10,7 @@ from __future__ import annotations
 import json as jsonlib
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -17,8 +18,6 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 from rich.markup import escape
 
-from pipeline import governance, motions
-from pipeline.chain import connect
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console
 from pipeline.config import Environment, load_environment
@@ -26,7 +25,9 @@ from pipeline.errors import PipelineError
 from pipeline.plan import format_span
 from pipeline.policy import FALLBACK_POLICIES
 from pipeline.project import Project, load_project
-from pipeline.upgrade import METHODS
+
+if TYPE_CHECKING:
+    from pipeline import motions
 
 ENV_HELP = "environment (environments/<env>.toml) whose production council votes"
 MOTION_HELP = "open motion index or 'latest' (default: the motion `invoke propose` opened)"
@@ -73,7 +74,10 @@ def propose(
     c: Context, artifact: str, env: str = "local", method: str = "authorize", note: str = ""
 ) -> None:
     """Open the council motion upgrading production to an artifact (or find the open one)."""
-    if method not in METHODS:
+    from pipeline import governance, motions, upgrade
+    from pipeline.chain import connect
+
+    if method not in upgrade.METHODS:
         raise PipelineError(f"unknown --method {method!r}: use authorize or set_code")
     project, environment = _context(env)
     candidate = governance.load_candidate(project, artifact)
@@ -124,6 +128,9 @@ def track(
     deadline: int = 0,
 ) -> None:
     """Follow the motion live (new heads), until it is approved, disapproved or over."""
+    from pipeline import motions
+    from pipeline.chain import connect
+
     project, environment = _context(env)
     console = make_console()
 
@@ -169,6 +176,9 @@ def enact(
     json: bool = False,
 ) -> None:
     """Close an approved motion and apply the upgrade, or take the sudo fallback if allowed."""
+    from pipeline import governance, motions
+    from pipeline.chain import connect
+
     if policy not in FALLBACK_POLICIES:
         raise PipelineError(
             f"unknown --policy {policy!r}: use one of {', '.join(FALLBACK_POLICIES)}"
@@ -212,6 +222,9 @@ def enact(
 @friendly
 def simulate(c: Context, scenario: str, env: str = "local", motion: str = "") -> None:
     """Local networks: make the dev councillors vote on the motion as the scenario says."""
+    from pipeline import governance, motions
+    from pipeline.chain import connect
+
     if scenario not in governance.SCENARIOS:
         raise PipelineError(
             f"unknown --scenario {scenario!r}: use one of {', '.join(governance.SCENARIOS)}"

@@ -3,17 +3,20 @@ enforces."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from pipeline import builder, gates
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console
-from pipeline.gates import GateResult
 from pipeline.plan import load_plan
 from pipeline.policy import FreezeRule
 from pipeline.project import Project, load_project
+
+if TYPE_CHECKING:
+    from pipeline.gates import GateResult
 
 
 def _release(
@@ -54,6 +57,8 @@ def all(
     expect: str | None = None,
 ) -> None:
     """Every gate: rustfmt, freeze rule, spec_version bump, reproducible hash, unit tests."""
+    from pipeline import gates
+
     project = load_project()
     release_id, rule = _release(project, plan, release)
     _report(gates.run_gates(project, head=ref, release_id=release_id, rule=rule, expect=expect))
@@ -63,6 +68,8 @@ def all(
 @friendly
 def fmt(c: Context, ref: str = "HEAD") -> None:
     """Fail, naming the files, when the runtime is not formatted as its rustfmt.toml asks."""
+    from pipeline import gates
+
     _report([gates.gate_cargo(load_project(), "fmt", ref)])
 
 
@@ -70,6 +77,8 @@ def fmt(c: Context, ref: str = "HEAD") -> None:
 @friendly
 def test(c: Context, ref: str = "HEAD") -> None:
     """Fail, naming the tests, when the runtime's `cargo test` fails (builder image, offline)."""
+    from pipeline import gates
+
     _report([gates.gate_cargo(load_project(), "test", ref)])
 
 
@@ -79,6 +88,8 @@ def freeze(
     c: Context, ref: str = "HEAD", plan: str | None = None, release: str | None = None
 ) -> None:
     """Fail, listing them, when non-bugfix commits landed after the release's freeze tag."""
+    from pipeline import gates
+
     project = load_project()
     release_id, rule = _release(project, plan, release)
     if release_id is None:
@@ -90,6 +101,8 @@ def freeze(
 @friendly
 def spec(c: Context, ref: str = "HEAD") -> None:
     """Fail when the runtime changed against production without a spec_version bump."""
+    from pipeline import builder, gates
+
     project = load_project()
     build = builder.build(project, ref)
     _report([gates.gate_spec_bump(project, ref, build.compressed.version.spec_version)])
@@ -99,6 +112,8 @@ def spec(c: Context, ref: str = "HEAD") -> None:
 @friendly
 def repro(c: Context, expect: str, ref: str = "HEAD") -> None:
     """Fail unless a hermetic build of `ref` reproduces the release's code hash."""
+    from pipeline import builder, gates
+
     build = builder.build(load_project(), ref)
     _report(
         [gates.gate_reproducible(build.compressed.blake2_256, builder.expected_hash(expect, None))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
@@ -27,7 +28,9 @@ from pipeline.plan import (
 )
 from pipeline.policy import FallbackPolicy
 from pipeline.project import Project, load_project
-from pipeline.release import Release, ReleaseSettings, Votes, release_dir, release_status
+
+if TYPE_CHECKING:
+    from pipeline.release import ReleaseSettings, Votes
 
 POLICIES = ("never", "no-nays", "always")
 VOTES = ("approve", "reject", "silent", "split")
@@ -52,6 +55,8 @@ def _settings(
     votes: str,
     confirm_hash: str | None,
 ) -> ReleaseSettings:
+    from pipeline.release import ReleaseSettings
+
     plan = _default_plan(project, plan_name)
     if policy is not None and policy not in POLICIES:
         raise PipelineError(f"unknown --policy {policy}: use one of {', '.join(POLICIES)}")
@@ -79,6 +84,8 @@ def _settings(
 
 
 def _run(project: Project, settings: ReleaseSettings, fields_from_ledger: bool) -> None:
+    from pipeline.release import Release
+
     console = make_console()
     create = None if fields_from_ledger else settings.ledger_fields()
     with journal.open_ledger(project.state_dir, settings.release_id, create=create) as ledger:
@@ -99,6 +106,8 @@ def _run(project: Project, settings: ReleaseSettings, fields_from_ledger: bool) 
 
 
 def _show(project: Project, release_id: str, console: Console, as_json: bool = False) -> None:
+    from pipeline.release import release_status
+
     status = release_status(project, release_id, datetime.now(UTC))
     if as_json:
         sys.stdout.write(json.dumps(status.as_dict(), indent=2) + "\n")
@@ -190,6 +199,8 @@ def status(c: Context, id: str | None = None, plan: str | None = None, json: boo
 @friendly
 def resume(c: Context, id: str | None = None, confirm_hash: str | None = None) -> None:
     """Continue a release with the settings it was started with."""
+    from pipeline.release import ReleaseSettings
+
     project = load_project()
     rid = _release_id(project, id, None)
     records, _ = journal.read_records(project.state_dir, rid)
@@ -203,6 +214,8 @@ def resume(c: Context, id: str | None = None, confirm_hash: str | None = None) -
 @friendly
 def abort(c: Context, reason: str, id: str | None = None) -> None:
     """Stop a release for good: it will not resume; on-chain effects already made stay."""
+    from pipeline.release import release_dir
+
     project = load_project()
     rid = _release_id(project, id, None)
     with journal.open_ledger(project.state_dir, rid) as ledger:
