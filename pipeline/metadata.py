@@ -3,6 +3,7 @@ state that several stages share, so each storage item is read and interpreted in
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -137,7 +138,20 @@ def chain_metadata(chain: Chain) -> Metadata:
 
 
 def decode_metadata(raw: bytes, what: str) -> Metadata:
-    """Decode `meta` + versioned metadata (from a wasm's Metadata API or `state_getMetadata`)."""
+    """Decode `meta` + versioned metadata (from a wasm's Metadata API or `state_getMetadata`).
+
+    Decoded once per distinct metadata in a process (a second or so each time otherwise):
+    a release reads the same runtime's metadata in several checks of several stages."""
+    key = hashlib.blake2b(raw, digest_size=32).digest()
+    if key not in _DECODED:
+        _DECODED[key] = _decode(raw, what)
+    return _DECODED[key]
+
+
+_DECODED: dict[bytes, Metadata] = {}
+
+
+def _decode(raw: bytes, what: str) -> Metadata:
     rc = RuntimeConfigurationObject()
     rc.update_type_registry(_type_registry())
     try:
