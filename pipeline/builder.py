@@ -15,6 +15,7 @@ import datetime
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -34,8 +35,6 @@ import docker
 import docker.errors
 import git
 import requests
-from rich.console import Console
-from rich.status import Status
 
 from pipeline import gitops, store
 from pipeline.artifact import (
@@ -105,7 +104,9 @@ _PING_TIMEOUT: Final = 20  # seconds for an engine to answer at all
 # A run removes its build container the moment it exits; one exited longer ago than this was
 # left by a run that died with the engine or the host.
 STALE_CONTAINER_S: Final = 600.0
-console = Console(stderr=True)
+logger = logging.getLogger(__name__)
+# Where the builder reports what it is doing (a spinner's text in the CLI): one line at a time.
+Progress = Callable[[str], None]
 
 
 # ---------------------------------------------------------------- engine
@@ -173,26 +174,29 @@ def base_reference(dockerfile: str) -> str:
     return match.group(1)
 
 
-def ensure_builder_image(client: docker.DockerClient | None = None) -> str:
+def ensure_builder_image(
+    client: docker.DockerClient | None = None, progress: Progress = logger.info
+) -> str:
     """The builder image's id, building the base and the image first when they are missing."""
     client = client or docker_client()
     tag = builder_tag()
     with contextlib.suppress(docker.errors.ImageNotFound):
         return str(client.images.get(tag).id)
     log_path = cache_dir() / "logs" / f"image-{tag.partition(':')[2]}.log"
-    with log_file(log_path) as log, console.status(f"building {tag}") as status:
-        base, base_source = _ensure_base(client, log, status, log_path)
+    progress(f"building {tag}")
+    with log_file(log_path) as log:
+        base, base_source = _ensure_base(client, log, progress, log_path)
         with tempfile.TemporaryDirectory(prefix="pipeline-image-") as tmp:
             context = Path(tmp) / "context"
             shutil.copytree(DOCKERFILES, context)
             args = {"BASE": base, "BASE_SOURCE": base_source}
             toolchain = _build_stage(
-                client, context, "toolchain", args, None, log, status, log_path
+                client, context, "toolchain", args, None, log, progress, log_path
             )
-            status.update("vendoring std's crates for the wasm32v1-none sysroot")
+            progress("vendoring std's crates for the wasm32v1-none sysroot")
             _vendor_std(client, toolchain, context / "std-vendor", log, log_path)
-            image_id = _build_stage(client, context, "builder", args, tag, log, status, log_path)
-    console.print(f"built builder image {tag} ({image_id}); log: {log_path}")
+            image_id = _build_stage(client, context, "builder", args, tag, log, progress, log_path)
+    progress(f"built builder image {tag} ({image_id}); log: {log_path}")
     return image_id
 
 
@@ -214,7 +218,7 @@ def builder_image(client: docker.DockerClient, image_id: str) -> BuilderImage:
 
 
 def _ensure_base(
-    client: docker.DockerClient, log: IO[str], status: Status, log_path: Path
+    client: docker.DockerClient, log: IO[str], progress: Progress, log_path: Path
 ) -> tuple[str, str]:
     """(image reference for BASE, how it was obtained): the pinned pull, else debootstrap."""
     reference = base_reference((DOCKERFILES / DOCKERFILE).read_text())
@@ -226,7 +230,7 @@ def _ensure_base(
         return pinned, f"pulled {reference}"
     except docker.errors.ImageNotFound:
         pass
-    status.update(f"pulling {reference}")
+    progress(f"pulling {reference}")
     try:
         client.images.pull(repository, tag=digest_)
         return pinned, f"pulled {reference}"
@@ -236,7 +240,7 @@ def _ensure_base(
     try:
         image = client.images.get(local)
     except docker.errors.ImageNotFound:
-        status.update(f"cannot pull {reference}: debootstrap {BASE_SUITE} (about 30 s)")
+        progress(f"cannot pull {reference}: debootstrap {BASE_SUITE} (about 30 s)")
         image = _debootstrap_base(client, local, reference, log, log_path)
     return local, f"debootstrap --variant=minbase {BASE_SUITE} ({image.id})"
 
@@ -278,7 +282,7 @@ def _build_stage(
     args: Mapping[str, str],
     tag: str | None,
     log: IO[str],
-    status: Status,
+    progress: Progress,
     log_path: Path,
 ) -> str:
     """Build one Dockerfile stage with the host network (apt), streaming steps to the log."""
@@ -301,7 +305,7 @@ def _build_stage(
             log.write(text)
             if text.startswith("Step "):
                 step = text.strip()
-                status.update(f"builder image: {step[:100]}")
+                progress(f"builder image: {step[:100]}")
             if "error" in chunk:
                 last = str(chunk["error"]).strip().splitlines()[-1]
                 raise PipelineError(
@@ -551,10 +555,12 @@ def build(
     no_cache: bool = False,
     dirty: bool = False,
     fresh_target: bool = False,
+    progress: Progress = logger.info,
 ) -> BuildResult:
     """Build the runtime at `ref` (default HEAD) into `artifacts/<hash>/`, or serve it from cache.
 
-    `fresh_target` builds without the persistent target volume (a clean, independent rebuild).
+    `fresh_target` builds without the persistent target volume (a clean, independent rebuild);
+    `progress` hears what a cold build is doing.
     """
     started = time.monotonic()
     repo = gitops.open_repo(project.root)
@@ -562,7 +568,7 @@ def build(
     lock = cargo_lock(repo, revision, project.runtime_path)
     lock_hash = blake2_256(lock)
     client = docker_client()
-    image = builder_image(client, ensure_builder_image(client))
+    image = builder_image(client, ensure_builder_image(client, progress))
     options = build_options(project.runtime_package, revision.dirty)
     key = cache_key(revision.source_tree, lock_hash, image.id, options)
     record = None if no_cache else store.cached_build(key)
@@ -571,7 +577,17 @@ def build(
     if record is None:
         log_path = project.state_dir / "logs" / f"build-{key[:16]}.log"
         record, container_seconds = _build_in_container(
-            client, repo, revision, image, options, lock, lock_hash, key, fresh_target, log_path
+            client,
+            repo,
+            revision,
+            image,
+            options,
+            lock,
+            lock_hash,
+            key,
+            fresh_target,
+            log_path,
+            progress,
         )
     blobs = store.blobs_dir(str(record["blake2_256"]))
     names = wasm_file_names(project.runtime_package)
@@ -619,6 +635,7 @@ def _build_in_container(
     key: str,
     fresh_target: bool,
     log_path: Path,
+    progress: Progress,
 ) -> tuple[dict[str, Any], float]:
     """Export, vendor, run the container; cache the blobs and the index record.
 
@@ -628,7 +645,7 @@ def _build_in_container(
     names = wasm_file_names(package)
     with (
         log_file(log_path) as log,
-        exported_workspace(repo, revision, lock_hash, log, log_path) as workspace,
+        exported_workspace(repo, revision, lock_hash, log, log_path, progress) as workspace,
     ):
         out = workspace.out
         volumes = build_volumes(
@@ -637,9 +654,9 @@ def _build_in_container(
         script = build_script(package, str(options["cargo"]))
         log.write(f"$ {script}\n")
         log.flush()
-        with contextlib.nullcontext() if fresh_target else target_volume_lock():
+        with contextlib.nullcontext() if fresh_target else target_volume_lock(progress):
             container_started = time.monotonic()
-            code = run_in_builder(client, image.id, script, volumes, key, log)
+            code = run_in_builder(client, image.id, script, volumes, key, log, progress=progress)
             container_seconds = time.monotonic() - container_started
         if code != 0:
             log.close()
@@ -692,7 +709,12 @@ class Workspace:
 
 @contextlib.contextmanager
 def exported_workspace(
-    repo: git.Repo, revision: gitops.Revision, lock_hash: str, log: IO[str], log_path: Path
+    repo: git.Repo,
+    revision: gitops.Revision,
+    lock_hash: str,
+    log: IO[str],
+    log_path: Path,
+    progress: Progress = logger.info,
 ) -> Iterator[Workspace]:
     """Export `revision`'s runtime tree and vendor its crates, in a temp dir removed after."""
     with tempfile.TemporaryDirectory(prefix="pipeline-build-") as tmp:
@@ -700,8 +722,8 @@ def exported_workspace(
         source.mkdir()
         gitops.export(repo, revision, source)
         where = f"{revision.subdir or '.'} at {revision.ref}"
-        with console.status("vendoring crates (once per Cargo.lock)"):
-            vendor = vendor_crates(source, lock_hash, where, log, log_path)
+        progress("vendoring crates (once per Cargo.lock)")
+        vendor = vendor_crates(source, lock_hash, where, log, log_path)
         touch_tree(source)
         out = Path(tmp) / "out"
         out.mkdir()
@@ -731,6 +753,7 @@ def run_in_builder(
     key: str,
     log: IO[str],
     activity: str = "building the runtime",
+    progress: Progress = logger.info,
 ) -> int:
     """Run `script` in the builder with no network, streaming output to the log; exit code."""
     remove_stale_containers(client)
@@ -745,14 +768,15 @@ def run_in_builder(
         labels={f"{LABEL}build": key},
     )
     try:
-        with _terminate_as_exit(), console.status(activity) as status:
+        progress(activity)
+        with _terminate_as_exit():
             for chunk in container.logs(stream=True, follow=True):
                 text = chunk.decode(errors="replace")
                 log.write(text)
                 log.flush()  # the log is what users tail while a build runs
                 lines = [x.strip() for x in text.splitlines() if x.strip()]
                 if lines:
-                    status.update(f"{activity}: {lines[-1][:100]}")
+                    progress(f"{activity}: {lines[-1][:100]}")
         return int(container.wait()["StatusCode"])
     finally:
         container.remove(force=True)
@@ -836,7 +860,7 @@ def log_file(path: Path) -> Iterator[IO[str]]:
 
 
 @contextlib.contextmanager
-def target_volume_lock() -> Iterator[None]:
+def target_volume_lock(progress: Progress = logger.info) -> Iterator[None]:
     """Hold the machine-wide lock of the shared target volume: one build script at a time.
 
     cargo locks the target dir only while it runs; the script around it (clearing the wbuild
@@ -849,8 +873,8 @@ def target_volume_lock() -> Iterator[None]:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            with console.status("waiting for another build using the target volume"):
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            progress("waiting for another build using the target volume")
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
         os.close(descriptor)  # releases the lock

@@ -115,7 +115,12 @@ def _remember_pass(key: str, check: Check, detail: str) -> None:
     partial.replace(path)
 
 
-def run_check(project: Project, check: Check, ref: str | None = None) -> CheckResult:
+def run_check(
+    project: Project,
+    check: Check,
+    ref: str | None = None,
+    progress: builder.Progress = builder.logger.info,
+) -> CheckResult:
     """Run one check on the runtime tree of `ref` (default HEAD) in the builder image.
 
     Raises PipelineError when the check cannot run (no engine, stale Cargo.lock); a check that
@@ -128,7 +133,7 @@ def run_check(project: Project, check: Check, ref: str | None = None) -> CheckRe
     revision = gitops.resolve(repo, ref, project.runtime_path)
     lock_hash = blake2_256(builder.cargo_lock(repo, revision, project.runtime_path))
     client = builder.docker_client()
-    image_id = builder.ensure_builder_image(client)
+    image_id = builder.ensure_builder_image(client, progress)
     # The build cache's content address, with the check in place of the build options.
     key = builder.cache_key(
         revision.source_tree,
@@ -142,7 +147,7 @@ def run_check(project: Project, check: Check, ref: str | None = None) -> CheckRe
     log_path = project.state_dir / "logs" / f"{check}-{key[:16]}.log"
     with (
         builder.log_file(log_path) as log,
-        builder.exported_workspace(repo, revision, lock_hash, log, log_path) as workspace,
+        builder.exported_workspace(repo, revision, lock_hash, log, log_path, progress) as workspace,
     ):
         volumes = builder.build_volumes(
             workspace.source,
@@ -152,9 +157,9 @@ def run_check(project: Project, check: Check, ref: str | None = None) -> CheckRe
         )
         log.write(f"$ {recipe.script}\n")
         log.flush()
-        with builder.target_volume_lock() if recipe.compiles else contextlib.nullcontext():
+        with builder.target_volume_lock(progress) if recipe.compiles else contextlib.nullcontext():
             code = builder.run_in_builder(
-                client, image_id, recipe.script, volumes, key, log, recipe.activity
+                client, image_id, recipe.script, volumes, key, log, recipe.activity, progress
             )
     output = log_path.read_text(errors="replace")
     if code != 0 and builder.lock_is_stale(output):

@@ -57,9 +57,14 @@ def runtime_changed(project: Project, base: str, head: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def gate_cargo(project: Project, check: cargo_checks.Check, head: str) -> GateResult:
+def gate_cargo(
+    project: Project,
+    check: cargo_checks.Check,
+    head: str,
+    progress: builder.Progress = builder.logger.info,
+) -> GateResult:
     """`cargo fmt --check` or `cargo test` of the runtime at `head`, in the builder image."""
-    result = cargo_checks.run_check(project, check, head)
+    result = cargo_checks.run_check(project, check, head, progress)
     remembered = " (a remembered pass of this exact tree)" if result.cached else ""
     return GateResult(check, result.ok, result.detail + remembered)
 
@@ -106,14 +111,15 @@ def run_gates(
     release_id: str | None,
     rule: FreezeRule,
     expect: str | None,
+    progress: builder.Progress = builder.logger.info,
 ) -> list[GateResult]:
     """Every gate for `head`, quickest first; the build runs once (hermetic, cached) for both
     spec and hash, and the unit tests last."""
-    results = [gate_cargo(project, "fmt", head)]
+    results = [gate_cargo(project, "fmt", head, progress)]
     if release_id is not None:
         results.append(gate_freeze(project, release_id, head, rule))
-    build = builder.build(project, head)
+    build = builder.build(project, head, progress=progress)
     results.append(gate_spec_bump(project, head, build.compressed.version.spec_version))
     results.append(gate_reproducible(build.compressed.blake2_256, expect))
-    results.append(gate_cargo(project, "test", head))
+    results.append(gate_cargo(project, "test", head, progress))
     return results

@@ -83,7 +83,12 @@ def expectation(
 
 
 def verify(
-    project: Project, expected: Expectation, *, env: str | None = None, network: str = "production"
+    project: Project,
+    expected: Expectation,
+    *,
+    env: str | None = None,
+    network: str = "production",
+    progress: builder.Progress = builder.logger.info,
 ) -> Verdict:
     """Rebuild cleanly (or read the chain) and compare with the expectation."""
     if expected.ref is None:
@@ -93,7 +98,9 @@ def verify(
             )
         with _chain(project, env, network) as chain:
             return Verdict(expected, chain.code_hash(), f":code on {chain.endpoint}", [])
-    result = builder.build(project, expected.ref, no_cache=True, fresh_target=True)
+    result = builder.build(
+        project, expected.ref, no_cache=True, fresh_target=True, progress=progress
+    )
     differences = (
         diff_digests(dict(expected.digest), result.digest) if expected.digest is not None else []
     )

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from pipeline.artifact import dumps_digest
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console
+from pipeline.cli.render import make_console, spinner
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
 
@@ -43,7 +43,10 @@ def build(
     """Build the runtime in the hermetic builder into artifacts/<blake2-256>/."""
     from pipeline import builder
 
-    result = builder.build(load_project(), ref, no_cache=no_cache, dirty=dirty)
+    with spinner() as progress:
+        result = builder.build(
+            load_project(), ref, no_cache=no_cache, dirty=dirty, progress=progress
+        )
     if json_:
         sys.stdout.write(dumps_digest(result.digest))
         return
@@ -83,7 +86,10 @@ def verify(
         network=network,
         motion=motion,
     )
-    verdict = verification.verify(project, expected, env=env, network=network)
+    with spinner() as progress:
+        verdict = verification.verify(
+            project, expected, env=env, network=network, progress=progress
+        )
     console = make_console()
     word = "MATCH" if verdict.match else "MISMATCH"
     console.print(f"[bold]{word}[/bold]", soft_wrap=True)

@@ -10,7 +10,7 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console
+from pipeline.cli.render import make_console, spinner
 from pipeline.plan import load_plan
 from pipeline.policy import FreezeRule
 from pipeline.project import Project, load_project
@@ -61,7 +61,11 @@ def all(
 
     project = load_project()
     release_id, rule = _release(project, plan, release)
-    _report(gates.run_gates(project, head=ref, release_id=release_id, rule=rule, expect=expect))
+    with spinner() as progress:
+        results = gates.run_gates(
+            project, head=ref, release_id=release_id, rule=rule, expect=expect, progress=progress
+        )
+    _report(results)
 
 
 @task(help={"ref": "commit to check (default HEAD)"})
@@ -70,7 +74,9 @@ def fmt(c: Context, ref: str = "HEAD") -> None:
     """Fail, naming the files, when the runtime is not formatted as its rustfmt.toml asks."""
     from pipeline import gates
 
-    _report([gates.gate_cargo(load_project(), "fmt", ref)])
+    with spinner() as progress:
+        result = gates.gate_cargo(load_project(), "fmt", ref, progress)
+    _report([result])
 
 
 @task(help={"ref": "commit to check (default HEAD)"})
@@ -79,7 +85,9 @@ def test(c: Context, ref: str = "HEAD") -> None:
     """Fail, naming the tests, when the runtime's `cargo test` fails (builder image, offline)."""
     from pipeline import gates
 
-    _report([gates.gate_cargo(load_project(), "test", ref)])
+    with spinner() as progress:
+        result = gates.gate_cargo(load_project(), "test", ref, progress)
+    _report([result])
 
 
 @task(help={"ref": "commit to check", "plan": "release plan", "release": "release id"})
@@ -104,7 +112,8 @@ def spec(c: Context, ref: str = "HEAD") -> None:
     from pipeline import builder, gates
 
     project = load_project()
-    build = builder.build(project, ref)
+    with spinner() as progress:
+        build = builder.build(project, ref, progress=progress)
     _report([gates.gate_spec_bump(project, ref, build.compressed.version.spec_version)])
 
 
@@ -114,7 +123,8 @@ def repro(c: Context, expect: str, ref: str = "HEAD") -> None:
     """Fail unless a hermetic build of `ref` reproduces the release's code hash."""
     from pipeline import builder, gates
 
-    build = builder.build(load_project(), ref)
+    with spinner() as progress:
+        build = builder.build(load_project(), ref, progress=progress)
     _report(
         [gates.gate_reproducible(build.compressed.blake2_256, builder.expected_hash(expect, None))]
     )

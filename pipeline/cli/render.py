@@ -3,11 +3,13 @@ more than one command prints."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.markup import escape
+from rich.status import Status
 from rich.table import Table
 
 from pipeline.plan import MilestoneRow, MilestoneState, Plan, format_span
@@ -58,3 +60,24 @@ def make_console(stderr: bool = False) -> Console:
     if probe.is_terminal:
         return probe
     return Console(stderr=stderr, highlight=False, width=LOG_WIDTH)
+
+
+@contextlib.contextmanager
+def spinner() -> Iterator[Callable[[str], None]]:
+    """A progress callback showing its latest line as a spinner on stderr, from the first line
+    on (a cache hit shows nothing)."""
+    status: Status | None = None
+
+    def update(line: str) -> None:
+        nonlocal status
+        if status is None:
+            status = make_console(stderr=True).status(escape(line))
+            status.start()
+        else:
+            status.update(escape(line))
+
+    try:
+        yield update
+    finally:
+        if status is not None:
+            status.stop()
