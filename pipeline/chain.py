@@ -188,7 +188,9 @@ class Chain:
         from now)."""
         deadline = deadline or time.monotonic() + self._connect_timeout
         delays = iter(backoff_delays(64))
-        ws_options: dict[str, Any] = {"timeout": self._timeout}
+        # websocket-client checks every text frame's UTF-8 in pure Python: ~0.3 s (more on a
+        # busy machine) for each read of `:code`; the JSON decoder rejects bad text anyway.
+        ws_options: dict[str, Any] = {"timeout": self._timeout, "skip_utf8_validation": True}
         if is_local_endpoint(self.endpoint):
             # websocket-client sends even loopback through $http_proxy, and reads a no-proxy
             # list only beside an explicit proxy: name one, with this host exempt from it.
