@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import builder, cargo_checks, gitops
+from pipeline import builder, builder_image, cargo_checks, gitops
 from pipeline.errors import PipelineError
 from pipeline.freeze import check_freeze
 from pipeline.policy import FreezeRule, spec_bump_required
@@ -61,7 +61,7 @@ def gate_cargo(
     project: Project,
     check: cargo_checks.Check,
     head: str,
-    progress: builder.Progress = builder.logger.info,
+    progress: builder_image.Progress = builder_image.logger.info,
 ) -> GateResult:
     """`cargo fmt --check` or `cargo test` of the runtime at `head`, in the builder image."""
     result = cargo_checks.run_check(project, check, head, progress)
@@ -111,7 +111,7 @@ def run_gates(
     release_id: str | None,
     rule: FreezeRule,
     expect: str | None,
-    progress: builder.Progress = builder.logger.info,
+    progress: builder_image.Progress = builder_image.logger.info,
 ) -> list[GateResult]:
     """Every gate for `head`, quickest first; the build runs once (hermetic, cached) for both
     spec and hash, and the unit tests last."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import builder, config
+from pipeline import builder, builder_image, config
 from pipeline.artifact import diff_digests
 from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
@@ -88,7 +88,7 @@ def verify(
     *,
     env: str | None = None,
     network: str = "production",
-    progress: builder.Progress = builder.logger.info,
+    progress: builder_image.Progress = builder_image.logger.info,
 ) -> Verdict:
     """Rebuild cleanly (or read the chain) and compare with the expectation."""
     if expected.ref is None:
