@@ -7,7 +7,9 @@ wasm) need Node >= 22; the host's node may be older, so the project installs its
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.project import cache_dir
 
 NODE_MIN_MAJOR = 22
 INSTALL_HINT = "run `bash scripts/node-up.sh`"
@@ -132,16 +135,31 @@ def genesis_spec(
     token_decimals: int = 12,
     ss58_format: int = 42,
 ) -> dict[str, Any]:
-    """A raw chain spec (genesis.raw.top incl. `:code`) from the runtime's genesis preset."""
-    args = {
-        "--wasm": _wasm_arg(wasm_path),
+    """A raw chain spec (genesis.raw.top incl. `:code`) from the runtime's genesis preset.
+
+    It is a function of the wasm and these options alone, so it is kept in the machine-wide
+    cache by their hash: building it runs the runtime in node (seconds), and a release needs
+    the same runtime's genesis for networks and checks in several stages."""
+    wasm = _wasm_arg(wasm_path)
+    options = {
         "--preset": preset,
         "--token-symbol": token_symbol,
         "--token-decimals": str(token_decimals),
         "--ss58": str(ss58_format),
     }
-    flat = [part for pair in args.items() for part in pair]
-    return _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
+    key = hashlib.blake2b(Path(wasm).read_bytes(), digest_size=32)
+    key.update(json.dumps(options, sort_keys=True).encode())
+    cached = cache_dir() / "genesis" / f"{key.hexdigest()}.json"
+    with contextlib.suppress(OSError, ValueError):
+        spec: dict[str, Any] = json.loads(cached.read_text())
+        return spec
+    flat = [part for pair in {"--wasm": wasm, **options}.items() for part in pair]
+    spec = _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(spec))
+    partial.replace(cached)
+    return spec
 
 
 @functools.lru_cache(maxsize=8)

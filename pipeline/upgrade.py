@@ -10,8 +10,6 @@ a fully migrated chain must show. A pallet whose on-chain version lags has a pen
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +25,6 @@ from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
 from pipeline.policy import CandidateInfo, candidate_info
-from pipeline.project import cache_dir
 
 Method = Literal["set_code", "authorize"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
@@ -74,9 +71,9 @@ def load_candidate(path: Path, preset: str = executor.DEFAULT_PRESET) -> Candida
     """Check the blob offline: a valid (compressed) wasm with a readable runtime version whose
     genesis builds; that genesis holds the storage version each pallet's code declares.
 
-    The genesis is a function of the blob and the preset alone, so its storage versions are
-    kept by blob hash (in this process and in the machine-wide cache): building it runs the
-    runtime in node, which a release would otherwise do once per stage."""
+    The genesis is a function of the blob and the preset alone: `executor.genesis_spec` keeps
+    it in the machine-wide cache and its storage versions are kept here by blob hash, so a
+    release builds it in node once, not once per stage."""
     blob = RuntimeBlob.load(path)
     info = candidate_info(blob.version, blob.size)
     versions = _genesis_versions(path, blob.blake2_256, preset)
@@ -87,17 +84,9 @@ def _genesis_versions(path: Path, code_hash: str, preset: str) -> Mapping[str, s
     key = (code_hash, preset)
     if key in _GENESIS_VERSIONS:
         return _GENESIS_VERSIONS[key]
-    cached = cache_dir() / "genesis" / f"{code_hash.removeprefix('0x')}.{preset}.json"
-    try:
-        versions: dict[str, str] = json.loads(cached.read_text())
-    except (OSError, ValueError):
-        top: Mapping[str, str] = executor.genesis_spec(path, preset)["genesis"]["raw"]["top"]
-        suffix = xxh128(STORAGE_VERSION_KEY).hex()
-        versions = {k: value for k, value in top.items() if k.endswith(suffix)}
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(versions, sort_keys=True))
-        partial.replace(cached)
+    top: Mapping[str, str] = executor.genesis_spec(path, preset)["genesis"]["raw"]["top"]
+    suffix = xxh128(STORAGE_VERSION_KEY).hex()
+    versions = {k: value for k, value in top.items() if k.endswith(suffix)}
     _GENESIS_VERSIONS[key] = MappingProxyType(versions)
     return _GENESIS_VERSIONS[key]
 
