@@ -25,7 +25,7 @@ import pytest
 from fixtures.runtime_wasm import runtime_version_bytes, runtime_wasm
 from substrateinterface import Keypair
 
-from pipeline import deploy, governance, ledger, localnet, motions, proposal, upgrade
+from pipeline import governance, ledger, localnet, motions, proposal, upgrade
 from pipeline.artifact import BuildFacts, RuntimeBlob, compress, digest, dumps_digest
 from pipeline.chain import Chain, blake2_256_hex
 from pipeline.config import Environment, load_environment
@@ -698,7 +698,7 @@ def test_resuming_after_the_upgrade_block_waits_for_the_block_where_the_code_is_
         governance.simulate_votes(env, chain, motion, "approve")
         motions.track(env, chain, motion, advance=True)
         with monkeypatch.context() as patched:  # the run that dies before the next block
-            patched.setattr(deploy, "next_block", lambda *args, **kwargs: None)
+            patched.setattr(upgrade, "next_block", lambda *args, **kwargs: None)
             with pytest.raises(PipelineError, match="LastRuntimeUpgrade is still 100"):
                 governance.enact(env, chain, candidate, motion)
         upgraded_in = chain.block_number()
@@ -842,6 +842,7 @@ CRASHING_PROPOSE = """
 import sys
 from pathlib import Path
 from pipeline import config, governance, ledger
+from pipeline.chain import connect
 from pipeline.policy import candidate_info
 from pipeline.project import Project
 root = Path(sys.argv[1])
