@@ -3,7 +3,7 @@
 A runtime is reduced to a `RuntimeSummary` (plain data: its versions, APIs, and one entry per
 pallet, call, event, storage item, constant and error, each with a readable signature and a
 *shape*: a digest of its SCALE layout), and `diff_summaries` compares two summaries. Both are
-pure. The metadata comes from running the wasm's own Metadata API (`executor.metadata`), so
+pure. The metadata comes from running the wasm's own Metadata API (`wasm_exec.metadata`), so
 an artifact is described without any chain; the code on a chain (`env:NAME[:role]`) is read
 from `:code` and described the same way. Summaries are cached by blob hash, since they are a
 function of the blob alone.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -26,9 +25,9 @@ from typing import Any, Final, Literal
 
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 
-from pipeline import config, executor
-from pipeline.artifact import RuntimeBlob
-from pipeline.chain import connect
+from pipeline import config, runtime_info, verdicts, wasm_exec
+from pipeline.artifact import RuntimeBlob, RuntimeVersion
+from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
 from pipeline.metadata import Metadata, decode_metadata
 from pipeline.project import Project, cache_dir
@@ -36,7 +35,7 @@ from pipeline.store import resolve_artifact
 
 # Bump when the summary's content or shape rules change: cached summaries of older formats
 # are then recomputed instead of being compared with new ones.
-SUMMARY_FORMAT: Final = 2
+SUMMARY_FORMAT: Final = 3
 ENV_PREFIX: Final = "env:"
 DEFAULT_ROLE: Final = "production"
 ITEM_KINDS: Final = ("call", "event", "storage", "constant", "error")
@@ -77,6 +76,7 @@ class Entry:
     signature: str
     shape: str
     value: str | None = None
+    layout: str | None = None  # storage: digest of type, hashers and modifier (no default)
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ class RuntimeSummary:
     extensions: tuple[str, ...]  # transaction extensions, in signing order
     pallets: dict[str, int]  # name -> index
     items: dict[str, dict[str, Entry]] = field(default_factory=dict)  # kind -> "Pallet.Item"
+    # pallet -> in-code storage version (from the runtime's genesis); None: it could not say
+    storage_versions: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +109,7 @@ class RuntimeSummary:
                 kind: {name: Entry(**entry) for name, entry in entries.items()}
                 for kind, entries in data["items"].items()
             },
+            storage_versions=data.get("storage_versions"),
         )
 
 
@@ -117,6 +120,7 @@ class Change:
     change: ChangeType
     before: str | None
     after: str | None
+    layout_changed: bool = False  # storage: its type or hashers changed, not only its default
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +170,8 @@ def _compare_entries(
                 before, after = _value_change(old, new)
             elif before == after:  # same names, different layout somewhere inside
                 after = f"{after} (layout changed)"
-            yield Change(kind, name, "changed", before, after)
+            layout = kind == "storage" and (old.layout is None or old.layout != new.layout)
+            yield Change(kind, name, "changed", before, after, layout)
 
 
 def _value_change(old: Entry, new: Entry) -> tuple[str, str]:
@@ -205,7 +210,7 @@ def render(a_label: str, b_label: str, a: RuntimeSummary, b: RuntimeSummary) -> 
     changes = diff_summaries(a, b)
     lines = [_describe("A", a_label, a), _describe("B", b_label, b)]
     if not changes:
-        return [*lines, "no differences"]
+        return [*lines, "no differences", *verdicts.render(judge(a, b, changes))]
     marks = {"added": "+", "removed": "-", "changed": "~"}
     heading = ""
     for change in changes:
@@ -224,7 +229,7 @@ def render(a_label: str, b_label: str, a: RuntimeSummary, b: RuntimeSummary) -> 
         f"{len(changes)} changes: {counts['added']} added, {counts['removed']} removed, "
         f"{counts['changed']} changed"
     )
-    return lines
+    return [*lines, *verdicts.render(judge(a, b, changes))]
 
 
 def _describe(tag: str, label: str, s: RuntimeSummary) -> str:
@@ -252,9 +257,15 @@ def _item_label(change: Change) -> str:
 # --- metadata -> summary ------------------------------------------------------------------------
 
 
-def summarize(blob: RuntimeBlob, metadata: Metadata) -> RuntimeSummary:
-    """The summary of a runtime from its blob (versions, APIs) and its decoded metadata."""
-    version = blob.version
+def summarize(
+    blob: RuntimeBlob,
+    metadata: Metadata,
+    version: RuntimeVersion | None = None,
+    storage_versions: Mapping[str, int] | None = None,
+) -> RuntimeSummary:
+    """The summary of a runtime from its blob, its version (default: its section's), its
+    decoded metadata and its pallets' in-code storage versions when known."""
+    version = version or blob.version
     types = _Types(metadata.value["types"]["types"])
     items: dict[str, dict[str, Entry]] = {kind: {} for kind in ITEM_KINDS}
     pallets: dict[str, int] = {}
@@ -294,10 +305,11 @@ def summarize(blob: RuntimeBlob, metadata: Metadata) -> RuntimeSummary:
             "state_version": version.state_version,
             "metadata_version": metadata.version,
         },
-        apis={api.name or api.id: api.version for api in blob.apis},
+        apis={api.name or api.id: api.version for api in version.apis},
         extensions=extensions,
         pallets=pallets,
         items=items,
+        storage_versions=None if storage_versions is None else dict(storage_versions),
     )
 
 
@@ -340,6 +352,7 @@ class _Types:
         return Entry(
             signature=shown + optional,
             shape=_digest(f"{layout}|{entry.get('modifier')}|{default.hex()}"),
+            layout=_digest(f"{layout}|{entry.get('modifier')}"),
         )
 
     def constant_entry(self, rc: RuntimeConfigurationObject, type_id: int, raw: bytes) -> Entry:
@@ -454,19 +467,40 @@ class Runtime:
 
 
 def load_runtime(project: Project, spec: str) -> Runtime:
-    """An artifact (path, artifact directory or hash) or the code on a chain (`env:NAME[:role]`)."""
-    if not spec.startswith(ENV_PREFIX):
+    """An artifact (path, artifact directory or hash) or the code on a chain: `env:NAME[:role]`
+    or a `ws(s)://` endpoint, either optionally `@BLOCK` (see `runtime_info`)."""
+    source = runtime_info.parse_chain_source(spec)
+    if source is None:
         path = resolve_artifact(project, spec)
         return Runtime(str(path), RuntimeBlob.load(path), path)
-    name, _, role = spec.removeprefix(ENV_PREFIX).partition(":")
-    if not name:
-        raise PipelineError(f"{spec!r} names no environment: write env:NAME or env:NAME:role")
-    env = config.load_environment(name, project.root)
-    network = config.network(env, role or DEFAULT_ROLE)
-    with connect(env, network) as chain:
-        code = chain.code()
-    label = f"env:{name}:{network.role} ({network.endpoint})"
-    return Runtime(label, RuntimeBlob.from_bytes(code), None)
+    if source.environment is not None:
+        env = config.load_environment(source.environment, project.root)
+        network = config.network(env, source.role or DEFAULT_ROLE)
+        label = f"env:{source.environment}:{network.role} ({network.endpoint})"
+        chain = connect(env, network)
+    else:
+        label = str(source.endpoint)
+        chain = Chain(label, connect_timeout=ENDPOINT_CONNECT_TIMEOUT)
+    with chain:
+        code = chain.code(_block_hash(chain, source.block))
+    if source.block is not None:
+        label = f"{label} @{source.block}"
+    try:
+        return Runtime(label, RuntimeBlob.from_bytes(code), None)
+    except PipelineError as exc:
+        raise PipelineError(f"the code on {label}: {exc}") from None
+
+
+ENDPOINT_CONNECT_TIMEOUT: Final = 30.0
+
+
+def _block_hash(chain: Chain, block: str | None) -> str | None:
+    if block is None or block.startswith("0x"):
+        return block
+    try:
+        return chain.block_hash(int(block))
+    except PipelineError as exc:
+        raise PipelineError(f"no block #{block} on {chain.endpoint}: {exc}") from None
 
 
 def summary_of(runtime: Runtime) -> RuntimeSummary:
@@ -476,14 +510,14 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
         return RuntimeSummary.from_dict(json.loads(cached.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    if runtime.path is not None:
-        raw = executor.metadata(runtime.path)
-    else:
-        with tempfile.TemporaryDirectory(prefix="pipeline-diff-") as tmp:
-            path = Path(tmp) / "code.wasm"
-            path.write_bytes(runtime.blob.raw)
-            raw = executor.metadata(path)
-    summary = summarize(runtime.blob, decode_metadata(raw, f"runtime {runtime.blob.blake2_256}"))
+    version, _ = runtime_info.version_of(runtime.blob)
+    try:
+        instance = wasm_exec.RuntimeInstance(runtime.blob.wasm)
+        raw = wasm_exec.metadata(instance)[1]
+    except wasm_exec.RuntimeCallError as exc:
+        raise PipelineError(f"{runtime.label}: cannot read its metadata ({exc})") from None
+    metadata = decode_metadata(raw, f"runtime {runtime.blob.blake2_256}")
+    summary = summarize(runtime.blob, metadata, version, _storage_versions(instance, metadata))
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(summary.as_dict(), sort_keys=True))
@@ -491,20 +525,53 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
     return summary
 
 
+def _storage_versions(
+    instance: wasm_exec.RuntimeInstance, metadata: Metadata
+) -> dict[str, int] | None:
+    """Each pallet's in-code storage version, as the runtime writes it at genesis (FRAME puts
+    every pallet's version there); None for a runtime without a usable genesis builder."""
+    try:
+        state = wasm_exec.genesis_storage(instance)
+    except wasm_exec.RuntimeCallError:
+        return None
+    prefixes = {
+        str(p["name"]): str((p.get("storage") or {}).get("prefix") or p["name"])
+        for p in metadata.value["pallets"]
+    }
+    found = wasm_exec.storage_versions(state, list(prefixes.values()))
+    return {name: found[prefix] for name, prefix in prefixes.items()}
+
+
 def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
-    """Summaries of several runtimes, computed side by side (each may run a wasm in node)."""
-    with ThreadPoolExecutor(max_workers=max(1, len(runtimes))) as pool:
-        return list(pool.map(summary_of, runtimes))
+    """Summaries of several runtimes, computed side by side (compiling a wasm releases the
+    GIL, so two cores compile two runtimes at once); the same blob is summarized once."""
+    unique = list({r.blob.blake2_256: r for r in runtimes}.values())
+    with ThreadPoolExecutor(max_workers=max(1, len(unique))) as pool:
+        done = {
+            r.blob.blake2_256: s for r, s in zip(unique, pool.map(summary_of, unique), strict=True)
+        }
+    return [done[r.blob.blake2_256] for r in runtimes]
 
 
 def report(a: Runtime, b: Runtime) -> dict[str, Any]:
     """The JSON form of a diff: both runtimes' identities and every change."""
     sa, sb = summaries([a, b])
+    changes = diff_summaries(sa, sb)
     return {
         "a": {"label": a.label, **_identity(sa)},
         "b": {"label": b.label, **_identity(sb)},
-        "changes": [c.as_dict() for c in diff_summaries(sa, sb)],
+        "changes": [c.as_dict() for c in changes],
+        "verdicts": judge(sa, sb, changes).as_dict(),
     }
+
+
+def judge(a: RuntimeSummary, b: RuntimeSummary, changes: Sequence[Change]) -> verdicts.Verdicts:
+    """The diff's verdicts (compatible, transaction_version / storage migration needed)."""
+    return verdicts.judge(
+        changes,
+        (int(a.versions["transaction_version"]), int(b.versions["transaction_version"])),
+        (a.storage_versions, b.storage_versions),
+    )
 
 
 def _identity(s: RuntimeSummary) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The project's own Node toolchain and the runtime calls made through it.
 
-Chopsticks (local networks) and its wasm executor (genesis specs, metadata straight from a
-wasm) need Node >= 22; the host's node may be older, so the project installs its own
-(npm package `node`, pinned in package.json) and never falls back to whatever is on PATH.
+Chopsticks (local networks) and its wasm executor (genesis chain specs) need Node >= 22;
+the host's node may be older, so the project installs its own (npm package `node`, pinned in
+package.json) and never falls back to whatever is on PATH.
 """
 
 from __future__ import annotations
@@ -160,30 +160,3 @@ def genesis_spec(
     partial.write_text(json.dumps(spec))
     partial.replace(cached)
     return spec
-
-
-@functools.lru_cache(maxsize=8)
-def _metadata(
-    wasm_path: str, version: int | None, mtime_ns: int, size: int
-) -> tuple[tuple[int, ...], bytes]:
-    del mtime_ns, size  # cache key only: a rebuilt file is read again
-    args = ["--wasm", wasm_path, *(["--version", str(version)] if version else [])]
-    result = _run_script("metadata.mjs", args, f"metadata of {wasm_path}")
-    return tuple(result["versions"]), bytes.fromhex(result["metadata"].removeprefix("0x"))
-
-
-def _metadata_of(wasm_path: Path, version: int | None = None) -> tuple[tuple[int, ...], bytes]:
-    path = _wasm_arg(wasm_path)
-    stat = os.stat(path)
-    return _metadata(path, version, stat.st_mtime_ns, stat.st_size)
-
-
-def metadata(wasm_path: Path, version: int | None = None) -> bytes:
-    """The runtime's metadata (`meta` magic + version byte + body): the version asked for, or
-    v15 if offered, else v14. scalecodec 1.2 decodes v14 only: ask for 14 to decode it."""
-    return _metadata_of(wasm_path, version)[1]
-
-
-def metadata_versions(wasm_path: Path) -> list[int]:
-    """Metadata versions the runtime offers (`Metadata_metadata_versions`; [] if it predates it)."""
-    return list(_metadata_of(wasm_path)[0])

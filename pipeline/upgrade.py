@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, get_args
 
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import devrpc, executor, metadata, store
+from pipeline import devrpc, executor, metadata, store, wasm_exec
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
@@ -71,22 +71,28 @@ def load_candidate(path: Path, preset: str = executor.DEFAULT_PRESET) -> Candida
     """Check the blob offline: a valid (compressed) wasm with a readable runtime version whose
     genesis builds; that genesis holds the storage version each pallet's code declares.
 
-    The genesis is a function of the blob and the preset alone: `executor.genesis_spec` keeps
-    it in the machine-wide cache and its storage versions are kept here by blob hash, so a
-    release builds it in node once, not once per stage."""
+    The genesis is a function of the blob and the preset alone: it is built in this process
+    (the compiled runtime is cached by blob hash) and its storage versions are kept here by
+    blob hash, so a release builds it once, not once per stage."""
     blob = RuntimeBlob.load(path)
     info = candidate_info(blob.version, blob.size)
-    versions = _genesis_versions(path, blob.blake2_256, preset)
+    versions = _genesis_versions(blob, preset)
     return Candidate(path=path, blob=blob, info=info, genesis_versions=versions)
 
 
-def _genesis_versions(path: Path, code_hash: str, preset: str) -> Mapping[str, str]:
+def _genesis_versions(blob: RuntimeBlob, preset: str) -> Mapping[str, str]:
+    code_hash = blob.blake2_256
     key = (code_hash, preset)
     if key in _GENESIS_VERSIONS:
         return _GENESIS_VERSIONS[key]
-    top: Mapping[str, str] = executor.genesis_spec(path, preset)["genesis"]["raw"]["top"]
-    suffix = xxh128(STORAGE_VERSION_KEY).hex()
-    versions = {k: value for k, value in top.items() if k.endswith(suffix)}
+    try:
+        state = wasm_exec.genesis_storage(wasm_exec.RuntimeInstance(blob.wasm), preset)
+    except wasm_exec.RuntimeCallError as exc:
+        raise PipelineError(f"genesis of runtime {code_hash} ({preset}) failed: {exc}") from None
+    suffix = xxh128(STORAGE_VERSION_KEY)
+    versions = {
+        f"0x{key.hex()}": f"0x{value.hex()}" for key, value in state.items() if key.endswith(suffix)
+    }
     _GENESIS_VERSIONS[key] = MappingProxyType(versions)
     return _GENESIS_VERSIONS[key]
 

@@ -85,8 +85,9 @@ CASES: list[tuple[str, RuntimeSummary, list[Change]]] = [
     (
         "storage value type changes",
         with_items("storage", {"Notes.Notes": NOTE_V1}),
-        [Change("storage", "Notes.Notes", "changed", NOTES_V0.signature, NOTE_V1.signature)],
+        [Change("storage", "Notes.Notes", "changed", NOTES_V0.signature, NOTE_V1.signature, True)],
     ),
+
     (
         "same signature, different layout",
         with_items("storage", {"Notes.Notes": replace(NOTES_V0, shape="s9")}),
@@ -94,7 +95,7 @@ CASES: list[tuple[str, RuntimeSummary, list[Change]]] = [
             Change(
                 "storage", "Notes.Notes", "changed",
                 "map[Blake2_128Concat](AccountId32) -> Vec<u8>",
-                "map[Blake2_128Concat](AccountId32) -> Vec<u8> (layout changed)",
+                "map[Blake2_128Concat](AccountId32) -> Vec<u8> (layout changed)", True,
             )
         ],
     ),
@@ -160,11 +161,13 @@ def test_diff_is_symmetric_in_what_it_finds() -> None:
 
 
 def test_render_groups_changes_and_counts_them() -> None:
+    before = replace(BASE, storage_versions={"System": 0, "Notes": 0})
     after = replace(
         with_items("storage", {"Notes.Notes": NOTE_V1}),
         versions={**BASE.versions, "spec_version": 101},
+        storage_versions={"System": 0, "Notes": 1},
     )
-    lines = diff.render("old.wasm", "new.wasm", BASE, after)
+    lines = diff.render("old.wasm", "new.wasm", before, after)
     assert lines[0].startswith("A: old.wasm: example-runtime 100, 0xaaaa")
     assert lines[2:] == [
         "versions",
@@ -173,8 +176,19 @@ def test_render_groups_changes_and_counts_them() -> None:
         "  ~ storage Notes: map[Blake2_128Concat](AccountId32) -> Vec<u8> => "
         "map[Blake2_128Concat](AccountId32) -> Note<u32>",
         "2 changes: 0 added, 0 removed, 2 changed",
+        "verdicts",
+        "  compatible: no (1 breaking changes)",
+        "  transaction_version bump required: no (transaction_version 1 -> 1)",
+        "  storage migration required: yes",
+        "    Notes: storage version 0 -> 1 (bumped)",
     ]
-    assert diff.render("a", "b", BASE, BASE)[-1] == "no differences"
+    assert diff.render("a", "b", BASE, BASE)[2:] == [
+        "no differences",
+        "verdicts",
+        "  compatible: yes",
+        "  transaction_version bump required: no (transaction_version 1 -> 1)",
+        "  storage migration required: no",
+    ]
 
 
 def test_summary_survives_json() -> None:
@@ -368,7 +382,12 @@ def test_the_cli_prints_the_diff_and_json(
     report = json.loads(capsys.readouterr().out)
     assert report["a"]["versions"]["spec_version"] == 100
     bump = {"kind": "version", "name": "spec_version", "change": "changed"}
-    assert {**bump, "before": "100", "after": "101"} in report["changes"]
+    assert {**bump, "before": "100", "after": "101", "layout_changed": False} in report["changes"]
+    verdicts = report["verdicts"]
+    assert verdicts["storage_migration_required"] is True
+    assert verdicts["migrations"]["Notes"]["storage_version"] == [0, 1]
+    assert verdicts["migrations"]["Notes"]["storage_version_bumped"] is True
+    assert "  storage migration required: yes" in out and "Notes: storage version 0 -> 1" in out
     with pytest.raises(Exit) as exit_info:
         cli.diff(Context(), a, "0x" + "cd" * 32)
     assert exit_info.value.code == 1

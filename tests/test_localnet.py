@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
-from scalecodec.type_registry import load_type_registry_preset
 from substrateinterface.utils.hasher import xxh128
 
 from pipeline import config, devrpc, executor, keys, localnet
@@ -488,25 +486,6 @@ def test_genesis_spec_holds_the_runtime_and_the_preset() -> None:
         assert any(k.startswith(storage_prefix(pallet, item)) for k in top), (pallet, item)
     assert spec["properties"] == {"tokenSymbol": "UNIT", "tokenDecimals": 12, "ss58Format": 42}
     assert spec["genesis"]["raw"]["childrenDefault"] == {}
-
-
-def test_metadata_straight_from_the_wasm() -> None:
-    wasm = runtime_wasm()
-    assert {14, 15} <= set(executor.metadata_versions(wasm))
-    assert executor.metadata(wasm)[:5] == b"meta\x0f"  # magic + v15, the newest offered
-    blob = executor.metadata(wasm, version=14)
-    assert blob[:5] == b"meta\x0e"
-    registry = RuntimeConfigurationObject()  # scalecodec 1.2 decodes v14, not v15
-    registry.update_type_registry(load_type_registry_preset("core"))
-    decoded = registry.create_scale_object("MetadataVersioned", data=ScaleBytes(blob))
-    decoded.decode()
-    pallets = {p.name: p["index"].value for p in decoded.pallets}
-    assert pallets["Council"] == 7 and pallets["Notes"] == 8 and pallets["Sudo"] == 5
-
-
-def test_metadata_version_not_offered_is_refused() -> None:
-    with pytest.raises(PipelineError, match=r"offers metadata versions 14, 15, .* not 13"):
-        executor.metadata(runtime_wasm(), version=13)
 
 
 def test_runtime_without_genesis_presets_is_refused_clearly(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`invoke gate` and `gate.fmt|test|freeze|spec|repro`: what CI on a runtime repo's master
+"""`invoke gate` and `gate.fmt|test|freeze|spec|diff|repro`: what CI on a runtime repo's master
 enforces."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def all(
     release: str | None = None,
     expect: str | None = None,
 ) -> None:
-    """Every gate: rustfmt, freeze rule, spec_version bump, reproducible hash, unit tests."""
+    """Every gate: rustfmt, freeze, spec_version bump, upgrade diff, reproducible hash, tests."""
     from pipeline import gates
 
     project = load_project()
@@ -115,6 +115,19 @@ def spec(c: Context, ref: str = "HEAD") -> None:
     with spinner() as progress:
         build = builder.build(project, ref, progress=progress)
     _report([gates.gate_spec_bump(project, ref, build.compressed.version.spec_version)])
+
+
+@task(name="diff", help={"ref": "commit to check"})
+@friendly
+def upgrade_diff(c: Context, ref: str = "HEAD") -> None:
+    """Fail when storage changed without a storage version bump, or calls changed without a
+    transaction_version bump, between production's release and `ref`."""
+    from pipeline import builder, gates, store
+
+    project = load_project()
+    with spinner() as progress:
+        build = builder.build(project, ref, progress=progress)
+    _report([gates.gate_upgrade_diff(project, store.blob_in(build.artifact_dir))])
 
 
 @task(help={"ref": "commit to build", "expect": "the release's code hash (0x…)"})
