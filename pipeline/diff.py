@@ -497,10 +497,7 @@ ENDPOINT_CONNECT_TIMEOUT: Final = 30.0
 def _block_hash(chain: Chain, block: str | None) -> str | None:
     if block is None or block.startswith("0x"):
         return block
-    try:
-        return chain.block_hash(int(block))
-    except PipelineError as exc:
-        raise PipelineError(f"no block #{block} on {chain.endpoint}: {exc}") from None
+    return chain.block_hash(int(block))
 
 
 def summary_of(runtime: Runtime) -> RuntimeSummary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from substrateinterface import Keypair
 
 from pipeline import devrpc, localnet
+from pipeline.artifact import RuntimeBlob
 from pipeline.chain import (
     Call,
     Chain,
@@ -261,3 +263,30 @@ def test_node_gone_for_good_gives_a_bounded_clear_error(net: Net) -> None:
             chain.block_number()
         assert time.monotonic() - started < 30
     net.up()
+
+
+@pytest.mark.chain
+def test_inspect_and_diff_read_the_code_on_a_chain_at_a_block(
+    net: Net, chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from invoke.context import Context
+    from invoke.exceptions import Exit
+
+    from pipeline.cli import deploy as deploy_cli
+    from pipeline.cli import inspect as inspect_cli
+
+    endpoint = net.net.endpoint
+    inspect_cli.inspect(Context(), f"{endpoint}@0", json_=True)  # genesis
+    details = json.loads(capsys.readouterr().out)
+    assert details["blake2_256"] == RuntimeBlob.load(net.wasm).blake2_256
+    assert details["spec_version"] == 100 and details["version_source"] == "runtime_version section"
+    (tmp_path / "pipeline.toml").write_text('[runtime]\npath = "r"\npackage = "example-runtime"\n')
+    monkeypatch.chdir(tmp_path)
+    deploy_cli.diff(Context(), endpoint, str(net.wasm))
+    assert "no differences" in capsys.readouterr().out
+    with pytest.raises(Exit) as missing:
+        inspect_cli.inspect(Context(), f"{endpoint}@99999999")
+    assert str(missing.value.message) == (
+        f"error: {endpoint} has no block #99999999: ask for a block at or below the head"
+    )
