@@ -43,7 +43,8 @@ def version_of(blob: RuntimeBlob) -> tuple[RuntimeVersion, str]:
         raw = wasm_exec.core_version(blob.wasm)
     except wasm_exec.RuntimeCallError as exc:
         raise PipelineError(
-            f"not a runtime: no runtime_version section and Core_version cannot run ({exc})"
+            f"not a runtime: no `runtime_version` custom section, and Core_version cannot run"
+            f" ({exc})"
         ) from None
     return decode_runtime_version(raw), EXECUTED
 
@@ -72,7 +73,18 @@ def _metadata_facts(blob: RuntimeBlob) -> dict[str, Any]:
         return facts
     from pipeline import wasm_exec  # wasmtime loads only when a wasm must run
 
-    offered, metadata = wasm_exec.metadata(wasm_exec.RuntimeInstance(blob.wasm))
+    try:
+        offered, metadata = wasm_exec.metadata(wasm_exec.RuntimeInstance(blob.wasm))
+    except wasm_exec.RuntimeCallError as exc:
+        # The version came from the section (as a node reads it); a blob whose Metadata API
+        # does not run is still described, with the reason in place of the metadata.
+        return {
+            "metadata_version": None,
+            "metadata_versions": [],
+            "metadata_unstable_offered": False,
+            "reserved_meta_valid": False,
+            "metadata_error": str(exc),
+        }
     facts = {
         "metadata_version": metadata[4] if metadata[:4] == b"meta" else None,
         "metadata_versions": [v for v in offered if v != UNSTABLE_METADATA],

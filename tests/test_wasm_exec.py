@@ -171,7 +171,7 @@ def test_not_a_runtime_gets_one_line_from_inspect_and_diff(tmp_path: Path) -> No
     with pytest.raises(Exit) as from_inspect:
         cli.inspect(Context(), str(bogus))
     message = str(from_inspect.value.message)
-    assert message.startswith("error: not a runtime: no runtime_version section")
+    assert message.startswith("error: not a runtime: no `runtime_version` custom section")
     assert "\n" not in message
     from pipeline.cli import deploy as deploy_cli
 

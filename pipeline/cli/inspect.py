@@ -66,7 +66,12 @@ def _print(details: dict[str, Any], console: Console) -> None:
             "state_version",
             f"{details['state_version']} (system_version {details['system_version']})",
         ),
-        ("Metadata", f"v{details['metadata_version']} (offered: {offered})"),
+        (
+            "Metadata",
+            f"v{details['metadata_version']} (offered: {offered})"
+            if details["metadata_version"] is not None
+            else f"unavailable: {details.get('metadata_error', 'no metadata')}",
+        ),
         ("Size", f"{details['size']:,} bytes, {form}"),
         ("Wasm size", f"{details['decompressed_size']:,} bytes"),
         ("Blake2-256", details["blake2_256"]),
