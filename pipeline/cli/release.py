@@ -96,7 +96,8 @@ def _run(project: Project, settings: ReleaseSettings, fields_from_ledger: bool) 
             console.print(f"[yellow]ledger:[/yellow] {ledger.repaired}", soft_wrap=True)
 
         def progress(line: str) -> None:
-            console.print(f"[dim]{datetime.now(UTC):%H:%M:%S}[/dim] {line}", soft_wrap=True)
+            shown = shorten_hashes(line)  # whole in the ledger and the report
+            console.print(f"[dim]{datetime.now(UTC):%H:%M:%S}[/dim] {shown}", soft_wrap=True)
 
         release = Release(project, settings, ledger, progress)
         try:
