@@ -55,8 +55,9 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && healthy 2>/dev/null; the
   exit 0
 fi
 
-start=$SECONDS
 flock 9  # another clone installing the same lockfile: wait, then take its result
+waited=$((SECONDS))
+start=$SECONDS
 rm -rf "$entry".partial.*  # left by a run that was killed
 
 if [[ -f "$entry/.pipeline-install.sha256" ]]; then
@@ -64,7 +65,8 @@ if [[ -f "$entry/.pipeline-install.sha256" ]]; then
   rm -rf node_modules
   mv -T "node_modules.partial.$$" node_modules
   if healthy; then
-    echo "node-up: node_modules from the machine's cache in $((SECONDS - start))s ($(versions))"
+    echo "node-up: node_modules from the machine's cache in $((SECONDS - start))s" \
+      "$( ((waited > 1)) && echo "after waiting ${waited}s for another clone's install ")($(versions))"
     exit 0
   fi
   echo "node-up: the cached install $entry is unusable: removing it and running npm ci" >&2
