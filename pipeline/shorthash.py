@@ -15,7 +15,8 @@ _LONG_HEX = re.compile(r"0x[0-9a-fA-F]{32,}")
 
 
 def short_hash(value: str) -> str:
-    """`0x` + the first 8 and the last 4 hex digits; a value already that short is unchanged."""
+    """The first 8 and last 4 digits (after any `0x`) of a hash, public key or SS58 address;
+    a value already that short is unchanged."""
     prefix = "0x" if value.startswith("0x") else ""
     digits = value.removeprefix("0x")
     if len(digits) <= HEAD + TAIL + 1:
