@@ -1,4 +1,4 @@
-"""The release report (`report.md` + `report.json`) and the webhook notification.
+"""The release report (`report.md`, `report.json`, `report.html`) and the webhook notification.
 
 Rendering is pure: the report is a function of the ledger's records, the plan's milestone rows
 and the time it is written. The notifier posts a summary to a webhook whose URL is a secret
@@ -20,6 +20,7 @@ import requests
 
 from pipeline.ledger import replay
 from pipeline.plan import STAGES, MilestoneRow, format_span
+from pipeline.report_html import write_release_html
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def report_data(
             for row in milestones
         ],
         "warnings": state.warnings(),
+        "aborted": state.aborted,
     }
 
 
@@ -133,11 +135,13 @@ def _short(result: Mapping[str, Any]) -> str:
 
 
 def write_report(release_dir: Path, data: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Write report.json and report.md next to the ledger."""
+    """Write report.json, report.md and report.html next to the ledger (and the releases'
+    index.html); returns the paths of report.json and report.md."""
     json_path = release_dir / "report.json"
     md_path = release_dir / "report.md"
     json_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     md_path.write_text(render_markdown(data))
+    write_release_html(release_dir, data)
     return json_path, md_path
 
 

@@ -14,6 +14,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cargo-web=1.85.0+dfsg3-1~deb12u3
 fi
 
+# Debian's chromium draws report.html headless in the tests; CI runs that test, never skips it.
+if ! command -v chromium >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
 if [ ! -x .venv/bin/python ]; then
     python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
 fi
@@ -30,4 +36,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
 fi
 
 bash scripts/node-up.sh
-echo "bootstrap: ready (docker engine, .venv, node_modules)"
+echo "bootstrap: ready (docker engine, .venv, node_modules, chromium)"

@@ -1,13 +1,17 @@
-"""The release's next-stage decision, over plain ledger results (no I/O)."""
+"""The release's next-stage decision, over plain ledger results (no I/O), and its status table."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from pipeline.cli.release import stage_table
 from pipeline.plan import STAGES
 from pipeline.release import STAGE_ACTIONS, pending_stages, status_views
+from pipeline.shorthash import short_hash, shorten_hashes
 
 COMMIT = "a" * 40
 FIXED = "b" * 40
@@ -73,3 +77,26 @@ def test_status_marks_next_stale_and_failed() -> None:
 
 def test_every_stage_has_its_action_in_pipeline_order() -> None:
     assert tuple(STAGE_ACTIONS) == STAGES
+
+
+ARTIFACT = "0x589f8ab5" + "3e" * 26 + "7cd0"
+
+
+def test_status_table_fits_80_columns_with_short_hashes() -> None:
+    done = ran_all(artifact=ARTIFACT)
+    done["build"]["spec_version"] = 101
+    out = io.StringIO()
+    console = Console(file=out, width=80, color_system=None)
+    console.print(
+        stage_table(f"Release r1: HEAD ({COMMIT[:12]}) on local", status_views(done, COMMIT))
+    )
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert ARTIFACT not in text and "artifact=0x589f8ab5…7cd0, spec_version=101" in text
+
+
+def test_short_hash_keeps_head_and_tail_and_leaves_short_values() -> None:
+    assert short_hash(ARTIFACT) == "0x589f8ab5…7cd0"
+    assert short_hash("0xaa") == "0xaa" and short_hash("0x" + "ab" * 6) == "0x" + "ab" * 6
+    api_id = "0xdf6acb689907609b"  # 8 bytes: a runtime API id, not a hash
+    assert shorten_hashes(f"code {ARTIFACT} api {api_id}") == f"code 0x589f8ab5…7cd0 api {api_id}"

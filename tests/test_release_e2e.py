@@ -175,6 +175,12 @@ def test_silent_council_takes_the_sudo_fallback_and_a_missed_deadline_shows(
         assert enact["result"]["ayes"] == [] and enact["result"]["nays"] == []
         assert report["milestones"][0]["state"] == "late"
         assert [m["state"] for m in report["milestones"][1:]] == ["done"] * 4
+        releases = clone / ".pipeline/releases"
+        page = (releases / "e2e-silent/report.html").read_text()
+        drawn = re.findall(r'<g class="milestone" data-state="([^"]+)"', page)
+        assert drawn == ["late"] + ["done"] * 4
+        assert 'Enactment: <span class="badge s-fallback">fallback</span>' in page
+        assert '<a href="e2e-silent/report.html">' in (releases / "index.html").read_text()
         with Chain(f"ws://127.0.0.1:{production}") as chain:
             assert chain.code_hash() == candidate_hash
         status = invoke(clone, "release.status", "--json")

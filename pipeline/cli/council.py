@@ -25,6 +25,7 @@ from pipeline.errors import PipelineError
 from pipeline.plan import format_span
 from pipeline.policy import FALLBACK_POLICIES
 from pipeline.project import Project, load_project
+from pipeline.shorthash import short_hash
 
 if TYPE_CHECKING:
     from pipeline import motions
@@ -39,19 +40,15 @@ def _context(env: str) -> tuple[Project, Environment]:
     return project, load_environment(env, project.root)
 
 
-def _short(address: str) -> str:
-    return f"{address[:6]}…{address[-4:]}"
-
-
 def status_line(status: motions.MotionStatus) -> str:
     """One line per update: votes, who is missing, and time left."""
-    waiting = ", ".join(_short(a) for a in status.not_voted) or "nobody"
+    waiting = ", ".join(short_hash(a) for a in status.not_voted) or "nobody"
     left = format_span_seconds(status.seconds_left)
     return (
         f"motion #{status.index} on {status.collective}: {status.state}; "
         f"ayes {len(status.ayes)}/{status.threshold} "
-        f"({', '.join(_short(a) for a in status.ayes) or '-'}), "
-        f"nays {len(status.nays)} ({', '.join(_short(a) for a in status.nays) or '-'}), "
+        f"({', '.join(short_hash(a) for a in status.ayes) or '-'}), "
+        f"nays {len(status.nays)} ({', '.join(short_hash(a) for a in status.nays) or '-'}), "
         f"not voted: {waiting}; block #{status.head}, closable from #{status.end}, "
         f"deadline #{status.deadline} ({status.blocks_left} blocks, ~{left})"
     )

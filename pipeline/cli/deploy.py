@@ -18,6 +18,7 @@ from pipeline.cli import friendly
 from pipeline.cli.render import make_console
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
+from pipeline.shorthash import shorten_hashes
 
 if TYPE_CHECKING:
     from pipeline.deploy import DeployResult
@@ -127,7 +128,7 @@ def diff(c: Context, a: str, b: str, json_: bool = False) -> None:
         return
     summary_a, summary_b = runtime_diff.summaries([first, second])
     for line in runtime_diff.render(first.label, second.label, summary_a, summary_b):
-        print(line)
+        print(shorten_hashes(line))  # --json has the hashes whole
 
 
 @task(

@@ -16,6 +16,7 @@ from pipeline.artifact import RuntimeBlob
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console
 from pipeline.runtime_info import UNSTABLE_METADATA, describe
+from pipeline.shorthash import shorten_hashes
 
 
 @task(
@@ -48,7 +49,7 @@ def _load(source: str) -> RuntimeBlob:
 
 
 def _print(details: dict[str, Any], console: Console) -> None:
-    """Label/value lines that never wrap or truncate, so hashes stay copyable."""
+    """Label/value lines within 80 columns: short hashes (--json prints them whole)."""
     form = "compressed (zstd, Substrate prefix)" if details["compressed"] else "not compressed"
     offered = ", ".join(f"v{v}" for v in details["metadata_versions"]) or "none listed"
     if details["metadata_unstable_offered"]:
@@ -80,7 +81,8 @@ def _print(details: dict[str, Any], console: Console) -> None:
         ("authorize_upgrade hash", details["authorize_upgrade_hash"]),
     )
     for label, value in rows:
-        console.print(f"[bold]{label:<24}[/bold]{escape(str(value))}", soft_wrap=True)
+        shown = escape(shorten_hashes(str(value)))
+        console.print(f"[bold]{label:<24}[/bold]{shown}", soft_wrap=True)
     console.print(f"\n[bold]Runtime APIs ({len(details['apis'])})[/bold]", soft_wrap=True)
     for api in details["apis"]:
         name = escape(api["name"] or "(unknown)")

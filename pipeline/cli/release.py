@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline import ledger as journal
@@ -28,9 +30,10 @@ from pipeline.plan import (
 )
 from pipeline.policy import FallbackPolicy
 from pipeline.project import Project, load_project
+from pipeline.shorthash import shorten_hashes
 
 if TYPE_CHECKING:
-    from pipeline.release import ReleaseSettings, Votes
+    from pipeline.release import ReleaseSettings, StageView, Votes
 
 POLICIES = ("never", "no-nays", "always")
 VOTES = ("approve", "reject", "silent", "split")
@@ -93,7 +96,8 @@ def _run(project: Project, settings: ReleaseSettings, fields_from_ledger: bool) 
             console.print(f"[yellow]ledger:[/yellow] {ledger.repaired}", soft_wrap=True)
 
         def progress(line: str) -> None:
-            console.print(f"[dim]{datetime.now(UTC):%H:%M:%S}[/dim] {line}", soft_wrap=True)
+            shown = shorten_hashes(line)  # whole in the ledger and the report
+            console.print(f"[dim]{datetime.now(UTC):%H:%M:%S}[/dim] {shown}", soft_wrap=True)
 
         release = Release(project, settings, ledger, progress)
         try:
@@ -113,16 +117,11 @@ def _show(project: Project, release_id: str, console: Console, as_json: bool = F
         sys.stdout.write(json.dumps(status.as_dict(), indent=2) + "\n")
         return
     settings = status.settings
-    table = Table(
-        title=f"Release {release_id}: {settings.candidate} ({status.candidate_commit[:12]}) "
+    title = (
+        f"Release {release_id}: {settings.candidate} ({status.candidate_commit[:12]}) "
         f"on {settings.env}"
     )
-    for column in ("Stage", "State", "Detail"):
-        table.add_column(column)
-    style = {"done": "green", "stale": "yellow", "next": "bold cyan", "pending": "dim"}
-    for view in status.stages:
-        table.add_row(view.stage, f"[{style[view.state]}]{view.state}[/]", view.detail)
-    console.print(table)
+    console.print(stage_table(title, status.stages))
     if status.plan is not None:
         console.print(render_milestones(status.plan, status.milestones))
     for warning in status.late:
@@ -133,6 +132,19 @@ def _show(project: Project, release_id: str, console: Console, as_json: bool = F
         console.print(f"[yellow]ledger:[/yellow] {status.torn}", soft_wrap=True)
     if status.aborted:
         console.print(f"[red]aborted:[/red] {status.aborted}", soft_wrap=True)
+
+
+def stage_table(title: str, views: Sequence[StageView]) -> Table:
+    """Each stage's state and result, hashes shortened to fit 80 columns (--json has them whole)."""
+    table = Table(title=escape(title))
+    for column in ("Stage", "State", "Detail"):
+        table.add_column(column)
+    style = {"done": "green", "stale": "yellow", "next": "bold cyan", "pending": "dim"}
+    for view in views:
+        table.add_row(
+            view.stage, f"[{style[view.state]}]{view.state}[/]", escape(shorten_hashes(view.detail))
+        )
+    return table
 
 
 def _release_id(project: Project, release_id: str | None, plan: str | None) -> str:
