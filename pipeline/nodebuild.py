@@ -39,9 +39,10 @@ IMAGE_REPO: Final = "runtime-pipeline-node"
 TARGET_VOLUME: Final = "runtime-pipeline-node-target"  # the node's own, kept between builds
 SRC_DIR: Final = "/build/examples"
 PROFILE: Final = "release"
-# Relative CPU weight of the build container (docker's default is 1024): an hour of compiling
-# yields the cores to whatever else runs, tests included.
-CPU_SHARES: Final = 128
+# Relative CPU weight of the build container among containers (docker's default is 1024): an
+# hour of compiling yields to other builds and checks. (With cgroup v1 all of docker weighs as
+# much as one host process, so host processes, tests included, are not slowed much either way.)
+CPU_SHARES: Final = 512
 
 
 def node_image_tag(builder_id: str, context: Path = CONTEXT) -> str:

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use example_runtime::{opaque::Block, RuntimeApi};
+use example_runtime::{apis::RuntimeApi, opaque::Block};
 use sc_client_api::BlockBackend;
 use sc_consensus_aura::{ImportQueueParams, SlotProportion, StartAuraParams};
 use sc_consensus_grandpa::SharedVoterState;
@@ -101,19 +101,15 @@ fn new_parts(config: &Configuration) -> Result<Parts, ServiceError> {
 		telemetry.as_ref().map(|x| x.handle()),
 	)?;
 
-	let inherents_client = client.clone();
+	// The runtime fixes the slot duration at genesis (changing it would stop the chain).
+	let slot_duration = sc_consensus_aura::slot_duration(&*client)?;
 	let import_queue =
 		sc_consensus_aura::import_queue::<AuraPair, _, _, _, _, _>(ImportQueueParams {
 			block_import: block_import.clone(),
 			justification_import: Some(Box::new(block_import.clone())),
 			client: client.clone(),
-			create_inherent_data_providers: move |parent_hash, _| {
-				let client = inherents_client.clone();
-				async move {
-					let slot_duration =
-						sc_consensus_aura::standalone::slot_duration_at(&*client, parent_hash)?;
-					Ok(aura_inherents(slot_duration))
-				}
+			create_inherent_data_providers: move |_, ()| async move {
+				Ok(aura_inherents(slot_duration))
 			},
 			spawner: &task_manager.spawn_essential_handle(),
 			registry: config.prometheus_registry(),
