@@ -110,8 +110,11 @@ def _heads(port: int) -> tuple[int, int]:
     return best, finalized
 
 
+# Both need the node binary: a cold build takes an hour or more on 2 shared cores, so they are
+# `slow` (run with `-m slow`) until CI can afford the cold build; warm, they take a minute.
 @pytest.mark.docker
-@pytest.mark.timeout(7200)  # a cold node build on 2 shared cores takes about an hour
+@pytest.mark.slow
+@pytest.mark.timeout(7200)
 def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path) -> None:
     client = builder.docker_client()
     since = time.time() - 1
@@ -129,6 +132,7 @@ def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path)
 
 
 @pytest.mark.docker
+@pytest.mark.slow
 @pytest.mark.timeout(7200)
 def test_node_authors_and_finalizes_blocks_of_the_released_runtime(
     node_binary: Path, tmp_path: Path
