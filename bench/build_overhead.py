@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import builder, gitops
+from pipeline import builder, builder_image, gitops
 from pipeline.artifact import blake2_256, wasm_file_names
 from pipeline.project import load_project
 
@@ -56,8 +56,8 @@ def main() -> None:
     args = parser.parse_args()
 
     project = load_project()
-    client = builder.docker_client()
-    image = builder.builder_image(client, builder.ensure_builder_image(client))
+    client = builder_image.docker_client()
+    image = builder_image.builder_image(client, builder_image.ensure_builder_image(client))
     repo = gitops.open_repo(project.root)
     revision = gitops.resolve(repo, args.ref, project.runtime_path)
     names = wasm_file_names(project.runtime_package)

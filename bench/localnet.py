@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pipeline import executor, localnet
+from pipeline import devrpc, executor, localnet
 from pipeline.project import Project, load_project
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ def main() -> None:
             for name, net in nets.items():
                 timed(
                     f"first block on {name}",
-                    functools.partial(localnet.produce_blocks, net.endpoint),
+                    functools.partial(devrpc.produce_blocks, net.endpoint),
                 )
             timed("down all", lambda: localnet.down(project, nets, list(nets)))
             timed(
@@ -59,7 +59,7 @@ def main() -> None:
             for name, net in nets.items():
                 timed(
                     f"first block on {name} (warm)",
-                    functools.partial(localnet.produce_blocks, net.endpoint),
+                    functools.partial(devrpc.produce_blocks, net.endpoint),
                 )
         finally:
             localnet.reset(project, nets)

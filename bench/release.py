@@ -26,7 +26,9 @@ GOAL_S = 120.0
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp:
         clone = Path(tmp) / "repo"
-        git.Repo(REPO).clone(clone)
+        source = git.Repo(REPO)
+        # A worktree's clone starts at the main checkout's branch: check out this HEAD.
+        source.clone(clone).git.checkout(source.head.commit.hexsha)
         (clone / "node_modules").symlink_to(REPO / "node_modules")
         environment = (REPO / "environments/local.toml").read_text()
         for default, port in zip((9944, 9945, 9946), free_ports(3), strict=True):

@@ -509,9 +509,13 @@ def _compact(value: int) -> bytes:
     return bytes([((len(body) - 4) << 2) | 0b11]) + body
 
 
-def info(blob: RuntimeBlob) -> dict[str, Any]:
-    """What `subwasm info` tells about a blob, as plain data (JSON-ready, no timestamps)."""
-    version = blob.version
+def info(blob: RuntimeBlob, version: RuntimeVersion | None = None) -> dict[str, Any]:
+    """What `subwasm info` tells about a blob, as plain data (JSON-ready, no timestamps).
+
+    `version` is the blob's own (`blob.version`, from its section) unless the caller read it
+    another way (executing `Core_version` for a blob without the section)."""
+    version = version or blob.version
+    apis = blob.apis if "runtime_apis" in blob.custom_sections else version.apis
     hashes = call_hashes(blob)
     return {
         "spec_name": version.spec_name,
@@ -523,7 +527,7 @@ def info(blob: RuntimeBlob) -> dict[str, Any]:
         "state_version": version.state_version,
         "system_version": version.system_version,
         "core_version": version.core_version,
-        "apis": [{"name": a.name, "id": a.id, "version": a.version} for a in blob.apis],
+        "apis": [{"name": a.name, "id": a.id, "version": a.version} for a in apis],
         "size": blob.size,
         "decompressed_size": len(blob.wasm),
         "compressed": blob.compressed,

@@ -1,4 +1,5 @@
-"""Hermetic runtime builds: the builder image, vendored crates, the build container, the cache.
+"""Hermetic runtime builds: vendored crates, the build container, the cache (the builder image
+is `builder_image`'s).
 
 The only place that talks to Docker. A build runs in a container with no network, from a clean
 export of the git ref mounted read-only at a fixed path, with crates vendored on the host (keyed
@@ -19,8 +20,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import tarfile
 import tempfile
 import threading
 import time
@@ -33,31 +32,36 @@ from typing import IO, Any, Final
 import docker
 import docker.errors
 import git
-import requests
-from rich.console import Console
-from rich.status import Status
 
-from pipeline import gitops
+from pipeline import gitops, store
 from pipeline.artifact import (
     BuildFacts,
     RuntimeBlob,
-    WasmFileNames,
     blake2_256,
     digest,
     dumps_digest,
     wasm_file_names,
 )
+from pipeline.builder_image import (
+    LABEL,
+    BuilderImage,
+    Progress,
+    _cargo,
+    builder_image,
+    docker_client,
+    ensure_builder_image,
+    failure_summary,
+    files_digest,
+    lock_is_stale,
+    log_file,
+    logger,
+    stale_lock_error,
+)
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
 
-DOCKERFILES: Final = Path(__file__).resolve().parents[1] / "dockerfiles"
-DOCKERFILE: Final = "builder.Dockerfile"
-IMAGE_REPO: Final = "runtime-pipeline-builder"
-BASE_REPO: Final = "runtime-pipeline-base"
-BASE_SUITE: Final = "bookworm"
 TARGET_VOLUME: Final = "runtime-pipeline-target"  # cargo target dir kept between builds
-LABEL: Final = "org.runtime-pipeline."
-STD_LIBRARY: Final = "/usr/lib/rustlib/src/rust/library"  # rust-web-src, inside the image
+
 
 # Fixed paths inside the build container. Source and crate paths end up in the wasm (panic
 # locations), so changing them changes the blob; the target dir does not.
@@ -90,263 +94,17 @@ CONTAINER_ENV: Final[Mapping[str, str]] = {
 }
 
 _PACKAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_ERROR_LINE = re.compile(r"^\s*error(\[[A-Za-z0-9]+\])?: ")
-_SUMMARY_ERROR = re.compile(
-    r"error: (could not compile|aborting due to|failed to run custom build command)"
-)
-_STALE_LOCK = re.compile(r"needs to be updated but --locked was passed|cannot update the lock file")
-# Offline against the vendor dir, a manifest asking for what Cargo.lock lacks fails resolution
-# before cargo gets to compare the lock: the same stale lock, seen from inside the container.
-_UNVENDORED = re.compile(
-    r"(no matching package named|failed to select a version for the requirement)[^\n]*\n"
-    r"(?:[^\n]*\n){0,6}?[^\n]*location searched: directory source"
-)
 
-_PING_TIMEOUT: Final = 20  # seconds for an engine to answer at all
+
 # A run removes its build container the moment it exits; one exited longer ago than this was
 # left by a run that died with the engine or the host.
 STALE_CONTAINER_S: Final = 600.0
-console = Console(stderr=True)
 
 
 # ---------------------------------------------------------------- engine
 
 
-def docker_client() -> docker.DockerClient:
-    """A client for the local engine, or a one-line refusal saying how to start one."""
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    try:
-        docker.from_env(timeout=_PING_TIMEOUT).ping()
-        # No read timeout from here on: a build's log stream is silent while
-        # substrate-wasm-builder compiles (cargo shows a build script's output only at its end).
-        client = docker.from_env(timeout=None)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise PipelineError(
-            f"Docker engine not running ({where}: {reason}): start it with"
-            " `bash scripts/docker-up.sh`"
-        ) from None
-    return client
-
-
 # ---------------------------------------------------------------- builder image
-
-
-@dataclass(frozen=True)
-class BuilderImage:
-    """The builder image and what its labels say about the toolchain inside."""
-
-    id: str
-    tag: str
-    toolchain: dict[str, str]
-    base_source: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.tag} ({self.id})"
-
-
-def files_digest(files: Mapping[str, bytes]) -> str:
-    """Hash of a set of files by relative path and content; order and location do not matter."""
-    hasher = hashlib.blake2b(digest_size=32)
-    for rel in sorted(files):
-        hasher.update(f"{rel}\0{len(files[rel])}\0".encode())
-        hasher.update(files[rel])
-    return hasher.hexdigest()
-
-
-def builder_tag(context: Path = DOCKERFILES) -> str:
-    """Image tag named after the Dockerfile and its context: a changed file is a new image."""
-    files = {
-        p.relative_to(context).as_posix(): p.read_bytes() for p in context.rglob("*") if p.is_file()
-    }
-    return f"{IMAGE_REPO}:{files_digest(files)[:16]}"
-
-
-def base_reference(dockerfile: str) -> str:
-    """The `ARG BASE=` default of the Dockerfile: the base image pinned by digest."""
-    match = re.search(r"^ARG BASE=(\S+@sha256:[0-9a-f]{64})\s*$", dockerfile, re.MULTILINE)
-    if match is None:
-        raise PipelineError(
-            f"{DOCKERFILE} has no `ARG BASE=<image>@sha256:<digest>` line: pin the base image"
-            " by digest"
-        )
-    return match.group(1)
-
-
-def ensure_builder_image(client: docker.DockerClient | None = None) -> str:
-    """The builder image's id, building the base and the image first when they are missing."""
-    client = client or docker_client()
-    tag = builder_tag()
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        return str(client.images.get(tag).id)
-    log_path = cache_dir() / "logs" / f"image-{tag.partition(':')[2]}.log"
-    with log_file(log_path) as log, console.status(f"building {tag}") as status:
-        base, base_source = _ensure_base(client, log, status, log_path)
-        with tempfile.TemporaryDirectory(prefix="pipeline-image-") as tmp:
-            context = Path(tmp) / "context"
-            shutil.copytree(DOCKERFILES, context)
-            args = {"BASE": base, "BASE_SOURCE": base_source}
-            toolchain = _build_stage(
-                client, context, "toolchain", args, None, log, status, log_path
-            )
-            status.update("vendoring std's crates for the wasm32v1-none sysroot")
-            _vendor_std(client, toolchain, context / "std-vendor", log, log_path)
-            image_id = _build_stage(client, context, "builder", args, tag, log, status, log_path)
-    console.print(f"built builder image {tag} ({image_id}); log: {log_path}")
-    return image_id
-
-
-def builder_image(client: docker.DockerClient, image_id: str) -> BuilderImage:
-    """Read the toolchain pins and base provenance from the image's labels."""
-    image = client.images.get(image_id)
-    labels: dict[str, str] = image.labels or {}
-    prefix = f"{LABEL}toolchain."
-    current = builder_tag()
-    tags = [t for t in image.tags if t.startswith(f"{IMAGE_REPO}:")]
-    return BuilderImage(
-        id=str(image.id),
-        tag=current if current in tags else (tags[0] if tags else IMAGE_REPO),
-        toolchain={
-            k.removeprefix(prefix): v for k, v in sorted(labels.items()) if k.startswith(prefix)
-        },
-        base_source=labels.get(f"{LABEL}base-source", "unknown"),
-    )
-
-
-def _ensure_base(
-    client: docker.DockerClient, log: IO[str], status: Status, log_path: Path
-) -> tuple[str, str]:
-    """(image reference for BASE, how it was obtained): the pinned pull, else debootstrap."""
-    reference = base_reference((DOCKERFILES / DOCKERFILE).read_text())
-    named, _, digest_ = reference.partition("@")
-    repository = named.rsplit(":", 1)[0] if ":" in named.rsplit("/", 1)[-1] else named
-    pinned = f"{repository}@{digest_}"
-    try:
-        client.images.get(pinned)
-        return pinned, f"pulled {reference}"
-    except docker.errors.ImageNotFound:
-        pass
-    status.update(f"pulling {reference}")
-    try:
-        client.images.pull(repository, tag=digest_)
-        return pinned, f"pulled {reference}"
-    except docker.errors.DockerException as exc:
-        log.write(f"pull of {reference} failed: {exc}\n")
-    local = f"{BASE_REPO}:{BASE_SUITE}-minbase"
-    try:
-        image = client.images.get(local)
-    except docker.errors.ImageNotFound:
-        status.update(f"cannot pull {reference}: debootstrap {BASE_SUITE} (about 30 s)")
-        image = _debootstrap_base(client, local, reference, log, log_path)
-    return local, f"debootstrap --variant=minbase {BASE_SUITE} ({image.id})"
-
-
-def _debootstrap_base(
-    client: docker.DockerClient, tag: str, reference: str, log: IO[str], log_path: Path
-) -> Any:
-    """A minimal bookworm rootfs imported as an image, for machines that cannot pull."""
-    if shutil.which("debootstrap") is None:
-        raise PipelineError(
-            f"cannot pull {reference} and debootstrap is missing: run"
-            " `bash scripts/docker-up.sh` (installs it) or make the base image pullable"
-        )
-    if os.geteuid() != 0:
-        raise PipelineError(
-            f"cannot pull {reference} and debootstrap needs root: build the image once as"
-            " root or make the base image pullable"
-        )
-    with tempfile.TemporaryDirectory(prefix="pipeline-base-") as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        _run(["debootstrap", "--variant=minbase", BASE_SUITE, str(rootfs)], log, log_path)
-        for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for entry in (rootfs / cache).glob("*"):
-                if entry.is_file():
-                    entry.unlink()
-        tarball = Path(tmp) / "rootfs.tar"
-        _run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), "."], log, log_path)
-        repository, _, name = tag.partition(":")
-        client.api.import_image(
-            src=str(tarball), repository=repository, tag=name, changes=['CMD ["/bin/bash"]']
-        )
-    return client.images.get(tag)
-
-
-def _build_stage(
-    client: docker.DockerClient,
-    context: Path,
-    target: str | None,
-    args: Mapping[str, str],
-    tag: str | None,
-    log: IO[str],
-    status: Status,
-    log_path: Path,
-    dockerfile: str = DOCKERFILE,
-) -> str:
-    """Build one Dockerfile stage (None: the last) with the host network (apt), streaming
-    steps to the log."""
-    image_id: str | None = None
-    step = target or dockerfile
-    try:
-        for chunk in client.api.build(
-            path=str(context),
-            dockerfile=dockerfile,
-            target=target,
-            tag=tag,
-            buildargs=dict(args),
-            network_mode="host",
-            rm=True,
-            forcerm=True,
-            pull=False,
-            decode=True,
-        ):
-            text = chunk.get("stream", "")
-            log.write(text)
-            if text.startswith("Step "):
-                step = text.strip()
-                status.update(f"builder image: {step[:100]}")
-            if "error" in chunk:
-                last = str(chunk["error"]).strip().splitlines()[-1]
-                raise PipelineError(
-                    f"builder image build failed at {step[:120]}: {last}: full log {log_path}"
-                )
-            image_id = chunk.get("aux", {}).get("ID", image_id)
-    except docker.errors.APIError as exc:
-        raise PipelineError(
-            f"builder image build failed ({exc.explanation}): full log {log_path}"
-        ) from None
-    if image_id is None:
-        raise PipelineError(f"builder image build reported no image id: see {log_path}")
-    return image_id
-
-
-def _vendor_std(
-    client: docker.DockerClient, toolchain: str, dest: Path, log: IO[str], log_path: Path
-) -> None:
-    """Vendor the crates std's Cargo.lock names, with the host's cargo, into the context.
-
-    Building the wasm sysroot needs them (compiler_builtins); fetching them on the host keeps
-    the image build's network use to apt.
-    """
-    container = client.containers.create(toolchain, command=["true"], network_mode="none")
-    try:
-        stream, _ = container.get_archive(STD_LIBRARY)
-        with tempfile.TemporaryDirectory(prefix="pipeline-std-") as tmp:
-            archive = Path(tmp) / "library.tar"
-            with archive.open("wb") as out:
-                for chunk in stream:
-                    out.write(chunk)
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
-            _cargo(
-                ["vendor", "--locked", "--versioned-dirs", str(dest)],
-                Path(tmp) / "library",
-                log,
-                log_path,
-                extra_env={"RUSTC_BOOTSTRAP": "1"},  # std's manifests use cargo-features
-            )
-    finally:
-        container.remove(force=True)
 
 
 # ---------------------------------------------------------------- crates
@@ -500,39 +258,6 @@ def cache_key(
     return hashlib.blake2b(payload.encode(), digest_size=32).hexdigest()
 
 
-def lock_is_stale(cargo_output: str) -> bool:
-    """Whether cargo failed because Cargo.lock no longer matches the manifests."""
-    return bool(_STALE_LOCK.search(cargo_output) or _UNVENDORED.search(cargo_output))
-
-
-def stale_lock_error(where: str) -> PipelineError:
-    """The one refusal for a stale lock, whether the host or the container noticed."""
-    return PipelineError(
-        f"Cargo.lock of {where} is out of date with its Cargo.toml files: run"
-        " `cargo update --workspace` there and commit Cargo.lock"
-    )
-
-
-def failure_summary(log: str, blocks: int = 3, context: int = 4) -> str:
-    """The compiler's error lines (each with a few lines after) from a failed build's log."""
-    lines = [line.rstrip() for line in log.splitlines()]
-    found: list[str] = []
-    for i, line in enumerate(lines):
-        if _ERROR_LINE.match(line) and not _SUMMARY_ERROR.search(line):
-            block = [line.strip()]
-            for after in lines[i + 1 :]:
-                if not after.strip() or _ERROR_LINE.match(after) or len(block) > context:
-                    break
-                if after.strip(" |"):  # skip rustc's bare gutter lines
-                    block.append(after.strip())
-            if " | ".join(block) not in found:
-                found.append(" | ".join(block))
-    if not found:
-        return " | ".join([line.strip() for line in lines if line.strip()][-3:]) or "no output"
-    more = len(found) - blocks
-    return " || ".join(found[:blocks]) + (f" (+{more} more errors)" if more > 0 else "")
-
-
 @dataclass(frozen=True)
 class BuildResult:
     """A finished build (or cache hit) and where its artifact now lives."""
@@ -554,10 +279,12 @@ def build(
     no_cache: bool = False,
     dirty: bool = False,
     fresh_target: bool = False,
+    progress: Progress = logger.info,
 ) -> BuildResult:
     """Build the runtime at `ref` (default HEAD) into `artifacts/<hash>/`, or serve it from cache.
 
-    `fresh_target` builds without the persistent target volume (a clean, independent rebuild).
+    `fresh_target` builds without the persistent target volume (a clean, independent rebuild);
+    `progress` hears what a cold build is doing.
     """
     started = time.monotonic()
     repo = gitops.open_repo(project.root)
@@ -565,18 +292,28 @@ def build(
     lock = cargo_lock(repo, revision, project.runtime_path)
     lock_hash = blake2_256(lock)
     client = docker_client()
-    image = builder_image(client, ensure_builder_image(client))
+    image = builder_image(client, ensure_builder_image(client, progress))
     options = build_options(project.runtime_package, revision.dirty)
     key = cache_key(revision.source_tree, lock_hash, image.id, options)
-    record = None if no_cache else _cached(key)
+    record = None if no_cache else store.cached_build(key)
     log_path: Path | None = None
     container_seconds = 0.0
     if record is None:
         log_path = project.state_dir / "logs" / f"build-{key[:16]}.log"
         record, container_seconds = _build_in_container(
-            client, repo, revision, image, options, lock, lock_hash, key, fresh_target, log_path
+            client,
+            repo,
+            revision,
+            image,
+            options,
+            lock,
+            lock_hash,
+            key,
+            fresh_target,
+            log_path,
+            progress,
         )
-    blobs = cache_dir() / "blobs" / str(record["blake2_256"]).removeprefix("0x")
+    blobs = store.blobs_dir(str(record["blake2_256"]))
     names = wasm_file_names(project.runtime_package)
     compact = RuntimeBlob.load(blobs / names.compact)
     compressed = RuntimeBlob.load(blobs / names.compressed)
@@ -596,7 +333,7 @@ def build(
         base_image_source=str(record["base_image_source"]),
     )
     content = digest(compact, compressed, facts)
-    artifact_dir = _publish(
+    artifact_dir = store.publish(
         project.artifacts_dir, compact, compressed, names, dumps_digest(content)
     )
     return BuildResult(
@@ -622,6 +359,7 @@ def _build_in_container(
     key: str,
     fresh_target: bool,
     log_path: Path,
+    progress: Progress,
 ) -> tuple[dict[str, Any], float]:
     """Export, vendor, run the container; cache the blobs and the index record.
 
@@ -631,7 +369,7 @@ def _build_in_container(
     names = wasm_file_names(package)
     with (
         log_file(log_path) as log,
-        exported_workspace(repo, revision, lock_hash, log, log_path) as workspace,
+        exported_workspace(repo, revision, lock_hash, log, log_path, progress) as workspace,
     ):
         out = workspace.out
         volumes = build_volumes(
@@ -640,9 +378,9 @@ def _build_in_container(
         script = build_script(package, str(options["cargo"]))
         log.write(f"$ {script}\n")
         log.flush()
-        with contextlib.nullcontext() if fresh_target else target_volume_lock():
+        with contextlib.nullcontext() if fresh_target else target_volume_lock(progress):
             container_started = time.monotonic()
-            code = run_in_builder(client, image.id, script, volumes, key, log)
+            code = run_in_builder(client, image.id, script, volumes, key, log, progress=progress)
             container_seconds = time.monotonic() - container_started
         if code != 0:
             log.close()
@@ -668,7 +406,7 @@ def _build_in_container(
             "source_tree": revision.source_tree,
             "cargo_lock_blake2_256": lock_hash,
         }
-        _store(record, out, names.compact, names.compressed)
+        store.keep_build(record, out, names.compact, names.compressed)
     return record, container_seconds
 
 
@@ -695,7 +433,12 @@ class Workspace:
 
 @contextlib.contextmanager
 def exported_workspace(
-    repo: git.Repo, revision: gitops.Revision, lock_hash: str, log: IO[str], log_path: Path
+    repo: git.Repo,
+    revision: gitops.Revision,
+    lock_hash: str,
+    log: IO[str],
+    log_path: Path,
+    progress: Progress = logger.info,
 ) -> Iterator[Workspace]:
     """Export `revision`'s runtime tree and vendor its crates, in a temp dir removed after."""
     with tempfile.TemporaryDirectory(prefix="pipeline-build-") as tmp:
@@ -703,8 +446,8 @@ def exported_workspace(
         source.mkdir()
         gitops.export(repo, revision, source)
         where = f"{revision.subdir or '.'} at {revision.ref}"
-        with console.status("vendoring crates (once per Cargo.lock)"):
-            vendor = vendor_crates(source, lock_hash, where, log, log_path)
+        progress("vendoring crates (once per Cargo.lock)")
+        vendor = vendor_crates(source, lock_hash, where, log, log_path)
         touch_tree(source)
         out = Path(tmp) / "out"
         out.mkdir()
@@ -734,6 +477,7 @@ def run_in_builder(
     key: str,
     log: IO[str],
     activity: str = "building the runtime",
+    progress: Progress = logger.info,
     cpu_shares: int | None = None,
 ) -> int:
     """Run `script` in the builder with no network, streaming output to the log; exit code.
@@ -752,14 +496,15 @@ def run_in_builder(
         cpu_shares=cpu_shares,
     )
     try:
-        with _terminate_as_exit(), console.status(activity) as status:
+        progress(activity)
+        with _terminate_as_exit():
             for chunk in container.logs(stream=True, follow=True):
                 text = chunk.decode(errors="replace")
                 log.write(text)
                 log.flush()  # the log is what users tail while a build runs
                 lines = [x.strip() for x in text.splitlines() if x.strip()]
                 if lines:
-                    status.update(f"{activity}: {lines[-1][:100]}")
+                    progress(f"{activity}: {lines[-1][:100]}")
         return int(container.wait()["StatusCode"])
     finally:
         container.remove(force=True)
@@ -815,76 +560,6 @@ def expected_hash(expect: str | None, digest_content: Mapping[str, Any] | None) 
 # ---------------------------------------------------------------- cache and artifacts
 
 
-def _cached(key: str) -> dict[str, Any] | None:
-    """The index record for `key` when its blobs are still in the cache and intact."""
-    path = cache_dir() / "builds" / f"{key}.json"
-    try:
-        record: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    blobs = cache_dir() / "blobs" / str(record.get("blake2_256", "")).removeprefix("0x")
-    names = wasm_file_names(str(record.get("package", "")))
-    compressed = blobs / names.compressed
-    if not (blobs / names.compact).is_file() or not compressed.is_file():
-        return None
-    if blake2_256(compressed.read_bytes()) != record["blake2_256"]:
-        return None
-    return record
-
-
-def _store(record: Mapping[str, Any], out: Path, *files: str) -> None:
-    """Keep the blobs (by hash) and the index record (by key) in the machine-wide cache."""
-    blobs = cache_dir() / "blobs" / str(record["blake2_256"]).removeprefix("0x")
-    tmp = _temp_dir(blobs.parent, blobs.name)
-    for name in files:
-        shutil.copyfile(out / name, tmp / name)
-    _swap_in(tmp, blobs)
-    index = cache_dir() / "builds" / f"{record['key']}.json"
-    index.parent.mkdir(parents=True, exist_ok=True)
-    partial = index.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    partial.replace(index)
-
-
-def _publish(
-    artifacts_dir: Path,
-    compact: RuntimeBlob,
-    compressed: RuntimeBlob,
-    names: WasmFileNames,
-    digest_json: str,
-) -> Path:
-    """Write `artifacts/<hash>/` atomically (complete or absent, never half-written)."""
-    dest = artifacts_dir / compressed.blake2_256.removeprefix("0x")
-    if (dest / "digest.json").is_file() and (dest / "digest.json").read_text() == digest_json:
-        return dest
-    tmp = _temp_dir(artifacts_dir, dest.name)
-    (tmp / names.compact).write_bytes(compact.raw)
-    (tmp / names.compressed).write_bytes(compressed.raw)
-    (tmp / "digest.json").write_text(digest_json)
-    _swap_in(tmp, dest)
-    return dest
-
-
-def _temp_dir(parent: Path, name: str) -> Path:
-    """A private work dir beside its final place (same filesystem, so rename is atomic)."""
-    parent.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f".{name[:16]}-", dir=parent))
-    path.chmod(0o755)  # mkdtemp's 0700 would stay on the published directory
-    return path
-
-
-def _swap_in(tmp: Path, dest: Path) -> None:
-    """Replace `dest` by the finished directory `tmp` with renames only."""
-    old = tmp.with_name(tmp.name + ".old")
-    with contextlib.suppress(FileNotFoundError):
-        dest.rename(old)
-    try:
-        tmp.rename(dest)
-    except OSError:  # a concurrent writer published the same content first
-        shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -906,14 +581,9 @@ def _terminate_as_exit() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def log_file(path: Path) -> Iterator[IO[str]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", errors="replace") as log:
-        yield log
-
-
-@contextlib.contextmanager
-def target_volume_lock(volume: str = TARGET_VOLUME) -> Iterator[None]:
+def target_volume_lock(
+    progress: Progress = logger.info, volume: str = TARGET_VOLUME
+) -> Iterator[None]:
     """Hold the machine-wide lock of a shared target volume: one build script at a time.
 
     cargo locks the target dir only while it runs; the script around it (clearing the wbuild
@@ -926,8 +596,8 @@ def target_volume_lock(volume: str = TARGET_VOLUME) -> Iterator[None]:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            with console.status("waiting for another build using the target volume"):
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            progress("waiting for another build using the target volume")
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
         os.close(descriptor)  # releases the lock
@@ -945,49 +615,3 @@ def touch_tree(root: Path) -> None:
     for path in [root, *root.rglob("*")]:
         if not path.is_symlink():
             os.utime(path, (SOURCE_MTIME, SOURCE_MTIME))
-
-
-def _cargo(
-    args: list[str],
-    cwd: Path,
-    log: IO[str],
-    log_path: Path,
-    extra_env: Mapping[str, str] | None = None,
-    where: str = "",
-) -> str:
-    """Run the host's cargo in the workspace `cwd` (`where` names it for users).
-
-    Its stdout is returned, stderr goes to the log.
-    """
-    cargo = shutil.which("cargo")
-    if cargo is None:
-        raise PipelineError(
-            "cargo not found on PATH: install Rust (rustup) on the host; it fetches the crates"
-            " that the offline container build uses"
-        )
-    log.write(f"$ (cd {cwd} && cargo {' '.join(args)})\n")
-    log.flush()
-    result = subprocess.run(
-        [cargo, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env={**os.environ, **(extra_env or {})},
-        check=False,
-    )
-    if result.returncode != 0:
-        log.flush()
-        tail = log_path.read_text(errors="replace")
-        if lock_is_stale(tail):
-            raise stale_lock_error(where or str(cwd))
-        raise PipelineError(f"cargo {args[0]} failed: {failure_summary(tail)}: full log {log_path}")
-    return result.stdout
-
-
-def _run(args: list[str], log: IO[str], log_path: Path) -> None:
-    log.write(f"$ {' '.join(args)}\n")
-    log.flush()
-    result = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        raise PipelineError(f"{args[0]} failed (exit {result.returncode}): see {log_path}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from pipeline import builder, gitops
+from pipeline import builder, builder_image, gitops
 from pipeline.artifact import blake2_256
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
@@ -95,7 +95,7 @@ def failure_detail(check: Check, output: str, runtime_path: str, log: Path) -> s
         tests = failed_tests(output)
         if tests:
             return f"{len(tests)} test(s) failed: {_listed(tests)}; output in {log}"
-    return f"{builder.failure_summary(output)}; full log {log}"
+    return f"{builder_image.failure_summary(output)}; full log {log}"
 
 
 def _remembered_pass(key: str) -> str | None:
@@ -115,7 +115,12 @@ def _remember_pass(key: str, check: Check, detail: str) -> None:
     partial.replace(path)
 
 
-def run_check(project: Project, check: Check, ref: str | None = None) -> CheckResult:
+def run_check(
+    project: Project,
+    check: Check,
+    ref: str | None = None,
+    progress: builder_image.Progress = builder_image.logger.info,
+) -> CheckResult:
     """Run one check on the runtime tree of `ref` (default HEAD) in the builder image.
 
     Raises PipelineError when the check cannot run (no engine, stale Cargo.lock); a check that
@@ -127,8 +132,8 @@ def run_check(project: Project, check: Check, ref: str | None = None) -> CheckRe
     repo = gitops.open_repo(project.root)
     revision = gitops.resolve(repo, ref, project.runtime_path)
     lock_hash = blake2_256(builder.cargo_lock(repo, revision, project.runtime_path))
-    client = builder.docker_client()
-    image_id = builder.ensure_builder_image(client)
+    client = builder_image.docker_client()
+    image_id = builder_image.ensure_builder_image(client, progress)
     # The build cache's content address, with the check in place of the build options.
     key = builder.cache_key(
         revision.source_tree,
@@ -141,8 +146,8 @@ def run_check(project: Project, check: Check, ref: str | None = None) -> CheckRe
         return CheckResult(check, True, remembered, revision.commit, None, cached=True)
     log_path = project.state_dir / "logs" / f"{check}-{key[:16]}.log"
     with (
-        builder.log_file(log_path) as log,
-        builder.exported_workspace(repo, revision, lock_hash, log, log_path) as workspace,
+        builder_image.log_file(log_path) as log,
+        builder.exported_workspace(repo, revision, lock_hash, log, log_path, progress) as workspace,
     ):
         volumes = builder.build_volumes(
             workspace.source,
@@ -152,13 +157,13 @@ def run_check(project: Project, check: Check, ref: str | None = None) -> CheckRe
         )
         log.write(f"$ {recipe.script}\n")
         log.flush()
-        with builder.target_volume_lock() if recipe.compiles else contextlib.nullcontext():
+        with builder.target_volume_lock(progress) if recipe.compiles else contextlib.nullcontext():
             code = builder.run_in_builder(
-                client, image_id, recipe.script, volumes, key, log, recipe.activity
+                client, image_id, recipe.script, volumes, key, log, recipe.activity, progress
             )
     output = log_path.read_text(errors="replace")
-    if code != 0 and builder.lock_is_stale(output):
-        raise builder.stale_lock_error(workspace.where)
+    if code != 0 and builder_image.lock_is_stale(output):
+        raise builder_image.stale_lock_error(workspace.where)
     if code == 0:
         detail = _pass_detail(check, output)
         _remember_pass(key, check, detail)

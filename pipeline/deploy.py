@@ -8,10 +8,7 @@ After the upgrade the chain must prove it took: `System.CodeUpdated`, the new ve
 blocks still made, `:code` hashing to the artifact, and every pallet's storage version equal
 to the one its code declares.
 
-The in-code storage versions come from the candidate's own genesis: every FRAME pallet writes
-its in-code version under `twox128(pallet) ++ twox128(":__STORAGE_VERSION__:")` when a chain is
-born, so building the candidate's genesis storage (in node, no try-runtime) gives the versions
-a fully migrated chain must show. A pallet whose on-chain version lags has a pending migration.
+The candidate and the checks of a chain against it (size limit, live check) are `upgrade`'s.
 
 `dry_run` rehearses the same upgrade on a throwaway chopsticks fork of the target, with a dev
 key made sudo there, and reports events, weight and the runtime's migration logs.
@@ -29,87 +26,44 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal
 
 from substrateinterface import Keypair
-from substrateinterface.utils.hasher import xxh128
 
-from pipeline import config, diff, executor, keys, localnet
-from pipeline.artifact import RuntimeBlob
-from pipeline.chain import Call, Chain, Event, Receipt
+from pipeline import config, devrpc, executor, keys, localnet, metadata
+from pipeline.chain import Call, Chain, Event, Receipt, connect
 from pipeline.config import Environment, Network
 from pipeline.errors import PipelineError
 from pipeline.policy import (
-    CandidateInfo,
     Preflight,
-    candidate_info,
     chain_info,
     check_signer_is_sudo,
     preflight,
 )
 from pipeline.project import Project
 from pipeline.submission import Recorder, submit_recorded
+from pipeline.upgrade import (
+    METHODS,
+    UNCHECKED_WEIGHT,
+    Candidate,
+    Method,
+    StorageVersionRow,
+    check_live,
+    code_size_limit,
+    load_candidate,
+    next_block,
+)
 
 log = logging.getLogger(__name__)
 
-Method = Literal["set_code", "authorize"]
-METHODS: Final[tuple[Method, ...]] = get_args(Method)
 Step = Literal["done", "set_code", "authorize", "apply"]
 
-DEFAULT_PRESET: Final = "development"
-STORAGE_VERSION_KEY: Final = b":__STORAGE_VERSION__:"
-# frame_system::limits::BlockLength::default(): 5 MiB for operational extrinsics such as
-# set_code. Used when the chain's metadata has no System.BlockLength constant.
-DEFAULT_BLOCK_LENGTH: Final = 5 * 1024 * 1024
-# Room left in a block for everything around the code: the extrinsic's length prefix, address,
-# signature and extensions (~150 bytes), the sudo and system call indices, the code's own length
-# prefix and the declared weight, and the block's inherents (the timestamp).
-CODE_SIZE_OVERHEAD: Final = 1024
-# set_code declares a whole block of weight; sudo_unchecked_weight declares none instead, since
-# the upgrade's real cost (the migrations) is accounted in the next block's on_runtime_upgrade.
-UNCHECKED_WEIGHT: Final = {"ref_time": 0, "proof_size": 0}
 DRY_RUN_KEY: Final = "//Alice"
 DRY_RUN_FUNDS: Final = 10**21  # enough for any fee on a fork, whatever the token's decimals
 MIGRATION_LOG_LEVEL: Final = 4  # debug: what FRAME and migrations log while upgrading
 LOG_LEVELS: Final = ("", "ERROR", "WARN", "INFO", "DEBUG", "TRACE")
 RUN_BLOCK_TIMEOUT: Final = 120.0
 FORK_READY_TIMEOUT: Final = 120.0
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A runtime blob about to be deployed, checked offline."""
-
-    path: Path
-    blob: RuntimeBlob
-    info: CandidateInfo
-    genesis_versions: Mapping[str, str]  # storage version key -> value in its genesis storage
-
-    @property
-    def code_hash(self) -> str:
-        return self.blob.blake2_256
-
-
-def load_candidate(path: Path, preset: str = DEFAULT_PRESET) -> Candidate:
-    """Check the blob offline: a valid (compressed) wasm with a readable runtime version whose
-    genesis builds; that genesis holds the storage version each pallet's code declares."""
-    blob = RuntimeBlob.load(path)
-    info = candidate_info(blob.version, blob.size)
-    top: Mapping[str, str] = executor.genesis_spec(path, preset)["genesis"]["raw"]["top"]
-    suffix = xxh128(STORAGE_VERSION_KEY).hex()
-    versions = {key: value for key, value in top.items() if key.endswith(suffix)}
-    return Candidate(path=path, blob=blob, info=info, genesis_versions=versions)
-
-
-@dataclass(frozen=True)
-class StorageVersionRow:
-    pallet: str
-    on_chain: int
-    in_code: int
-
-    @property
-    def ok(self) -> bool:
-        return self.on_chain == self.in_code
 
 
 @dataclass(frozen=True)
@@ -149,13 +103,6 @@ class DeployVerificationError(PipelineError):
 
 
 # --- pure decisions ------------------------------------------------------------------------------
-def code_size_limit(block_length: Mapping[str, Any] | None) -> int:
-    """Largest blob an upgrade can carry: the block length allowed to operational extrinsics
-    (set_code and apply_authorized_upgrade are operational) minus the extrinsic's envelope."""
-    limits = (block_length or {}).get("max")
-    if isinstance(limits, Mapping) and isinstance(limits.get("operational"), int):
-        return int(limits["operational"]) - CODE_SIZE_OVERHEAD
-    return DEFAULT_BLOCK_LENGTH - CODE_SIZE_OVERHEAD
 
 
 def next_step(on_chain_code: str, candidate: str, authorized: str | None, method: Method) -> Step:
@@ -166,73 +113,6 @@ def next_step(on_chain_code: str, candidate: str, authorized: str | None, method
     if method == "set_code":
         return "set_code"
     return "apply" if authorized == candidate else "authorize"
-
-
-def storage_version_key(pallet: str) -> str:
-    """Where FRAME keeps a pallet's on-chain storage version."""
-    key: bytes = xxh128(pallet.encode()) + xxh128(STORAGE_VERSION_KEY)
-    return "0x" + key.hex()
-
-
-def decode_storage_version(raw: bytes | str | None) -> int:
-    """A StorageVersion (u16 LE); absent means 0, as FRAME reads it."""
-    if raw is None:
-        return 0
-    data = bytes.fromhex(raw.removeprefix("0x")) if isinstance(raw, str) else raw
-    if len(data) != 2:
-        raise PipelineError(
-            f"storage version value 0x{data.hex()} is not a u16: the chain's state is corrupt"
-        )
-    return int.from_bytes(data, "little")
-
-
-def storage_version_table(
-    pallets: Sequence[str],
-    on_chain: Mapping[str, bytes | None],
-    genesis: Mapping[str, str],
-) -> list[StorageVersionRow]:
-    """Per pallet: its on-chain storage version (by pallet name) against the in-code one, read
-    from the candidate's genesis storage (raw key -> value)."""
-    return [
-        StorageVersionRow(
-            pallet=name,
-            on_chain=decode_storage_version(on_chain.get(name)),
-            in_code=decode_storage_version(genesis.get(storage_version_key(name))),
-        )
-        for name in pallets
-    ]
-
-
-def verification_problems(
-    candidate: Candidate,
-    code_hash: str,
-    spec_version: int,
-    last_upgrade_spec: int | None,
-    rows: Sequence[StorageVersionRow],
-) -> list[str]:
-    """What is wrong with a chain that should now run the candidate (empty: all good)."""
-    problems = []
-    if code_hash != candidate.code_hash:
-        problems.append(f":code hashes to {code_hash}, not to the artifact's {candidate.code_hash}")
-    if spec_version != candidate.info.spec_version:
-        problems.append(
-            f"the chain reports spec_version {spec_version}, not {candidate.info.spec_version}"
-        )
-    if last_upgrade_spec is not None and last_upgrade_spec != candidate.info.spec_version:
-        problems.append(
-            f"System.LastRuntimeUpgrade is still {last_upgrade_spec}: the new code has not "
-            "run its on_runtime_upgrade yet"
-        )
-    pending = [r for r in rows if not r.ok]
-    if pending:
-        listed = ", ".join(
-            f"{r.pallet} on chain {r.on_chain} != in code {r.in_code}" for r in pending
-        )
-        problems.append(
-            f"storage versions differ ({listed}): a migration is missing from the runtime's "
-            "Migrations or did not finish"
-        )
-    return problems
 
 
 def staging_only(network: Network, dry_run: bool) -> str | None:
@@ -254,16 +134,17 @@ def refusal(checks: Preflight, network: str) -> PipelineError:
 def deploy(
     env: Environment,
     network: str,
-    artifact: Path,
+    artifact: Path | Candidate,
     *,
     method: Method = "set_code",
     dry_run: bool = False,
-    preset: str = DEFAULT_PRESET,
+    preset: str = executor.DEFAULT_PRESET,
     recorder: Recorder | None = None,
     stage: str = "deploy",
     progress: Callable[[str], None] = log.info,
 ) -> DeployResult:
-    """Upgrade `network` (a role or name of `env`) to the blob at `artifact` with the sudo key.
+    """Upgrade `network` (a role or name of `env`) to `artifact` (a blob's path, or the
+    candidate already loaded from it) with the sudo key.
 
     Idempotent: when `:code` already is the artifact nothing is submitted (`skipped`), but the
     chain is still verified. Raises PipelineError before submitting anything when a check
@@ -273,11 +154,14 @@ def deploy(
     if method not in METHODS:
         raise PipelineError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     net = config.network(env, network)
-    candidate = load_candidate(artifact, preset)
+    refused = staging_only(net, dry_run)
+    if refused:
+        raise PipelineError(refused)
+    candidate = artifact if isinstance(artifact, Candidate) else load_candidate(artifact, preset)
     if dry_run:
         return _dry_run(env, net, candidate, method, progress)
     job = _Job(net, candidate, keys.signer(env, "sudo"), method, recorder, stage, progress)
-    with _connect(env, net.endpoint) as chain:
+    with connect(env, net) as chain:
         return _deploy_on(chain, job)
 
 
@@ -299,15 +183,11 @@ class _Job:
         return self.net.chopsticks
 
 
-def _connect(env: Environment, endpoint: str) -> Chain:
-    return Chain(endpoint, timeout=env.inclusion_timeout, connect_timeout=env.connect_timeout)
-
-
 def _deploy_on(chain: Chain, job: _Job) -> DeployResult:
     candidate, name = job.candidate, job.net.name
     before = chain.runtime_version()
     spec_before = int(before["specVersion"])
-    authorized = _authorized(chain) if job.method == "authorize" else None
+    authorized = metadata.authorized_upgrade(chain) if job.method == "authorize" else None
     step = next_step(chain.code_hash(), candidate.code_hash, authorized, job.method)
     base = DeployResult(
         network=name,
@@ -348,22 +228,17 @@ def _deploy_on(chain: Chain, job: _Job) -> DeployResult:
     return _verify(chain, job, upgraded)
 
 
-def _authorized(chain: Chain) -> str | None:
-    value = chain.query("System", "AuthorizedUpgrade")
-    return str(value["code_hash"]) if isinstance(value, Mapping) else None
-
-
 def _chain_preflight(
     chain: Chain, candidate: Candidate, rpc_version: Mapping[str, Any], signer: str | None
 ) -> Preflight:
     """The preflight against the chain's runtime, plus (given a signer) the sudo key check."""
-    metadata = diff.chain_metadata(chain)
+    runtime = metadata.chain_metadata(chain)
     current = chain_info(rpc_version, len(chain.code()))
-    limit = code_size_limit(metadata.constant("System", "BlockLength"))
+    limit = code_size_limit(runtime.constant("System", "BlockLength"))
     checks = preflight(candidate.info, current, limit)
     if signer is None:
         return checks
-    sudo = chain.query("Sudo", "Key") if "Sudo" in metadata.pallet_names() else None
+    sudo = chain.query("Sudo", "Key") if "Sudo" in runtime.pallet_names() else None
     sudo_error = check_signer_is_sudo(signer, None if sudo is None else str(sudo))
     return Preflight(checks.errors + ([sudo_error] if sudo_error else []), checks.warnings)
 
@@ -427,26 +302,6 @@ def _check_sudo_result(chain: Chain, receipt: Receipt, summary: str) -> None:
             )
 
 
-def next_block(chain: Chain, after: int, produces_blocks: bool, timeout: float = 120.0) -> int:
-    """The number of a block built after `after` (the one where code set in `after` is live):
-    the head if it already is one, else made on demand on chopsticks, else awaited."""
-    if (head := chain.block_number()) > after:
-        return head
-    if produces_blocks:
-        head = localnet.produce_blocks(chain.endpoint, 1)
-        if head > after:
-            return head
-    deadline = time.monotonic() + timeout
-    while (head := chain.block_number()) <= after:
-        if time.monotonic() > deadline:
-            raise PipelineError(
-                f"{chain.endpoint} made no block after #{after} within {timeout:.0f}s: "
-                "is block production stalled? check the node's logs"
-            )
-        time.sleep(1.0)
-    return head
-
-
 def _weights(chain: Chain, receipt: Receipt, activation: int) -> dict[str, Any]:
     """The upgrade extrinsic's weight, and what the first block on the new code consumed
     (its mandatory part holds on_initialize and the migrations)."""
@@ -458,36 +313,6 @@ def _weights(chain: Chain, receipt: Receipt, activation: int) -> dict[str, Any]:
             "System", "BlockWeight", block_hash=chain.block_hash(activation)
         ),
     }
-
-
-@dataclass(frozen=True)
-class LiveCheck:
-    """The chain at one block against a candidate: what `deploy` and `enact` verify."""
-
-    head: int
-    spec_version: int
-    storage_versions: tuple[StorageVersionRow, ...]
-    problems: tuple[str, ...]
-
-
-def check_live(chain: Chain, candidate: Candidate, head: int | None = None) -> LiveCheck:
-    """`:code` is the candidate, its spec_version is live and ran on_runtime_upgrade, and every
-    pallet is at its in-code storage version (read from the candidate's genesis)."""
-    head = chain.block_number() if head is None else head
-    head_hash = chain.block_hash(head)
-    names = diff.chain_metadata(chain).pallet_names()
-    on_chain = {name: chain.storage(storage_version_key(name), head_hash) for name in names}
-    rows = storage_version_table(names, on_chain, candidate.genesis_versions)
-    last = chain.query("System", "LastRuntimeUpgrade", block_hash=head_hash)
-    spec = int(chain.runtime_version(head_hash)["specVersion"])
-    problems = verification_problems(
-        candidate,
-        chain.code_hash(head_hash),
-        spec,
-        int(last["spec_version"]) if isinstance(last, Mapping) else None,
-        rows,
-    )
-    return LiveCheck(head, spec, tuple(rows), tuple(problems))
 
 
 def _verify(chain: Chain, job: _Job, result: DeployResult) -> DeployResult:
@@ -526,7 +351,7 @@ def _dry_run(
     progress: Callable[[str], None],
 ) -> DeployResult:
     """The upgrade on a throwaway fork of the target, with a dev key made sudo on the fork."""
-    with _connect(env, net.endpoint) as target:
+    with connect(env, net) as target:
         before = target.runtime_version()
         if target.code_hash() == candidate.code_hash:
             spec = int(before["specVersion"])
@@ -537,14 +362,14 @@ def _dry_run(
         checks = _chain_preflight(target, candidate, before, None)  # the fork gets its own sudo
         if not checks.ok:
             raise refusal(checks, net.name)
-    # A well-known dev key, on purpose: it only ever signs on this machine's throwaway fork.
-    key = Keypair.create_from_uri(DRY_RUN_KEY, ss58_format=env.ss58_format)
     with throwaway_fork(net.endpoint, candidate.path) as fork:
         progress(f"dry run: forked {net.endpoint} at {fork.endpoint}")
+        # A well-known dev key, on purpose: it only ever signs on this machine's throwaway fork.
+        key = keys.local_dev_keypair(fork.endpoint, DRY_RUN_KEY, env.ss58_format)
         _make_sudo(fork.endpoint, key)
         fork_net = replace(net, kind="chopsticks-fork", endpoint=fork.endpoint, port=fork.port)
         job = _Job(fork_net, candidate, key, method, None, "dry-run", _prefixed("fork: ", progress))
-        with Chain(fork.endpoint, timeout=env.inclusion_timeout) as chain:
+        with connect(env, fork_net) as chain:
             try:
                 result = _deploy_on(chain, job)
             except DeployVerificationError as exc:
@@ -562,20 +387,9 @@ def _rehearsal(result: DeployResult, target: str, fork: str) -> DeployResult:
     code: chopsticks re-runs that block (`dev_runBlock`) and returns the runtime's own log."""
     logs: list[str] = []
     if result.activated_at is not None:
-        block = localnet.rpc(fork, "chain_getBlock", [_block_hash(fork, result.activated_at)])
-        header = block["block"]["header"]
-        replay = {
-            "includeRaw": False,
-            "parent": header["parentHash"],
-            "block": {"header": header, "extrinsics": block["block"]["extrinsics"]},
-        }
-        phases = localnet.rpc(fork, "dev_runBlock", [replay], timeout=RUN_BLOCK_TIMEOUT)
-        logs = migration_log_lines(phases.get("phases", []))
+        phases = devrpc.run_block(fork, result.activated_at, RUN_BLOCK_TIMEOUT)
+        logs = migration_log_lines(phases)
     return replace(result, endpoint=target, dry_run=True, logs=tuple(logs))
-
-
-def _block_hash(endpoint: str, number: int) -> str:
-    return str(localnet.rpc(endpoint, "chain_getBlockHash", [number]))
 
 
 def migration_log_lines(phases: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -599,15 +413,12 @@ def _make_sudo(endpoint: str, key: Keypair) -> None:
         account = chain.query("System", "Account", [key.ss58_address]) or {}
     data = {**account.get("data", {}), "free": DRY_RUN_FUNDS}
     info = {**account, "providers": max(1, int(account.get("providers", 0))), "data": data}
-    localnet.rpc(
+    devrpc.set_storage(
         endpoint,
-        "dev_setStorage",
-        [
-            {
-                "Sudo": {"Key": key.ss58_address},
-                "System": {"Account": [[[key.ss58_address], _strings(info)]]},
-            }
-        ],
+        {
+            "Sudo": {"Key": key.ss58_address},
+            "System": {"Account": [[[key.ss58_address], _strings(info)]]},
+        },
     )
 
 

@@ -3,13 +3,13 @@
 A runtime is reduced to a `RuntimeSummary` (plain data: its versions, APIs, and one entry per
 pallet, call, event, storage item, constant and error, each with a readable signature and a
 *shape*: a digest of its SCALE layout), and `diff_summaries` compares two summaries. Both are
-pure. The metadata comes from running the wasm's own Metadata API (`executor.metadata`), so
+pure. The metadata comes from running the wasm's own Metadata API (`wasm_exec.metadata`), so
 an artifact is described without any chain; the code on a chain (`env:NAME[:role]`) is read
 from `:code` and described the same way. Summaries are cached by blob hash, since they are a
 function of the blob alone.
 
-How users name runtimes lives here too (`resolve_artifact`: a path, an artifact directory, a
-hash under `artifacts/`, or HEAD's newest build), shared with `invoke deploy`.
+A runtime is named as `store.resolve_artifact` reads it (a path, an artifact directory, a hash
+under `artifacts/`, or HEAD's newest build), or as `env:NAME[:role]` for a chain's code.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -26,17 +24,18 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
-from scalecodec.type_registry import load_type_registry_preset
 
-from pipeline import config, executor, gitops
-from pipeline.artifact import RuntimeBlob
-from pipeline.chain import Chain
+from pipeline import config, runtime_info, verdicts, wasm_exec
+from pipeline.artifact import RuntimeBlob, RuntimeVersion
+from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
+from pipeline.metadata import Metadata, decode_metadata
 from pipeline.project import Project, cache_dir
+from pipeline.store import resolve_artifact
 
 # Bump when the summary's content or shape rules change: cached summaries of older formats
 # are then recomputed instead of being compared with new ones.
-SUMMARY_FORMAT: Final = 2
+SUMMARY_FORMAT: Final = 3
 ENV_PREFIX: Final = "env:"
 DEFAULT_ROLE: Final = "production"
 ITEM_KINDS: Final = ("call", "event", "storage", "constant", "error")
@@ -77,6 +76,7 @@ class Entry:
     signature: str
     shape: str
     value: str | None = None
+    layout: str | None = None  # storage: digest of type, hashers and modifier (no default)
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ class RuntimeSummary:
     extensions: tuple[str, ...]  # transaction extensions, in signing order
     pallets: dict[str, int]  # name -> index
     items: dict[str, dict[str, Entry]] = field(default_factory=dict)  # kind -> "Pallet.Item"
+    # pallet -> in-code storage version (from the runtime's genesis); None: it could not say
+    storage_versions: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +109,7 @@ class RuntimeSummary:
                 kind: {name: Entry(**entry) for name, entry in entries.items()}
                 for kind, entries in data["items"].items()
             },
+            storage_versions=data.get("storage_versions"),
         )
 
 
@@ -117,6 +120,7 @@ class Change:
     change: ChangeType
     before: str | None
     after: str | None
+    layout_changed: bool = False  # storage: its type or hashers changed, not only its default
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +170,8 @@ def _compare_entries(
                 before, after = _value_change(old, new)
             elif before == after:  # same names, different layout somewhere inside
                 after = f"{after} (layout changed)"
-            yield Change(kind, name, "changed", before, after)
+            layout = kind == "storage" and (old.layout is None or old.layout != new.layout)
+            yield Change(kind, name, "changed", before, after, layout)
 
 
 def _value_change(old: Entry, new: Entry) -> tuple[str, str]:
@@ -205,7 +210,7 @@ def render(a_label: str, b_label: str, a: RuntimeSummary, b: RuntimeSummary) -> 
     changes = diff_summaries(a, b)
     lines = [_describe("A", a_label, a), _describe("B", b_label, b)]
     if not changes:
-        return [*lines, "no differences"]
+        return [*lines, "no differences", *verdicts.render(judge(a, b, changes))]
     marks = {"added": "+", "removed": "-", "changed": "~"}
     heading = ""
     for change in changes:
@@ -224,7 +229,7 @@ def render(a_label: str, b_label: str, a: RuntimeSummary, b: RuntimeSummary) -> 
         f"{len(changes)} changes: {counts['added']} added, {counts['removed']} removed, "
         f"{counts['changed']} changed"
     )
-    return lines
+    return [*lines, *verdicts.render(judge(a, b, changes))]
 
 
 def _describe(tag: str, label: str, s: RuntimeSummary) -> str:
@@ -250,154 +255,17 @@ def _item_label(change: Change) -> str:
 
 
 # --- metadata -> summary ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Metadata:
-    """Decoded runtime metadata (v14/v15) with its type registry, for reading items and values."""
-
-    version: int
-    value: dict[str, Any]  # the decoded body: types, pallets, extrinsic, …
-    body: Any = field(repr=False)  # scalecodec's objects for the same body (raw bytes of values)
-    registry: RuntimeConfigurationObject = field(repr=False)
-
-    def pallet_names(self) -> list[str]:
-        return [str(p["name"]) for p in self.value["pallets"]]
-
-    def constant(self, pallet: str, name: str) -> Any:
-        """A constant's decoded value; None when the runtime has no such constant."""
-        for p, p_obj in zip(self.value["pallets"], self.body["pallets"], strict=True):
-            if p["name"] != pallet:
-                continue
-            for i, constant in enumerate(p.get("constants", [])):
-                if constant["name"] == name:
-                    raw = bytes(p_obj["constants"][i]["value"].value_object)
-                    scale = f"scale_info::{constant['type']}"
-                    return self.registry.create_scale_object(scale, ScaleBytes(raw)).decode()
-        return None
 
 
-# scalecodec 1.2 knows metadata up to v14; runtimes offer v15 through their Metadata API. v15
-# (frame-metadata 16) keeps v14's registry, storage, calls, events, constants and errors, adds
-# docs to pallets, a richer extrinsic record, runtime API descriptions, outer enums and custom
-# values: declared here in scalecodec's own type language.
-METADATA_V15_TYPES: Final[dict[str, Any]] = {
-    "MetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["types", "PortableRegistry"],
-            ["pallets", "Vec<PalletMetadataV15>"],
-            ["extrinsic", "ExtrinsicMetadataV15"],
-            ["runtime_type", "SiLookupTypeId"],
-            ["apis", "Vec<RuntimeApiMetadataV15>"],
-            ["outer_enums", "OuterEnumsV15"],
-            ["custom", "Vec<(Text, CustomValueMetadataV15)>"],
-        ],
-    },
-    "PalletMetadataV15": {
-        "type": "struct",
-        "base_class": "ScaleInfoPalletMetadata",
-        "type_mapping": [
-            ["name", "Text"],
-            ["storage", "Option<StorageMetadataV14>"],
-            ["calls", "Option<PalletCallMetadataV14>"],
-            ["event", "Option<PalletEventMetadataV14>"],
-            ["constants", "Vec<PalletConstantMetadataV14>"],
-            ["error", "Option<PalletErrorMetadataV14>"],
-            ["index", "u8"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "ExtrinsicMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["version", "u8"],
-            ["address_ty", "SiLookupTypeId"],
-            ["call_ty", "SiLookupTypeId"],
-            ["signature_ty", "SiLookupTypeId"],
-            ["extra_ty", "SiLookupTypeId"],
-            ["signed_extensions", "Vec<SignedExtensionMetadataV14>"],
-        ],
-    },
-    "RuntimeApiMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["name", "Text"],
-            ["methods", "Vec<RuntimeApiMethodMetadataV15>"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "RuntimeApiMethodMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["name", "Text"],
-            ["inputs", "Vec<RuntimeApiMethodParamMetadataV15>"],
-            ["output", "SiLookupTypeId"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "RuntimeApiMethodParamMetadataV15": {
-        "type": "struct",
-        "type_mapping": [["name", "Text"], ["ty", "SiLookupTypeId"]],
-    },
-    "OuterEnumsV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["call_type", "SiLookupTypeId"],
-            ["event_type", "SiLookupTypeId"],
-            ["error_type", "SiLookupTypeId"],
-        ],
-    },
-    "CustomValueMetadataV15": {
-        "type": "struct",
-        "type_mapping": [["ty", "SiLookupTypeId"], ["value", "Bytes"]],
-    },
-}
-
-
-def _type_registry() -> dict[str, Any]:
-    """scalecodec's core types, with metadata v15 added to its versions."""
-    registry: dict[str, Any] = load_type_registry_preset("core")
-    versions = registry["types"]["MetadataAll"]
-    mapping = [*versions["type_mapping"], ["V15", "MetadataV15"]]
-    registry["types"] = {
-        **registry["types"],
-        **METADATA_V15_TYPES,
-        "MetadataAll": {**versions, "type_mapping": mapping},
-    }
-    return registry
-
-
-def chain_metadata(chain: Chain) -> Metadata:
-    """The metadata of the runtime a chain runs now (constants, pallet names)."""
-    raw = bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
-    return decode_metadata(raw, f"the runtime on {chain.endpoint}")
-
-
-def decode_metadata(raw: bytes, what: str) -> Metadata:
-    """Decode `meta` + versioned metadata (from a wasm's Metadata API or `state_getMetadata`)."""
-    rc = RuntimeConfigurationObject()
-    rc.update_type_registry(_type_registry())
-    try:
-        decoded = rc.create_scale_object("MetadataVersioned", data=ScaleBytes(raw))
-        decoded.decode()
-        number, body = decoded.value_object[1].value_object
-        version = int(str(number).removeprefix("V"))
-        if version >= 14:
-            rc.add_portable_registry(decoded)
-    except Exception as exc:  # scalecodec raises bare Exceptions for layouts it does not know
-        raise PipelineError(
-            f"cannot decode the metadata of {what} ({exc}): only metadata v14 and v15 are read"
-        ) from None
-    if version < 14:
-        raise PipelineError(
-            f"{what} has metadata v{version}: only v14 and later describe types; "
-            "use a runtime built with a recent FRAME"
-        )
-    return Metadata(version=version, value=body.value, body=body, registry=rc)
-
-
-def summarize(blob: RuntimeBlob, metadata: Metadata) -> RuntimeSummary:
-    """The summary of a runtime from its blob (versions, APIs) and its decoded metadata."""
-    version = blob.version
+def summarize(
+    blob: RuntimeBlob,
+    metadata: Metadata,
+    version: RuntimeVersion | None = None,
+    storage_versions: Mapping[str, int] | None = None,
+) -> RuntimeSummary:
+    """The summary of a runtime from its blob, its version (default: its section's), its
+    decoded metadata and its pallets' in-code storage versions when known."""
+    version = version or blob.version
     types = _Types(metadata.value["types"]["types"])
     items: dict[str, dict[str, Entry]] = {kind: {} for kind in ITEM_KINDS}
     pallets: dict[str, int] = {}
@@ -437,10 +305,11 @@ def summarize(blob: RuntimeBlob, metadata: Metadata) -> RuntimeSummary:
             "state_version": version.state_version,
             "metadata_version": metadata.version,
         },
-        apis={api.name or api.id: api.version for api in blob.apis},
+        apis={api.name or api.id: api.version for api in version.apis},
         extensions=extensions,
         pallets=pallets,
         items=items,
+        storage_versions=None if storage_versions is None else dict(storage_versions),
     )
 
 
@@ -483,6 +352,7 @@ class _Types:
         return Entry(
             signature=shown + optional,
             shape=_digest(f"{layout}|{entry.get('modifier')}|{default.hex()}"),
+            layout=_digest(f"{layout}|{entry.get('modifier')}"),
         )
 
     def constant_entry(self, rc: RuntimeConfigurationObject, type_id: int, raw: bytes) -> Entry:
@@ -587,79 +457,6 @@ def _digest(text: str) -> str:
 
 
 # --- where runtimes come from -------------------------------------------------------------------
-_HASH = re.compile(r"(0x)?[0-9a-fA-F]{64}")
-
-
-def resolve_artifact(project: Project, spec: str | None) -> Path:
-    """The compressed blob a user names: a file, an artifact directory, or a hash (a directory
-    name under `artifacts/`); nothing named means the newest build of HEAD's runtime source."""
-    if not spec:
-        return head_artifact(project)
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
-    if path.is_dir():
-        return _blob_in(path)
-    if _HASH.fullmatch(spec):
-        folder = project.artifacts_dir / spec.lower().removeprefix("0x")
-        if not folder.is_dir():
-            raise PipelineError(
-                f"unknown artifact {spec}: no {folder} (built artifacts: "
-                f"{_known_artifacts(project)}); run `invoke build` or pass the blob's path"
-            )
-        blob = _blob_in(folder)
-        actual = RuntimeBlob.load(blob).blake2_256
-        if actual[2:] != folder.name:
-            raise PipelineError(
-                f"{blob} hashes to {actual}, not to its directory's name: the artifact was "
-                "altered; delete it and run `invoke build` again"
-            )
-        return blob
-    raise PipelineError(
-        f"no artifact {spec!r}: pass a blob's path, an artifact directory or the 0x hash of a "
-        "build under artifacts/"
-    )
-
-
-def head_artifact(project: Project) -> Path:
-    """The newest artifact whose digest names HEAD's runtime source tree."""
-    repo = gitops.open_repo(project.root)
-    try:
-        head = repo.head.commit.hexsha
-    except ValueError:
-        raise PipelineError(
-            f"{project.root} has no commit yet, so there is no HEAD build: pass --artifact"
-        ) from None
-    tree = gitops.tree_id(repo, head, project.runtime_path)
-    builds = []
-    for digest_file in project.artifacts_dir.glob("*/digest.json"):
-        try:
-            source_tree = json.loads(digest_file.read_text()).get("source_tree")
-        except (OSError, ValueError):
-            continue
-        if source_tree == tree:
-            builds.append((digest_file.stat().st_mtime, digest_file.parent))
-    if not builds:
-        raise PipelineError(
-            f"no artifact was built from HEAD ({head[:12]}, runtime tree {tree[:12]}): "
-            "run `invoke build` or pass --artifact"
-        )
-    return _blob_in(max(builds)[1])
-
-
-def _blob_in(folder: Path) -> Path:
-    found = sorted(folder.glob("*.compact.compressed.wasm"))
-    if len(found) != 1:
-        what = "no" if not found else f"{len(found)}"
-        raise PipelineError(
-            f"{folder} holds {what} *.compact.compressed.wasm: pass the blob's path instead"
-        )
-    return found[0]
-
-
-def _known_artifacts(project: Project) -> str:
-    names = sorted(p.parent.name for p in project.artifacts_dir.glob("*/digest.json"))
-    return ", ".join(f"0x{n[:12]}…" for n in names[:5]) or "none"
 
 
 @dataclass(frozen=True)
@@ -670,19 +467,37 @@ class Runtime:
 
 
 def load_runtime(project: Project, spec: str) -> Runtime:
-    """An artifact (path, artifact directory or hash) or the code on a chain (`env:NAME[:role]`)."""
-    if not spec.startswith(ENV_PREFIX):
+    """An artifact (path, artifact directory or hash) or the code on a chain: `env:NAME[:role]`
+    or a `ws(s)://` endpoint, either optionally `@BLOCK` (see `runtime_info`)."""
+    source = runtime_info.parse_chain_source(spec)
+    if source is None:
         path = resolve_artifact(project, spec)
         return Runtime(str(path), RuntimeBlob.load(path), path)
-    name, _, role = spec.removeprefix(ENV_PREFIX).partition(":")
-    if not name:
-        raise PipelineError(f"{spec!r} names no environment: write env:NAME or env:NAME:role")
-    env = config.load_environment(name, project.root)
-    network = config.network(env, role or DEFAULT_ROLE)
-    with Chain(network.endpoint, connect_timeout=env.connect_timeout) as chain:
-        code = chain.code()
-    label = f"env:{name}:{network.role} ({network.endpoint})"
-    return Runtime(label, RuntimeBlob.from_bytes(code), None)
+    if source.environment is not None:
+        env = config.load_environment(source.environment, project.root)
+        network = config.network(env, source.role or DEFAULT_ROLE)
+        label = f"env:{source.environment}:{network.role} ({network.endpoint})"
+        chain = connect(env, network)
+    else:
+        label = str(source.endpoint)
+        chain = Chain(label, connect_timeout=ENDPOINT_CONNECT_TIMEOUT)
+    with chain:
+        code = chain.code(_block_hash(chain, source.block))
+    if source.block is not None:
+        label = f"{label} @{source.block}"
+    try:
+        return Runtime(label, RuntimeBlob.from_bytes(code), None)
+    except PipelineError as exc:
+        raise PipelineError(f"the code on {label}: {exc}") from None
+
+
+ENDPOINT_CONNECT_TIMEOUT: Final = 30.0
+
+
+def _block_hash(chain: Chain, block: str | None) -> str | None:
+    if block is None or block.startswith("0x"):
+        return block
+    return chain.block_hash(int(block))
 
 
 def summary_of(runtime: Runtime) -> RuntimeSummary:
@@ -692,14 +507,14 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
         return RuntimeSummary.from_dict(json.loads(cached.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    if runtime.path is not None:
-        raw = executor.metadata(runtime.path)
-    else:
-        with tempfile.TemporaryDirectory(prefix="pipeline-diff-") as tmp:
-            path = Path(tmp) / "code.wasm"
-            path.write_bytes(runtime.blob.raw)
-            raw = executor.metadata(path)
-    summary = summarize(runtime.blob, decode_metadata(raw, f"runtime {runtime.blob.blake2_256}"))
+    version, _ = runtime_info.version_of(runtime.blob)
+    try:
+        instance = wasm_exec.RuntimeInstance(runtime.blob.wasm)
+        raw = wasm_exec.metadata(instance)[1]
+    except wasm_exec.RuntimeCallError as exc:
+        raise PipelineError(f"{runtime.label}: cannot read its metadata ({exc})") from None
+    metadata = decode_metadata(raw, f"runtime {runtime.blob.blake2_256}")
+    summary = summarize(runtime.blob, metadata, version, _storage_versions(instance, metadata))
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(summary.as_dict(), sort_keys=True))
@@ -707,20 +522,53 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
     return summary
 
 
+def _storage_versions(
+    instance: wasm_exec.RuntimeInstance, metadata: Metadata
+) -> dict[str, int] | None:
+    """Each pallet's in-code storage version, as the runtime writes it at genesis (FRAME puts
+    every pallet's version there); None for a runtime without a usable genesis builder."""
+    try:
+        state = wasm_exec.genesis_storage(instance)
+    except wasm_exec.RuntimeCallError:
+        return None
+    prefixes = {
+        str(p["name"]): str((p.get("storage") or {}).get("prefix") or p["name"])
+        for p in metadata.value["pallets"]
+    }
+    found = wasm_exec.storage_versions(state, list(prefixes.values()))
+    return {name: found[prefix] for name, prefix in prefixes.items()}
+
+
 def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
-    """Summaries of several runtimes, computed side by side (each may run a wasm in node)."""
-    with ThreadPoolExecutor(max_workers=max(1, len(runtimes))) as pool:
-        return list(pool.map(summary_of, runtimes))
+    """Summaries of several runtimes, computed side by side (compiling a wasm releases the
+    GIL, so two cores compile two runtimes at once); the same blob is summarized once."""
+    unique = list({r.blob.blake2_256: r for r in runtimes}.values())
+    with ThreadPoolExecutor(max_workers=max(1, len(unique))) as pool:
+        done = {
+            r.blob.blake2_256: s for r, s in zip(unique, pool.map(summary_of, unique), strict=True)
+        }
+    return [done[r.blob.blake2_256] for r in runtimes]
 
 
 def report(a: Runtime, b: Runtime) -> dict[str, Any]:
     """The JSON form of a diff: both runtimes' identities and every change."""
     sa, sb = summaries([a, b])
+    changes = diff_summaries(sa, sb)
     return {
         "a": {"label": a.label, **_identity(sa)},
         "b": {"label": b.label, **_identity(sb)},
-        "changes": [c.as_dict() for c in diff_summaries(sa, sb)],
+        "changes": [c.as_dict() for c in changes],
+        "verdicts": judge(sa, sb, changes).as_dict(),
     }
+
+
+def judge(a: RuntimeSummary, b: RuntimeSummary, changes: Sequence[Change]) -> verdicts.Verdicts:
+    """The diff's verdicts (compatible, transaction_version / storage migration needed)."""
+    return verdicts.judge(
+        changes,
+        (int(a.versions["transaction_version"]), int(b.versions["transaction_version"])),
+        (a.storage_versions, b.storage_versions),
+    )
 
 
 def _identity(s: RuntimeSummary) -> dict[str, Any]:

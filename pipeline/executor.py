@@ -1,13 +1,15 @@
 """The project's own Node toolchain and the runtime calls made through it.
 
-Chopsticks (local networks) and its wasm executor (genesis specs, metadata straight from a
-wasm) need Node >= 22; the host's node may be older, so the project installs its own
-(npm package `node`, pinned in package.json) and never falls back to whatever is on PATH.
+Chopsticks (local networks) and its wasm executor (genesis chain specs) need Node >= 22;
+the host's node may be older, so the project installs its own (npm package `node`, pinned in
+package.json) and never falls back to whatever is on PATH.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.project import cache_dir
 
 NODE_MIN_MAJOR = 22
 INSTALL_HINT = "run `bash scripts/node-up.sh`"
@@ -24,6 +27,7 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 # package.json and node_modules sit at the root of the pipeline's checkout.
 JS_ROOT = JS_DIR.parent.parent
 EXECUTOR_TIMEOUT_S = 300.0
+DEFAULT_PRESET = "development"  # the genesis preset local chains and storage versions use
 
 
 def parse_node_version(text: str) -> tuple[int, int, int]:
@@ -125,46 +129,34 @@ def _wasm_arg(wasm_path: Path) -> str:
 
 def genesis_spec(
     wasm_path: Path,
-    preset: str = "development",
+    preset: str = DEFAULT_PRESET,
     *,
     token_symbol: str = "UNIT",
     token_decimals: int = 12,
     ss58_format: int = 42,
 ) -> dict[str, Any]:
-    """A raw chain spec (genesis.raw.top incl. `:code`) from the runtime's genesis preset."""
-    args = {
-        "--wasm": _wasm_arg(wasm_path),
+    """A raw chain spec (genesis.raw.top incl. `:code`) from the runtime's genesis preset.
+
+    It is a function of the wasm and these options alone, so it is kept in the machine-wide
+    cache by their hash: building it runs the runtime in node (seconds), and a release needs
+    the same runtime's genesis for networks and checks in several stages."""
+    wasm = _wasm_arg(wasm_path)
+    options = {
         "--preset": preset,
         "--token-symbol": token_symbol,
         "--token-decimals": str(token_decimals),
         "--ss58": str(ss58_format),
     }
-    flat = [part for pair in args.items() for part in pair]
-    return _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
-
-
-@functools.lru_cache(maxsize=8)
-def _metadata(
-    wasm_path: str, version: int | None, mtime_ns: int, size: int
-) -> tuple[tuple[int, ...], bytes]:
-    del mtime_ns, size  # cache key only: a rebuilt file is read again
-    args = ["--wasm", wasm_path, *(["--version", str(version)] if version else [])]
-    result = _run_script("metadata.mjs", args, f"metadata of {wasm_path}")
-    return tuple(result["versions"]), bytes.fromhex(result["metadata"].removeprefix("0x"))
-
-
-def _metadata_of(wasm_path: Path, version: int | None = None) -> tuple[tuple[int, ...], bytes]:
-    path = _wasm_arg(wasm_path)
-    stat = os.stat(path)
-    return _metadata(path, version, stat.st_mtime_ns, stat.st_size)
-
-
-def metadata(wasm_path: Path, version: int | None = None) -> bytes:
-    """The runtime's metadata (`meta` magic + version byte + body): the version asked for, or
-    v15 if offered, else v14. scalecodec 1.2 decodes v14 only: ask for 14 to decode it."""
-    return _metadata_of(wasm_path, version)[1]
-
-
-def metadata_versions(wasm_path: Path) -> list[int]:
-    """Metadata versions the runtime offers (`Metadata_metadata_versions`; [] if it predates it)."""
-    return list(_metadata_of(wasm_path)[0])
+    key = hashlib.blake2b(Path(wasm).read_bytes(), digest_size=32)
+    key.update(json.dumps(options, sort_keys=True).encode())
+    cached = cache_dir() / "genesis" / f"{key.hexdigest()}.json"
+    with contextlib.suppress(OSError, ValueError):
+        spec: dict[str, Any] = json.loads(cached.read_text())
+        return spec
+    flat = [part for pair in {"--wasm": wasm, **options}.items() for part in pair]
+    spec = _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(spec))
+    partial.replace(cached)
+    return spec

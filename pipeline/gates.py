@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pipeline import builder, cargo_checks, gitops
+from pipeline import builder, builder_image, cargo_checks, diff, gitops, store, verdicts
 from pipeline.errors import PipelineError
 from pipeline.freeze import check_freeze
 from pipeline.policy import FreezeRule, spec_bump_required
@@ -30,6 +31,16 @@ class GateResult:
 
 def released_digest(project: Project) -> dict[str, Any]:
     """The digest of the newest committed release: what production runs."""
+    content: dict[str, Any] = json.loads((_released_folder(project) / "digest.json").read_text())
+    return content
+
+
+def released_blob(project: Project) -> Path:
+    """The compressed runtime of the newest committed release, beside its digest."""
+    return store.blob_in(_released_folder(project))
+
+
+def _released_folder(project: Project) -> Path:
     folder = project.root / project.runtime_path / RELEASES_SUBDIR
     specs = sorted(
         (
@@ -43,8 +54,7 @@ def released_digest(project: Project) -> dict[str, Any]:
             f"no released runtime under {folder}/<spec>/digest.json: commit production's"
             " release artifact there"
         )
-    content: dict[str, Any] = json.loads((folder / str(specs[-1]) / "digest.json").read_text())
-    return content
+    return folder / str(specs[-1])
 
 
 def runtime_changed(project: Project, base: str, head: str) -> list[str]:
@@ -57,9 +67,14 @@ def runtime_changed(project: Project, base: str, head: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
-def gate_cargo(project: Project, check: cargo_checks.Check, head: str) -> GateResult:
+def gate_cargo(
+    project: Project,
+    check: cargo_checks.Check,
+    head: str,
+    progress: builder_image.Progress = builder_image.logger.info,
+) -> GateResult:
     """`cargo fmt --check` or `cargo test` of the runtime at `head`, in the builder image."""
-    result = cargo_checks.run_check(project, check, head)
+    result = cargo_checks.run_check(project, check, head, progress)
     remembered = " (a remembered pass of this exact tree)" if result.cached else ""
     return GateResult(check, result.ok, result.detail + remembered)
 
@@ -88,6 +103,29 @@ def gate_spec_bump(project: Project, head: str, candidate_spec: int) -> GateResu
     return GateResult("spec-bump", True, detail)
 
 
+def gate_upgrade_diff(project: Project, candidate: Path) -> GateResult:
+    """The diff's verdicts from production's release to the candidate: a storage layout change
+    without a storage version bump, or a call change without a transaction_version bump, fails."""
+    released = diff.load_runtime(project, str(released_blob(project)))
+    new = diff.load_runtime(project, str(candidate))
+    before, after = diff.summaries([released, new])
+    found = diff.judge(before, after, diff.diff_summaries(before, after))
+    problems = verdicts.problems(found)
+    if problems:
+        return GateResult("upgrade-diff", False, "; ".join(problems))
+    migrations = ", ".join(
+        f"{pallet} {m.storage_version[0]}->{m.storage_version[1]}"
+        for pallet, m in found.migrations.items()
+    )
+    return GateResult(
+        "upgrade-diff",
+        True,
+        f"compatible: {'yes' if found.compatible else 'no'}; transaction_version "
+        f"{found.transaction_version[0]}->{found.transaction_version[1]}"
+        + (f"; storage versions bumped: {migrations}" if migrations else ""),
+    )
+
+
 def gate_reproducible(built_hash: str, expected: str | None) -> GateResult:
     if expected is None:
         return GateResult(
@@ -106,14 +144,16 @@ def run_gates(
     release_id: str | None,
     rule: FreezeRule,
     expect: str | None,
+    progress: builder_image.Progress = builder_image.logger.info,
 ) -> list[GateResult]:
     """Every gate for `head`, quickest first; the build runs once (hermetic, cached) for both
     spec and hash, and the unit tests last."""
-    results = [gate_cargo(project, "fmt", head)]
+    results = [gate_cargo(project, "fmt", head, progress)]
     if release_id is not None:
         results.append(gate_freeze(project, release_id, head, rule))
-    build = builder.build(project, head)
+    build = builder.build(project, head, progress=progress)
     results.append(gate_spec_bump(project, head, build.compressed.version.spec_version))
+    results.append(gate_upgrade_diff(project, store.blob_in(build.artifact_dir)))
     results.append(gate_reproducible(build.compressed.blake2_256, expect))
-    results.append(gate_cargo(project, "test", head))
+    results.append(gate_cargo(project, "test", head, progress))
     return results

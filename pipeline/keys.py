@@ -16,6 +16,7 @@ from typing import Literal
 
 from substrateinterface import Keypair
 
+from pipeline.chain import is_local_endpoint
 from pipeline.config import Environment, KeySource
 from pipeline.errors import PipelineError
 
@@ -51,13 +52,31 @@ def signer(env: Environment, which: Which) -> Keypair:
 
 def dev_keypair(env: Environment, name: str) -> Keypair:
     """A well-known dev account (`Alice` or `//Alice`), for local councillors and sudo only."""
-    uri = name if name.startswith("//") else f"//{name}"
     if not env.local:
         raise PipelineError(
-            f"dev key {uri} refused for environment {env.name}: not local; "
+            f"dev key {_dev_uri(name)} refused for environment {env.name}: not local; "
             'use `env = "VAR"` or `file = …`'
         )
-    return Keypair.create_from_uri(uri, ss58_format=env.ss58_format)
+    return _dev(name, env.ss58_format)
+
+
+def local_dev_keypair(endpoint: str, name: str, ss58_format: int = 42) -> Keypair:
+    """A well-known dev account for a chain on this machine only (seeding a local network,
+    signing on a throwaway fork), whatever environment that chain stands in for."""
+    if not is_local_endpoint(endpoint):
+        raise PipelineError(
+            f"dev key {_dev_uri(name)} refused for {endpoint}: dev keys only sign on chains "
+            "running on this machine"
+        )
+    return _dev(name, ss58_format)
+
+
+def _dev_uri(name: str) -> str:
+    return name if name.startswith("//") else f"//{name}"
+
+
+def _dev(name: str, ss58_format: int) -> Keypair:
+    return Keypair.create_from_uri(_dev_uri(name), ss58_format=ss58_format)
 
 
 def read_key_file(path: str) -> str:

@@ -32,15 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import requests
-from substrateinterface import Keypair
 
-from pipeline import config, executor
+from pipeline import config, devrpc, executor
 from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpoint
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
+from pipeline.keys import DEV_ACCOUNTS, local_dev_keypair
 from pipeline.project import Project
 
 log = logging.getLogger(__name__)
@@ -49,10 +48,8 @@ HOST = "127.0.0.1"
 PRODUCTION, LTS, RECKLESS = "production", "staging-lts", "staging-reckless"
 DEFAULT_PORTS = {PRODUCTION: 9944, LTS: 9945, RECKLESS: 9946}
 RELEASED_WASM_DIR = "examples/runtime/releases/100"
-DEFAULT_PRESET = "development"
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 15.0
-RPC_TIMEOUT_S = 10.0
 
 SPEC_FILE = "spec.json"
 DB_FILE = "chain.sqlite"
@@ -344,49 +341,6 @@ def configured_port(folder: Path) -> int | None:
 
 
 # --- JSON-RPC over HTTP (chopsticks serves HTTP and ws on one port) ------------------------------
-def http_url(endpoint: str) -> str:
-    parsed = urlparse(endpoint)
-    scheme = {"ws": "http", "wss": "https"}.get(parsed.scheme, parsed.scheme)
-    return parsed._replace(scheme=scheme).geturl()
-
-
-def rpc(
-    endpoint: str, method: str, params: list[Any] | None = None, timeout: float = RPC_TIMEOUT_S
-) -> Any:
-    """One JSON-RPC call to a local network, never through a proxy."""
-    with requests.Session() as session:
-        session.trust_env = False  # HTTP(S)_PROXY would send 127.0.0.1 to the proxy
-        response = session.post(
-            http_url(endpoint),
-            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []},
-            timeout=timeout,
-        )
-    response.raise_for_status()
-    body = response.json()
-    if "error" in body:
-        raise PipelineError(
-            f"{endpoint} refused {method}: {body['error'].get('message', body['error'])}"
-        )
-    return body.get("result")
-
-
-def produce_blocks(endpoint: str, n: int = 1) -> int:
-    """Make `n` blocks now on a local chopsticks network (time passes by blocks there); returns
-    the new head number. Refuses anything that is not on this machine."""
-    if not is_local_endpoint(endpoint):
-        raise PipelineError(
-            f"refusing to produce blocks on {endpoint}: "
-            "dev_newBlock is only for local chopsticks networks"
-        )
-    if n < 1:
-        raise PipelineError(f"produce_blocks needs n >= 1, got {n}")
-    try:
-        rpc(endpoint, "dev_newBlock", [{"count": n}], timeout=RPC_TIMEOUT_S + 5 * n)
-        return int(rpc(endpoint, "chain_getHeader")["number"], 16)
-    except requests.RequestException as exc:
-        raise PipelineError(
-            f"cannot reach {endpoint}: {exc}; is the node up? (`invoke net.up`)"
-        ) from exc
 
 
 # --- chain specs ------------------------------------------------------------------------------
@@ -396,7 +350,7 @@ def code_hash_of_spec(spec_path: Path) -> str:
     return blake2_256_hex(bytes.fromhex(top[CODE_KEY].removeprefix("0x")))
 
 
-def write_spec(wasm: Path, out: Path, preset: str = DEFAULT_PRESET) -> Path:
+def write_spec(wasm: Path, out: Path, preset: str = executor.DEFAULT_PRESET) -> Path:
     """Build the raw chain spec of `wasm` (no node binary needed) and write it to `out`."""
     spec = executor.genesis_spec(wasm, preset)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -480,7 +434,7 @@ def _wait_ready(
                 f"{last_log_line(this_start)} (log: {log_path})"
             )
         try:
-            rpc(net.endpoint, "chain_getHeader", timeout=2.0)
+            devrpc.rpc(net.endpoint, "chain_getHeader", timeout=2.0)
             return
         except (requests.RequestException, PipelineError, ValueError):
             pass
@@ -559,7 +513,7 @@ def start(
                 f"{name}: seeding failed ({exc}); `invoke net.up {name}` tries again"
             ) from exc
         (folder / SEEDED_MARK).write_text(
-            f"seeded at block {rpc(net.endpoint, 'chain_getHeader')['number']}\n"
+            f"seeded at block {devrpc.rpc(net.endpoint, 'chain_getHeader')['number']}\n"
         )
     return status_of(project, net)
 
@@ -590,7 +544,7 @@ def _db_head(db: Path) -> str | None:
 def _wait_saved(net: LocalNet, db: Path, timeout: float = 5.0) -> None:
     """Chopsticks writes a block to its db just after announcing it: let the head land first."""
     try:
-        head = rpc(net.endpoint, "chain_getBlockHash", timeout=2.0)
+        head = devrpc.rpc(net.endpoint, "chain_getBlockHash", timeout=2.0)
     except (requests.RequestException, PipelineError, ValueError):
         return
     deadline = time.monotonic() + timeout
@@ -657,8 +611,8 @@ def status_of(project: Project, net: LocalNet) -> NetStatus:
             net.name, endpoint, pid, False, note=f"dead: pid gone (log: {folder / LOG_FILE})"
         )
     try:
-        block = int(rpc(endpoint, "chain_getHeader")["number"], 16)
-        version = rpc(endpoint, "state_getRuntimeVersion")
+        block = int(devrpc.rpc(endpoint, "chain_getHeader")["number"], 16)
+        version = devrpc.rpc(endpoint, "state_getRuntimeVersion")
     except (requests.RequestException, PipelineError, ValueError, KeyError, TypeError) as exc:
         return NetStatus(net.name, endpoint, pid, True, note=f"not answering: {exc}")
     return NetStatus(
@@ -672,12 +626,6 @@ def status(project: Project, nets: Mapping[str, LocalNet]) -> list[NetStatus]:
 
 # --- seeding --------------------------------------------------------------------------------
 UNIT = 10**12
-DEV_ACCOUNTS = ("Alice", "Bob", "Charlie", "Dave", "Eve", "Ferdie")
-
-
-def dev_keypair(name: str) -> Keypair:
-    """A well-known development account (public test key, not a secret)."""
-    return Keypair.create_from_uri(f"//{name}")
 
 
 def seed(endpoint: str) -> None:
@@ -686,7 +634,7 @@ def seed(endpoint: str) -> None:
     proposed, voted and closed."""
     if not is_local_endpoint(endpoint):
         raise PipelineError(f"refusing to seed {endpoint}: only local networks are seeded")
-    keys = {name: dev_keypair(name) for name in DEV_ACCOUNTS}
+    keys = {name: local_dev_keypair(endpoint, name) for name in DEV_ACCOUNTS}
     with Chain(endpoint) as chain:
         for sender, receiver, amount in (
             ("Alice", "Dave", 1_000),

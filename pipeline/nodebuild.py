@@ -25,8 +25,9 @@ from typing import Any, Final
 import docker
 import docker.errors
 
-from pipeline import builder, gitops
+from pipeline import builder, builder_image, gitops, store
 from pipeline.artifact import blake2_256
+from pipeline.builder_image import Progress, logger
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
 
@@ -51,34 +52,36 @@ def node_image_tag(builder_id: str, context: Path = CONTEXT) -> str:
         p.relative_to(context).as_posix(): p.read_bytes() for p in context.rglob("*") if p.is_file()
     }
     files["builder-image-id"] = builder_id.encode()
-    return f"{IMAGE_REPO}:{builder.files_digest(files)[:16]}"
+    return f"{IMAGE_REPO}:{builder_image.files_digest(files)[:16]}"
 
 
-def ensure_node_image(client: docker.DockerClient, builder_id: str) -> str:
+def ensure_node_image(
+    client: docker.DockerClient, builder_id: str, progress: Progress = logger.info
+) -> str:
     """The node image's id, built from the builder image (apt adds protoc) when missing."""
     tag = node_image_tag(builder_id)
     with contextlib.suppress(docker.errors.ImageNotFound):
         return str(client.images.get(tag).id)
     log_path = cache_dir() / "logs" / f"node-image-{tag.partition(':')[2]}.log"
+    progress(f"building {tag}")
     with (
-        builder.log_file(log_path) as log,
-        builder.console.status(f"building {tag}") as status,
+        builder_image.log_file(log_path) as log,
         tempfile.TemporaryDirectory(prefix="pipeline-node-image-") as tmp,
     ):
         context = Path(tmp) / "context"
         shutil.copytree(CONTEXT, context)
-        image_id = builder._build_stage(
+        image_id = builder_image._build_stage(
             client,
             context,
             None,
             {"BUILDER": builder_id},
             tag,
             log,
-            status,
+            progress,
             log_path,
             dockerfile=DOCKERFILE,
         )
-    builder.console.print(f"built node image {tag} ({image_id}); log: {log_path}")
+    progress(f"built node image {tag} ({image_id}); log: {log_path}")
     return image_id
 
 
@@ -142,9 +145,16 @@ def cached_binary(key: str) -> Path | None:
 
 
 def build(
-    project: Project, ref: str | None = None, *, no_cache: bool = False, dirty: bool = False
+    project: Project,
+    ref: str | None = None,
+    *,
+    no_cache: bool = False,
+    dirty: bool = False,
+    progress: Progress = logger.info,
 ) -> NodeBuild:
-    """The node binary of `examples/` at `ref` (default HEAD): from the cache, or built."""
+    """The node binary of `examples/` at `ref` (default HEAD): from the cache, or built.
+
+    `progress` hears what a cold build (an hour or more) is doing."""
     started = time.monotonic()
     repo = gitops.open_repo(project.root)
     revision = gitops.resolve(repo, ref, EXAMPLES, dirty)
@@ -155,15 +165,17 @@ def build(
             " (see examples/node/README.md) and commit it"
         )
     lock_hash = blake2_256(lock)
-    client = builder.docker_client()
-    image_id = ensure_node_image(client, builder.ensure_builder_image(client))
+    client = builder_image.docker_client()
+    image_id = ensure_node_image(
+        client, builder_image.ensure_builder_image(client, progress), progress
+    )
     key = builder.cache_key(revision.source_tree, lock_hash, image_id, build_options())
     found = None if no_cache else cached_binary(key)
     if found is not None:
         return NodeBuild(found, key, True, time.monotonic() - started, 0.0, None)
     log_path = cache_dir() / "logs" / f"node-{key[:16]}.log"
     container_seconds = _build_in_container(
-        client, repo, revision, image_id, lock_hash, key, log_path
+        client, repo, revision, image_id, lock_hash, key, log_path, progress
     )
     return NodeBuild(
         node_dir(key) / BINARY,
@@ -183,18 +195,19 @@ def _build_in_container(
     lock_hash: str,
     key: str,
     log_path: Path,
+    progress: Progress,
 ) -> float:
     """Export, vendor, build in the node image; keep the binary under the key. Seconds run."""
     where = f"{EXAMPLES}/{NODE_WORKSPACE} at {revision.ref}"
     with (
-        builder.log_file(log_path) as log,
+        builder_image.log_file(log_path) as log,
         tempfile.TemporaryDirectory(prefix="pipeline-node-") as tmp,
     ):
         source = Path(tmp) / EXAMPLES
         source.mkdir()
         gitops.export(repo, revision, source)
-        with builder.console.status("vendoring the node's crates (once per Cargo.lock)"):
-            vendor = builder.vendor_crates(source / NODE_WORKSPACE, lock_hash, where, log, log_path)
+        progress("vendoring the node's crates (once per Cargo.lock)")
+        vendor = builder.vendor_crates(source / NODE_WORKSPACE, lock_hash, where, log, log_path)
         builder.touch_tree(source)
         out = Path(tmp) / "out"
         out.mkdir()
@@ -202,7 +215,7 @@ def _build_in_container(
         script = build_script()
         log.write(f"$ {script}\n")
         log.flush()
-        with builder.target_volume_lock(TARGET_VOLUME):
+        with builder.target_volume_lock(progress, TARGET_VOLUME):
             started = time.monotonic()
             code = builder.run_in_builder(
                 client,
@@ -212,17 +225,18 @@ def _build_in_container(
                 key,
                 log,
                 activity="building the node",
+                progress=progress,
                 cpu_shares=CPU_SHARES,
             )
             seconds = time.monotonic() - started
         if code != 0:
             log.close()
             output = log_path.read_text(errors="replace")
-            if builder.lock_is_stale(output):
-                raise builder.stale_lock_error(where)
+            if builder_image.lock_is_stale(output):
+                raise builder_image.stale_lock_error(where)
             raise PipelineError(
                 f"node build of {revision.ref} failed (exit {code}):"
-                f" {builder.failure_summary(output)}: full log {log_path}"
+                f" {builder_image.failure_summary(output)}: full log {log_path}"
             )
         _store(
             key,
@@ -245,8 +259,8 @@ def _build_in_container(
 def _store(key: str, binary: Path, record: Mapping[str, Any]) -> None:
     """Publish the binary and its record under the key, complete or not at all."""
     dest = node_dir(key)
-    tmp = builder._temp_dir(dest.parent, dest.name)
+    tmp = store._temp_dir(dest.parent, dest.name)
     shutil.copy2(binary, tmp / BINARY)
     os.chmod(tmp / BINARY, 0o755)
     (tmp / "build.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    builder._swap_in(tmp, dest)
+    store._swap_in(tmp, dest)

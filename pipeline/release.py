@@ -17,20 +17,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pipeline import builder, config, deploy, gitops, governance, localnet
-from pipeline.artifact import wasm_file_names
-from pipeline.chain import Chain
+from pipeline import (
+    builder,
+    config,
+    deploy,
+    gitops,
+    governance,
+    localnet,
+    motions,
+    store,
+    upgrade,
+)
+from pipeline.chain import Chain, connect
 from pipeline.config import load_environment
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
 from pipeline.freeze import check_freeze, tag_freeze
-from pipeline.ledger import Ledger, releases_dir
+from pipeline.ledger import Ledger, read_records, releases_dir, replay
 from pipeline.plan import (
     STAGES,
+    MilestoneRow,
+    Plan,
+    Stage,
     done_from_ledger,
     load_plan,
     milestone_table,
     outstanding_by_subsystem,
+    overdue_warnings,
     release_deadline_blocks,
 )
 from pipeline.policy import FallbackPolicy, FreezeRule
@@ -151,6 +164,67 @@ def release_dir(project: Project, release_id: str) -> Path:
     return releases_dir(project.state_dir) / release_id
 
 
+@dataclass(frozen=True)
+class ReleaseStatus:
+    """A release as `release.status` shows it: its ledger replayed against the candidate as it
+    is now, with the plan's milestones."""
+
+    release_id: str
+    settings: ReleaseSettings
+    candidate_commit: str
+    aborted: str | None
+    stages: tuple[StageView, ...]
+    plan: Plan | None
+    milestones: tuple[MilestoneRow, ...]
+    late: tuple[str, ...]  # missed milestones
+    warnings: tuple[str, ...]  # the ledger's
+    torn: str | None  # a torn last ledger line, when there is one
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release_id,
+            "settings": self.settings.ledger_fields(),
+            "candidate_commit": self.candidate_commit,
+            "aborted": self.aborted,
+            "stages": [asdict(view) for view in self.stages],
+            "milestones": [
+                {
+                    "name": r.name,
+                    "deadline": r.deadline.isoformat(),
+                    "actual": r.actual.isoformat() if r.actual else None,
+                    "state": r.state,
+                    "manager": r.manager,
+                }
+                for r in self.milestones
+            ],
+            "warnings": list(self.warnings),
+        }
+
+
+def release_status(project: Project, release_id: str, now: datetime) -> ReleaseStatus:
+    """What the ledger says each stage did, what runs next, and the milestones at `now`."""
+    records, torn = read_records(project.state_dir, release_id)
+    state = replay(records)
+    settings = ReleaseSettings.from_ledger(release_id, state.release)
+    repo = gitops.open_repo(project.root)
+    commit = gitops.resolve(repo, settings.candidate, project.runtime_path).commit
+    failed = state.last_failure.stage if state.last_failure else None
+    plan = load_plan(settings.plan, project.root) if settings.plan else None
+    done = done_from_ledger(records)
+    return ReleaseStatus(
+        release_id=release_id,
+        settings=settings,
+        candidate_commit=commit,
+        aborted=state.aborted,
+        stages=tuple(status_views(state.done, commit, failed)),
+        plan=plan,
+        milestones=tuple(milestone_table(plan, done, now)) if plan else (),
+        late=tuple(overdue_warnings(plan, done, now)) if plan else (),
+        warnings=tuple(state.warnings()),
+        torn=torn,
+    )
+
+
 class Release:
     """One run of the state machine over a release's ledger."""
 
@@ -169,6 +243,7 @@ class Release:
         self.plan = load_plan(settings.plan, project.root) if settings.plan else None
         self.repo = gitops.open_repo(project.root)
         self.dir = release_dir(project, settings.release_id)
+        self._loaded: upgrade.Candidate | None = None
         if settings.votes != "approve" and not self.env.local:
             raise PipelineError(
                 f"--votes {settings.votes} simulates councillors: only on local environments,"
@@ -214,12 +289,12 @@ class Release:
             self.run_stage(pending[0])
 
     def run_stage(self, stage: str) -> dict[str, Any]:
-        runner = getattr(self, "_" + stage.replace("-", "_"))
+        action = STAGE_ACTIONS[cast(Stage, stage)]
         self.ledger.stage_started(stage)
         self.progress(f"{stage}: running")
         started = time.monotonic()
         try:
-            result: dict[str, Any] = runner()
+            result = action(self)
         except PipelineError as exc:
             self.ledger.stage_failed(stage, str(exc))
             self.write_report()
@@ -252,8 +327,13 @@ class Release:
         """The compressed blob of the build: what goes on chain."""
         return Path(self._done("build")["blob"])
 
-    def _blob_name(self) -> str:
-        return wasm_file_names(self.project.runtime_package).compressed
+    def _candidate(self) -> upgrade.Candidate:
+        """The build's blob as every later stage checks it, loaded once per run of the release
+        (a new build, a new candidate)."""
+        path = self._artifact_path()
+        if self._loaded is None or self._loaded.path != path:
+            self._loaded = upgrade.load_candidate(path)
+        return self._loaded
 
     def _build(self) -> dict[str, Any]:
         result = builder.build(self.project, self.settings.candidate)
@@ -266,9 +346,7 @@ class Release:
         return {
             "commit": result.digest["commit"],
             "artifact": result.compressed.blake2_256,
-            "blob": str(
-                result.artifact_dir / wasm_file_names(self.project.runtime_package).compressed
-            ),
+            "blob": str(store.artifact_blob(result.artifact_dir, self.project.runtime_package)),
             "spec_version": spec,
             "cached": result.cached,
         }
@@ -298,7 +376,7 @@ class Release:
         result = deploy.deploy(
             self.env,
             role,
-            self._artifact_path(),
+            self._candidate(),
             recorder=self.ledger,
             stage=stage,
             progress=self.progress,
@@ -354,20 +432,17 @@ class Release:
         tag = tag_freeze(self.repo, self.settings.release_id, commit, self._artifact())
         return {"tag": tag, "commit": commit}
 
-    def _candidate(self) -> governance.Candidate:
-        return governance.load_candidate(self.project, str(self._artifact_path()))
-
     def _production(self) -> Chain:
         nets = localnet.networks_for(self.env)
         production = config.network(self.env, "production")
         if production.name in nets:
             localnet.up(self.project, nets, [production.name])
-        return governance.connect(self.env)
+        return connect(self.env)
 
-    def _motion(self) -> governance.Motion:
-        return governance.Motion.from_dict(self._done("propose")["motion"])
+    def _motion(self) -> motions.Motion:
+        return motions.Motion.from_dict(self._done("propose")["motion"])
 
-    def _deadline_block(self, motion: governance.Motion) -> int | None:
+    def _deadline_block(self, motion: motions.Motion) -> int | None:
         """The plan's Release deadline in blocks after the proposal (None: the motion's end)."""
         if self.plan is None or motion.proposed_block is None:
             return None
@@ -396,7 +471,7 @@ class Release:
                 governance.simulate_votes(
                     self.env, chain, motion, self.settings.votes, recorder=self.ledger
                 )
-            status = governance.track(
+            status = motions.track(
                 self.env,
                 chain,
                 motion,
@@ -436,3 +511,18 @@ class Release:
                 " something else upgraded it; investigate before releasing again"
             )
         return {"artifact": self._artifact(), "code_hash": on_chain, "spec_version": spec}
+
+
+# The release's stages in pipeline order, each with its action: the whole state machine's map.
+STAGE_ACTIONS: Mapping[Stage, Callable[[Release], dict[str, Any]]] = {
+    "build": Release._build,
+    "deploy-reckless": Release._deploy_reckless,
+    "suite-subsystem": Release._suite_subsystem,
+    "freeze": Release._freeze,
+    "deploy-lts": Release._deploy_lts,
+    "suite-final": Release._suite_final,
+    "propose": Release._propose,
+    "track": Release._track,
+    "enact": Release._enact,
+    "verify": Release._verify,
+}

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 
 from substrateinterface import Keypair
 
-from pipeline.chain import Call, Chain, Receipt
+from pipeline.chain import BroadcastUncertain, Call, Chain, Receipt
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
 
@@ -84,8 +84,10 @@ def submit_recorded(
         recorder.submitted(intent_id, signed.extrinsic_hash)
     try:
         receipt = chain.broadcast(signed)
+    except BroadcastUncertain:
+        raise  # the intent stays unresolved: a resume looks for its effect on chain
     except PipelineError as exc:
-        if recorder is not None and intent_id is not None and "lost after sending" not in str(exc):
+        if recorder is not None and intent_id is not None:
             recorder.result(
                 intent_id, success=False, block_hash=None, block_number=None, error=str(exc)
             )

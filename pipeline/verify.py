@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import builder, config
+from pipeline import builder, builder_image, config
 from pipeline.artifact import diff_digests
-from pipeline.chain import Chain
+from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
-from pipeline.governance import council_settings, find_motion, source_from_motion
+from pipeline.motions import council_settings, find_motion
 from pipeline.project import Project
+from pipeline.proposal import source_from_motion
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,7 @@ class Verdict:
 
 
 def _chain(project: Project, env_name: str, role: str) -> Chain:
-    env = config.load_environment(env_name, project.root)
-    network = config.network(env, role)
-    return Chain(
-        network.endpoint, connect_timeout=env.connect_timeout, timeout=env.inclusion_timeout
-    )
+    return connect(config.load_environment(env_name, project.root), role)
 
 
 def expectation(
@@ -86,7 +83,12 @@ def expectation(
 
 
 def verify(
-    project: Project, expected: Expectation, *, env: str | None = None, network: str = "production"
+    project: Project,
+    expected: Expectation,
+    *,
+    env: str | None = None,
+    network: str = "production",
+    progress: builder_image.Progress = builder_image.logger.info,
 ) -> Verdict:
     """Rebuild cleanly (or read the chain) and compare with the expectation."""
     if expected.ref is None:
@@ -96,7 +98,9 @@ def verify(
             )
         with _chain(project, env, network) as chain:
             return Verdict(expected, chain.code_hash(), f":code on {chain.endpoint}", [])
-    result = builder.build(project, expected.ref, no_cache=True, fresh_target=True)
+    result = builder.build(
+        project, expected.ref, no_cache=True, fresh_target=True, progress=progress
+    )
     differences = (
         diff_digests(dict(expected.digest), result.digest) if expected.digest is not None else []
     )

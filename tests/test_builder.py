@@ -18,7 +18,7 @@ import docker.errors
 import git
 import pytest
 
-from pipeline import builder
+from pipeline import builder, builder_image
 from pipeline.errors import PipelineError
 from pipeline.project import Project, load_project
 
@@ -81,27 +81,31 @@ def test_build_script_copies_both_blobs_out() -> None:
 
 def test_files_digest_names_content_not_order() -> None:
     files = {"a": b"1", "b/c": b"2"}
-    assert builder.files_digest(files) == builder.files_digest(dict(reversed(files.items())))
-    assert builder.files_digest(files) != builder.files_digest({"a": b"1", "b/c": b"3"})
-    assert builder.files_digest(files) != builder.files_digest({"a": b"1", "b/d": b"2"})
-    assert builder.files_digest({"ab": b""}) != builder.files_digest({"a": b"b"})
+    assert builder_image.files_digest(files) == builder_image.files_digest(
+        dict(reversed(files.items()))
+    )
+    assert builder_image.files_digest(files) != builder_image.files_digest({"a": b"1", "b/c": b"3"})
+    assert builder_image.files_digest(files) != builder_image.files_digest({"a": b"1", "b/d": b"2"})
+    assert builder_image.files_digest({"ab": b""}) != builder_image.files_digest({"a": b"b"})
 
 
 def test_builder_tag_follows_dockerfile_content(tmp_path: Path) -> None:
     context = tmp_path / "dockerfiles"
-    shutil.copytree(builder.DOCKERFILES, context)
-    assert builder.builder_tag(context) == builder.builder_tag()
-    dockerfile = context / builder.DOCKERFILE
+    shutil.copytree(builder_image.DOCKERFILES, context)
+    assert builder_image.builder_tag(context) == builder_image.builder_tag()
+    dockerfile = context / builder_image.DOCKERFILE
     dockerfile.write_text(dockerfile.read_text() + "\n# changed\n")
-    assert builder.builder_tag(context) != builder.builder_tag()
-    assert builder.builder_tag(context).startswith(f"{builder.IMAGE_REPO}:")
+    assert builder_image.builder_tag(context) != builder_image.builder_tag()
+    assert builder_image.builder_tag(context).startswith(f"{builder_image.IMAGE_REPO}:")
 
 
 def test_dockerfile_pins_base_by_digest() -> None:
-    reference = builder.base_reference((builder.DOCKERFILES / builder.DOCKERFILE).read_text())
+    reference = builder_image.base_reference(
+        (builder_image.DOCKERFILES / builder_image.DOCKERFILE).read_text()
+    )
     assert reference.startswith("debian:bookworm-slim@sha256:")
     with pytest.raises(PipelineError, match="pin the base image by digest"):
-        builder.base_reference("ARG BASE=debian:bookworm-slim\nFROM ${BASE}\n")
+        builder_image.base_reference("ARG BASE=debian:bookworm-slim\nFROM ${BASE}\n")
 
 
 def test_container_cargo_config_points_at_the_fixed_vendor_dir() -> None:
@@ -150,7 +154,7 @@ def test_crate_version_reads_the_workspace_member() -> None:
     ],
 )
 def test_failure_summary(log: str, expected: list[str], absent: list[str]) -> None:
-    summary = builder.failure_summary(log)
+    summary = builder_image.failure_summary(log)
     for text in expected:
         assert text in summary
     for text in absent:
@@ -186,12 +190,12 @@ def test_failure_summary(log: str, expected: list[str], absent: list[str]) -> No
     ],
 )
 def test_lock_is_stale(log: str, stale: bool) -> None:
-    assert builder.lock_is_stale(log) is stale
+    assert builder_image.lock_is_stale(log) is stale
 
 
 def test_failure_summary_caps_the_number_of_errors() -> None:
     log = "".join(f"error[E0{i:03}]: problem {i}\n" for i in range(10))
-    summary = builder.failure_summary(log, blocks=3)
+    summary = builder_image.failure_summary(log, blocks=3)
     assert "problem 0" in summary and "problem 2" in summary and "problem 3" not in summary
     assert "(+7 more errors)" in summary
 
@@ -229,7 +233,7 @@ def test_expected_hash_refusals(
 def test_engine_down_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/dead.sock")
     with pytest.raises(PipelineError) as raised:
-        builder.docker_client()
+        builder_image.docker_client()
     message = str(raised.value)
     assert message.startswith(f"Docker engine not running (unix://{tmp_path}/dead.sock")
     assert message.endswith("start it with `bash scripts/docker-up.sh`")
@@ -270,7 +274,7 @@ def test_missing_cargo_lock_is_refused_before_docker(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    return builder.docker_client()
+    return builder_image.docker_client()
 
 
 @pytest.fixture(scope="module")
@@ -294,10 +298,10 @@ def reference_build(
 
 @pytest.mark.docker
 def test_builder_image_pins_the_toolchain(client: Any) -> None:
-    image_id = builder.ensure_builder_image(client)
-    image = builder.builder_image(client, image_id)
-    assert image.tag == builder.builder_tag()
-    dockerfile = (builder.DOCKERFILES / builder.DOCKERFILE).read_text()
+    image_id = builder_image.ensure_builder_image(client)
+    image = builder_image.builder_image(client, image_id)
+    assert image.tag == builder_image.builder_tag()
+    dockerfile = (builder_image.DOCKERFILES / builder_image.DOCKERFILE).read_text()
     assert f"ARG RUST_VERSION={image.toolchain['rustc-web']}" in dockerfile
     assert f"ARG LLD_VERSION={image.toolchain['lld-19']}" in dockerfile
     assert image.base_source.startswith(("pulled ", "debootstrap "))
@@ -444,9 +448,9 @@ def test_concurrent_builds_of_different_trees_share_the_target_volume(tmp_path: 
 @pytest.mark.docker
 def test_only_build_containers_stopped_long_ago_are_removed() -> None:
     """What a run killed with the engine leaves behind goes; live and fresh containers stay."""
-    client = builder.docker_client()
-    image = builder.ensure_builder_image(client)
-    label = {f"{builder.LABEL}build": "test-stale"}
+    client = builder_image.docker_client()
+    image = builder_image.ensure_builder_image(client)
+    label = {f"{builder_image.LABEL}build": "test-stale"}
     stopped = client.containers.run(image, ["true"], detach=True, network_mode="none", labels=label)
     running = client.containers.run(
         image, ["sleep", "60"], detach=True, network_mode="none", labels=label

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 from substrateinterface import Keypair
 
-from pipeline import localnet
+from pipeline import devrpc, localnet
+from pipeline.artifact import RuntimeBlob
 from pipeline.chain import (
     Call,
     Chain,
@@ -230,7 +232,7 @@ def test_runtime_version_and_code_identify_the_released_runtime(net: Net, chain:
 @pytest.mark.chain
 def test_wait_for_event_produces_blocks_and_times_out_clearly(net: Net, chain: Chain) -> None:
     start = chain.block_number()
-    make_block = functools.partial(localnet.produce_blocks, net.net.endpoint, 1)
+    make_block = functools.partial(devrpc.produce_blocks, net.net.endpoint, 1)
     with pytest.raises(PipelineError, match=r"no System.CodeUpdated on ws://.* within 3s"):
         chain.wait_for_event("System", "CodeUpdated", timeout=3, produce_blocks=make_block)
     assert chain.block_number() > start  # blocks were made while waiting
@@ -261,3 +263,30 @@ def test_node_gone_for_good_gives_a_bounded_clear_error(net: Net) -> None:
             chain.block_number()
         assert time.monotonic() - started < 30
     net.up()
+
+
+@pytest.mark.chain
+def test_inspect_and_diff_read_the_code_on_a_chain_at_a_block(
+    net: Net, chain: Chain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from invoke.context import Context
+    from invoke.exceptions import Exit
+
+    from pipeline.cli import deploy as deploy_cli
+    from pipeline.cli import inspect as inspect_cli
+
+    endpoint = net.net.endpoint
+    inspect_cli.inspect(Context(), f"{endpoint}@0", json_=True)  # genesis
+    details = json.loads(capsys.readouterr().out)
+    assert details["blake2_256"] == RuntimeBlob.load(net.wasm).blake2_256
+    assert details["spec_version"] == 100 and details["version_source"] == "runtime_version section"
+    (tmp_path / "pipeline.toml").write_text('[runtime]\npath = "r"\npackage = "example-runtime"\n')
+    monkeypatch.chdir(tmp_path)
+    deploy_cli.diff(Context(), endpoint, str(net.wasm))
+    assert "no differences" in capsys.readouterr().out
+    with pytest.raises(Exit) as missing:
+        inspect_cli.inspect(Context(), f"{endpoint}@99999999")
+    assert str(missing.value.message) == (
+        f"error: {endpoint} has no block #99999999: ask for a block at or below the head"
+    )

@@ -25,16 +25,16 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from substrateinterface import Keypair
 
-from pipeline import config, deploy, localnet, suites
+from pipeline import config, deploy, localnet, suites, upgrade
 from pipeline.artifact import RuntimeBlob, compress
 from pipeline.chain import Chain
 from pipeline.cli import deploy as cli
 from pipeline.config import Environment
-from pipeline.deploy import StorageVersionRow
 from pipeline.errors import PipelineError
 from pipeline.ledger import open_ledger
 from pipeline.policy import candidate_info
 from pipeline.project import Project, load_project
+from pipeline.upgrade import StorageVersionRow
 
 REPO = Path(__file__).resolve().parent.parent
 ALICE = Keypair.create_from_uri("//Alice")
@@ -51,7 +51,7 @@ ALICE = Keypair.create_from_uri("//Alice")
     ],
 )  # fmt: skip
 def test_code_size_limit(block_length: dict[str, Any] | None, limit: int) -> None:
-    assert deploy.code_size_limit(block_length) == limit
+    assert upgrade.code_size_limit(block_length) == limit
 
 
 A, B = "0x" + "aa" * 32, "0x" + "bb" * 32
@@ -69,13 +69,15 @@ A, B = "0x" + "aa" * 32, "0x" + "bb" * 32
         (B, A, "authorize", "apply"),  # ours is authorized already (a resumed deploy)
     ],
 )
-def test_next_step(on_chain: str, authorized: str | None, method: deploy.Method, step: str) -> None:
+def test_next_step(
+    on_chain: str, authorized: str | None, method: upgrade.Method, step: str
+) -> None:
     assert deploy.next_step(on_chain, A, authorized, method) == step
 
 
 def test_storage_version_key_is_the_frame_key() -> None:
     # twox128("System") ++ twox128(":__STORAGE_VERSION__:"), as every FRAME chain stores it
-    assert deploy.storage_version_key("System") == (
+    assert upgrade.storage_version_key("System") == (
         "0x26aa394eea5630e07c48ae0c9558cef74e7b9012096b41c4eb3aaf947f6ea429"
     )
 
@@ -84,21 +86,21 @@ def test_storage_version_key_is_the_frame_key() -> None:
     ("raw", "version"), [(None, 0), (b"\x01\x00", 1), ("0x0400", 4), (b"\x00\x01", 256)]
 )
 def test_decode_storage_version(raw: bytes | str | None, version: int) -> None:
-    assert deploy.decode_storage_version(raw) == version
+    assert upgrade.decode_storage_version(raw) == version
 
 
 def test_a_storage_version_that_is_not_a_u16_is_refused() -> None:
     with pytest.raises(PipelineError, match="not a u16"):
-        deploy.decode_storage_version(b"\x01")
+        upgrade.decode_storage_version(b"\x01")
 
 
 def test_storage_version_table_reads_both_sides_by_pallet_name() -> None:
     genesis = {
-        deploy.storage_version_key("Notes"): "0x0100",
-        deploy.storage_version_key("System"): "0x0000",
+        upgrade.storage_version_key("Notes"): "0x0100",
+        upgrade.storage_version_key("System"): "0x0000",
     }
     on_chain = {"Notes": None, "System": None, "Sudo": b"\x01\x00"}
-    rows = deploy.storage_version_table(["System", "Notes", "Sudo"], on_chain, genesis)
+    rows = upgrade.storage_version_table(["System", "Notes", "Sudo"], on_chain, genesis)
     assert rows == [
         StorageVersionRow("System", 0, 0),
         StorageVersionRow("Notes", 0, 1),
@@ -107,17 +109,17 @@ def test_storage_version_table_reads_both_sides_by_pallet_name() -> None:
     assert [r.ok for r in rows] == [True, False, False]
 
 
-def candidate(spec_version: int = 101) -> deploy.Candidate:
+def candidate(spec_version: int = 101) -> upgrade.Candidate:
     blob = RuntimeBlob.load(runtime_wasm(101))
     info = candidate_info(blob.version, blob.size)
-    return deploy.Candidate(Path("x.wasm"), blob, replace(info, spec_version=spec_version), {})
+    return upgrade.Candidate(Path("x.wasm"), blob, replace(info, spec_version=spec_version), {})
 
 
 def test_verification_problems() -> None:
     good = candidate()
     rows = [StorageVersionRow("Notes", 1, 1)]
-    assert deploy.verification_problems(good, good.code_hash, 101, 101, rows) == []
-    problems = deploy.verification_problems(
+    assert upgrade.verification_problems(good, good.code_hash, 101, 101, rows) == []
+    problems = upgrade.verification_problems(
         good, A, 100, 100, [StorageVersionRow("Notes", 0, 1), StorageVersionRow("System", 0, 0)]
     )
     assert [p.split(" ", 1)[0] for p in problems] == [
@@ -161,7 +163,7 @@ def test_a_blob_without_runtime_version_is_refused_offline(tmp_path: Path) -> No
     path = tmp_path / "no-version.wasm"
     path.write_bytes(b"\0asm\x01\0\0\0")
     with pytest.raises(PipelineError, match="no `runtime_version` custom section"):
-        deploy.load_candidate(path)
+        upgrade.load_candidate(path)
 
 
 # --- crafted blobs from the real candidate ------------------------------------------------------

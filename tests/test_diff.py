@@ -17,7 +17,7 @@ from fixtures.runtimes import runtime_wasm
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from pipeline import diff
+from pipeline import diff, store
 from pipeline.artifact import RuntimeBlob
 from pipeline.cli import deploy as cli
 from pipeline.diff import Change, Entry, RuntimeSummary, diff_summaries
@@ -85,8 +85,9 @@ CASES: list[tuple[str, RuntimeSummary, list[Change]]] = [
     (
         "storage value type changes",
         with_items("storage", {"Notes.Notes": NOTE_V1}),
-        [Change("storage", "Notes.Notes", "changed", NOTES_V0.signature, NOTE_V1.signature)],
+        [Change("storage", "Notes.Notes", "changed", NOTES_V0.signature, NOTE_V1.signature, True)],
     ),
+
     (
         "same signature, different layout",
         with_items("storage", {"Notes.Notes": replace(NOTES_V0, shape="s9")}),
@@ -94,7 +95,7 @@ CASES: list[tuple[str, RuntimeSummary, list[Change]]] = [
             Change(
                 "storage", "Notes.Notes", "changed",
                 "map[Blake2_128Concat](AccountId32) -> Vec<u8>",
-                "map[Blake2_128Concat](AccountId32) -> Vec<u8> (layout changed)",
+                "map[Blake2_128Concat](AccountId32) -> Vec<u8> (layout changed)", True,
             )
         ],
     ),
@@ -160,11 +161,13 @@ def test_diff_is_symmetric_in_what_it_finds() -> None:
 
 
 def test_render_groups_changes_and_counts_them() -> None:
+    before = replace(BASE, storage_versions={"System": 0, "Notes": 0})
     after = replace(
         with_items("storage", {"Notes.Notes": NOTE_V1}),
         versions={**BASE.versions, "spec_version": 101},
+        storage_versions={"System": 0, "Notes": 1},
     )
-    lines = diff.render("old.wasm", "new.wasm", BASE, after)
+    lines = diff.render("old.wasm", "new.wasm", before, after)
     assert lines[0].startswith("A: old.wasm: example-runtime 100, 0xaaaa")
     assert lines[2:] == [
         "versions",
@@ -173,8 +176,19 @@ def test_render_groups_changes_and_counts_them() -> None:
         "  ~ storage Notes: map[Blake2_128Concat](AccountId32) -> Vec<u8> => "
         "map[Blake2_128Concat](AccountId32) -> Note<u32>",
         "2 changes: 0 added, 0 removed, 2 changed",
+        "verdicts",
+        "  compatible: no (1 breaking changes)",
+        "  transaction_version bump required: no (transaction_version 1 -> 1)",
+        "  storage migration required: yes",
+        "    Notes: storage version 0 -> 1 (bumped)",
     ]
-    assert diff.render("a", "b", BASE, BASE)[-1] == "no differences"
+    assert diff.render("a", "b", BASE, BASE)[2:] == [
+        "no differences",
+        "verdicts",
+        "  compatible: yes",
+        "  transaction_version bump required: no (transaction_version 1 -> 1)",
+        "  storage migration required: no",
+    ]
 
 
 def test_summary_survives_json() -> None:
@@ -262,19 +276,19 @@ def test_resolve_artifact_by_path_directory_and_hash(tmp_path: Path) -> None:
     blob = runtime_wasm(100).read_bytes()
     folder = publish(project, blob)
     wasm = folder / "example_runtime.compact.compressed.wasm"
-    assert diff.resolve_artifact(project, str(wasm)) == wasm
-    assert diff.resolve_artifact(project, str(folder)) == wasm
-    assert diff.resolve_artifact(project, folder.name) == wasm
-    assert diff.resolve_artifact(project, "0x" + folder.name.upper()) == wasm
+    assert store.resolve_artifact(project, str(wasm)) == wasm
+    assert store.resolve_artifact(project, str(folder)) == wasm
+    assert store.resolve_artifact(project, folder.name) == wasm
+    assert store.resolve_artifact(project, "0x" + folder.name.upper()) == wasm
 
 
 def test_unknown_hash_is_one_clear_line(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     with pytest.raises(PipelineError, match=r"unknown artifact 0xabab.*run `invoke build`") as err:
-        diff.resolve_artifact(project, "0x" + "ab" * 32)
+        store.resolve_artifact(project, "0x" + "ab" * 32)
     assert "\n" not in str(err.value)
     with pytest.raises(PipelineError, match="no artifact 'nonsense'"):
-        diff.resolve_artifact(project, "nonsense")
+        store.resolve_artifact(project, "nonsense")
 
 
 @pytest.mark.docker  # builds HEAD's runtime (spec 101)
@@ -283,7 +297,7 @@ def test_an_altered_artifact_is_refused(tmp_path: Path) -> None:
     folder = publish(project, runtime_wasm(100).read_bytes())
     (folder / "example_runtime.compact.compressed.wasm").write_bytes(runtime_wasm(101).read_bytes())
     with pytest.raises(PipelineError, match="was altered"):
-        diff.resolve_artifact(project, folder.name)
+        store.resolve_artifact(project, folder.name)
 
 
 @pytest.mark.docker  # builds HEAD's runtime (spec 101)
@@ -295,20 +309,20 @@ def test_default_artifact_is_the_newest_build_of_head(tmp_path: Path) -> None:
     repo.index.commit("runtime")
     project = make_project(tmp_path)
     with pytest.raises(PipelineError, match=r"no artifact was built from HEAD .*invoke build"):
-        diff.resolve_artifact(project, None)
+        store.resolve_artifact(project, None)
     tree = repo.head.commit.tree["runtime"].hexsha
     older = publish(project, runtime_wasm(100).read_bytes(), tree)
     newer = publish(project, runtime_wasm(101).read_bytes(), tree)
     publish(project, RuntimeBlob.load(runtime_wasm(101)).wasm, "another tree")  # newest
     past = time.time() - 60
     os.utime(older / "digest.json", (past, past))
-    assert diff.resolve_artifact(project, None).parent == newer
+    assert store.resolve_artifact(project, None).parent == newer
 
 
 def test_no_commit_means_no_head_build(tmp_path: Path) -> None:
     git.Repo.init(tmp_path)
     with pytest.raises(PipelineError, match=r"no commit yet.*--artifact"):
-        diff.resolve_artifact(make_project(tmp_path), None)
+        store.resolve_artifact(make_project(tmp_path), None)
 
 
 # --- real runtimes ------------------------------------------------------------------------------
@@ -368,7 +382,12 @@ def test_the_cli_prints_the_diff_and_json(
     report = json.loads(capsys.readouterr().out)
     assert report["a"]["versions"]["spec_version"] == 100
     bump = {"kind": "version", "name": "spec_version", "change": "changed"}
-    assert {**bump, "before": "100", "after": "101"} in report["changes"]
+    assert {**bump, "before": "100", "after": "101", "layout_changed": False} in report["changes"]
+    verdicts = report["verdicts"]
+    assert verdicts["storage_migration_required"] is True
+    assert verdicts["migrations"]["Notes"]["storage_version"] == [0, 1]
+    assert verdicts["migrations"]["Notes"]["storage_version_bumped"] is True
+    assert "  storage migration required: yes" in out and "Notes: storage version 0 -> 1" in out
     with pytest.raises(Exit) as exit_info:
         cli.diff(Context(), a, "0x" + "cd" * 32)
     assert exit_info.value.code == 1

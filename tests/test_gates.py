@@ -10,9 +10,16 @@ from pathlib import Path
 
 import git
 import pytest
+from fixtures.runtimes import runtime_wasm
 
 from pipeline.freeze import tag_freeze
-from pipeline.gates import gate_cargo, gate_freeze, gate_reproducible, gate_spec_bump
+from pipeline.gates import (
+    gate_cargo,
+    gate_freeze,
+    gate_reproducible,
+    gate_spec_bump,
+    gate_upgrade_diff,
+)
 from pipeline.policy import FreezeRule
 from pipeline.project import Project, load_project
 
@@ -70,6 +77,32 @@ def test_freeze_gate_fails_on_a_feature_and_ignores_work_outside_the_runtime(
     commit(repo, {"runtime/src/lib.rs": "feature\n"}, "feat: new call")
     result = gate_freeze(proj, "r1", "HEAD", FreezeRule())
     assert not result.ok and "feat: new call" in result.detail
+
+
+def released_as(root: Path, blob: Path, spec: int) -> Project:
+    """A project whose newest committed release is `blob` (production runs it)."""
+    folder = root / "runtime" / "releases" / str(spec)
+    folder.mkdir(parents=True)
+    (folder / blob.name).write_bytes(blob.read_bytes())
+    (folder / "digest.json").write_text(json.dumps({"info": {"spec_version": spec}}))
+    return Project(root=root, runtime_path="runtime", runtime_package="rt", suites={})
+
+
+def test_upgrade_diff_gate_passes_a_migration_with_its_storage_version_bump(
+    tmp_path: Path,
+) -> None:
+    result = gate_upgrade_diff(released_as(tmp_path, runtime_wasm(100), 100), runtime_wasm(101))
+    assert result.ok, result.detail
+    assert "storage versions bumped: Notes 0->1" in result.detail
+
+
+def test_upgrade_diff_gate_fails_a_storage_change_without_a_storage_version_bump(
+    tmp_path: Path,
+) -> None:
+    """101 -> 100: Notes' layout changes back while its storage version goes 1 -> 0."""
+    result = gate_upgrade_diff(released_as(tmp_path, runtime_wasm(101), 101), runtime_wasm(100))
+    assert not result.ok
+    assert result.detail.startswith("storage of Notes changed (Notes.Notes) but its storage")
 
 
 def test_reproducible_gate_compares_hashes() -> None:

@@ -25,14 +25,15 @@ import pytest
 from fixtures.runtime_wasm import runtime_version_bytes, runtime_wasm
 from substrateinterface import Keypair
 
-from pipeline import deploy, governance, ledger, localnet
+from pipeline import governance, ledger, localnet, motions, proposal, upgrade
 from pipeline.artifact import BuildFacts, RuntimeBlob, compress, digest, dumps_digest
 from pipeline.chain import Chain, blake2_256_hex
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
-from pipeline.governance import Motion, MotionStatus
+from pipeline.motions import Motion, MotionStatus
 from pipeline.policy import candidate_info
 from pipeline.project import Project
+from pipeline.proposal import source_from_motion
 from pipeline.submission import PendingIntent, intent_outcome
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ def decoded(module: str, function: str, **args: Any) -> dict[str, Any]:
 
 
 DIGEST = {"commit": "abc", "tag": "v1", "builder": {"image": "sha256:1"}, "x": [1, 2]}
-REMARK = governance.source_remark(DIGEST)
+REMARK = proposal.source_remark(DIGEST)
 SOURCE = {
     "commit": "abc",
     "tag": "v1",
@@ -100,8 +101,8 @@ def test_source_remark_is_canonical_small_json() -> None:
     assert json.loads(REMARK) == {"runtime_source": 1, **SOURCE}
     assert " " not in REMARK and list(json.loads(REMARK)) == sorted(json.loads(REMARK))
     # key order of the digest does not matter: the same source gives the same proposal hash
-    assert governance.source_remark(dict(reversed(list(DIGEST.items())))) == REMARK
-    assert governance.source_remark({**DIGEST, "tag": None}) != REMARK
+    assert proposal.source_remark(dict(reversed(list(DIGEST.items())))) == REMARK
+    assert proposal.source_remark({**DIGEST, "tag": None}) != REMARK
 
 
 @pytest.mark.parametrize(
@@ -117,7 +118,7 @@ def test_source_remark_is_canonical_small_json() -> None:
     ],
 )
 def test_parse_source_remark(data: bytes, expected: dict[str, Any] | None) -> None:
-    assert governance.parse_source_remark(data) == expected
+    assert proposal.parse_source_remark(data) == expected
 
 
 @pytest.mark.parametrize(
@@ -131,7 +132,7 @@ def test_parse_source_remark(data: bytes, expected: dict[str, Any] | None) -> No
     ],
 )
 def test_value_bytes(value: Any, expected: bytes) -> None:
-    assert governance.value_bytes(value) == expected
+    assert proposal.value_bytes(value) == expected
 
 
 CODE = b"\x52\xbc\x53\x76\x46\xdb\x8e\x05" + bytes(range(40))  # not UTF-8, like a real blob
@@ -181,7 +182,7 @@ WRAPPED = decoded(
 def test_source_from_motion_reads_the_remark_and_the_code_hash(
     proposal: dict[str, Any], method: str, code_hash: str
 ) -> None:
-    assert governance.source_from_motion(proposal) == {
+    assert source_from_motion(proposal) == {
         **SOURCE,
         "code_hash": code_hash,
         "method": method,
@@ -207,7 +208,7 @@ def test_source_from_motion_refuses_what_a_voter_cannot_verify(
     proposal: dict[str, Any], problem: str
 ) -> None:
     with pytest.raises(PipelineError, match=problem):
-        governance.source_from_motion(proposal)
+        source_from_motion(proposal)
 
 
 # --- thresholds, motion states, scenarios -------------------------------------------------------
@@ -216,7 +217,7 @@ def test_source_from_motion_refuses_what_a_voter_cannot_verify(
     [(None, 3, 2), (None, 4, 3), (None, 5, 3), (None, 2, 2), (2, 3, 2), (3, 3, 3), (2, 10, 2)],
 )
 def test_effective_threshold(configured: int | None, members: int, expected: int) -> None:
-    assert governance.effective_threshold(configured, members, "Council", "local") == expected
+    assert motions.effective_threshold(configured, members, "Council", "local") == expected
 
 
 @pytest.mark.parametrize(
@@ -232,7 +233,7 @@ def test_impossible_thresholds_are_refused(
     configured: int | None, members: int, problem: str
 ) -> None:
     with pytest.raises(PipelineError, match=problem):
-        governance.effective_threshold(configured, members, "Council", "local")
+        motions.effective_threshold(configured, members, "Council", "local")
 
 
 @pytest.mark.parametrize(
@@ -252,7 +253,7 @@ def test_impossible_thresholds_are_refused(
 def test_motion_state(
     ayes: int, nays: int, threshold: int, members: int, head: int, deadline: int, expected: str
 ) -> None:
-    state = governance.motion_state(
+    state = motions.motion_state(
         ayes=ayes, nays=nays, threshold=threshold, members=members, head=head, deadline=deadline
     )
     assert state == expected
@@ -285,7 +286,7 @@ def test_scenario_votes(
 def test_split_leaves_the_motion_undecided_with_a_nay(threshold: int) -> None:
     votes = governance.scenario_votes("split", M[:3], threshold)
     ayes, nays = sum(v for _, v in votes), sum(not v for _, v in votes)
-    state = governance.motion_state(
+    state = motions.motion_state(
         ayes=ayes, nays=nays, threshold=threshold, members=3, head=1, deadline=20
     )
     assert (state, nays) == ("open" if threshold == 2 else "disapproved", 1)
@@ -388,7 +389,7 @@ def env_with(voting_blocks: int | None) -> Environment:
 def test_voting_deadline(
     voting_blocks: int | None, motion: Motion, given: int | None, expected: int
 ) -> None:
-    assert governance.voting_deadline(env_with(voting_blocks), motion, given) == expected
+    assert motions.voting_deadline(env_with(voting_blocks), motion, given) == expected
 
 
 # --- artifacts and the voters' note -------------------------------------------------------------
@@ -396,14 +397,13 @@ def fake_runtime(spec_version: int) -> bytes:
     return runtime_wasm(runtime_version_bytes(spec_version=spec_version))
 
 
-def fake_candidate(root: Path, spec_version: int = 101) -> governance.Candidate:
+def fake_candidate(root: Path, spec_version: int = 101) -> upgrade.Candidate:
     """A candidate around a crafted runtime-shaped wasm (it has no genesis to build)."""
     code_hash = write_artifact(root / "artifacts", fake_runtime(spec_version))
     folder = root / "artifacts" / code_hash.removeprefix("0x")
     path = folder / "example_runtime.compact.compressed.wasm"
     blob = RuntimeBlob.load(path)
-    runtime = deploy.Candidate(path, blob, candidate_info(blob.version, blob.size), {})
-    return governance.Candidate(runtime, json.loads((folder / "digest.json").read_text()))
+    return upgrade.Candidate(path, blob, candidate_info(blob.version, blob.size), {})
 
 
 def test_load_candidate_by_hash_with_its_digest(
@@ -425,15 +425,15 @@ def test_upgrade_proposal_wraps_the_batch_in_the_root_dispatch(tmp_path: Path) -
     code_hash = candidate.code_hash
     settings = load_environment("local", REPO).council
     assert settings is not None
-    call, remark = governance.upgrade_proposal(settings, candidate, "authorize")
+    call, remark = proposal.upgrade_proposal(settings, candidate, "authorize")
     assert (call.module, call.function) == ("CouncilRoot", "dispatch_as_root")
     batch = call.params["call"]
     assert (batch.module, batch.function) == ("Utility", "batch_all")
     remark_call, upgrade = batch.params["calls"]
     assert bytes.fromhex(remark_call.params["remark"][2:]).decode() == remark
-    assert governance.parse_source_remark(remark.encode())["commit"] == FACTS.commit  # type: ignore[index]
+    assert proposal.parse_source_remark(remark.encode())["commit"] == FACTS.commit  # type: ignore[index]
     assert upgrade.params == {"code_hash": code_hash}
-    plain, _ = governance.upgrade_proposal(
+    plain, _ = proposal.upgrade_proposal(
         replace(settings, root_dispatch=None), candidate, "set_code"
     )
     assert (plain.module, plain.function) == ("Utility", "batch_all")
@@ -449,7 +449,7 @@ def test_proposal_note_tells_voters_how_to_reproduce(tmp_path: Path) -> None:
         candidate=candidate,
         changes=["A: production: example-runtime 100", "  ~ spec_version: 100 -> 101"],
         warnings=["transaction_version changes 1 -> 2: wallets must update"],
-        remark=governance.source_remark(candidate.digest),
+        remark=proposal.source_remark(candidate.digest),
         members=3,
         block_time=6.0,
     )
@@ -560,7 +560,7 @@ class Net:
     def chain(self, endpoint: str | None = None) -> Chain:
         return Chain(endpoint or self.endpoint, connect_timeout=10, reconnect_attempts=2)
 
-    def candidate(self, code_hash: str | None = None) -> governance.Candidate:
+    def candidate(self, code_hash: str | None = None) -> upgrade.Candidate:
         return governance.load_candidate(self.project, code_hash or self.candidate_hash)
 
 
@@ -633,9 +633,9 @@ def test_approved_motion_is_closed_and_enacted(net: Net, tmp_path: Path) -> None
         assert chain.query("Council", "ProposalCount") == 1
 
         # a voter reads the source from the chain alone
-        found = governance.find_motion(chain, "latest")
+        found = motions.find_motion(chain, "latest")
         assert (found.index, found.proposal_hash) == (motion.index, motion.proposal_hash)
-        source = governance.source_from_motion(found.proposal)
+        source = proposal.source_from_motion(found.proposal)
         assert source == {
             "commit": FACTS.commit,
             "tag": FACTS.tag,
@@ -644,7 +644,7 @@ def test_approved_motion_is_closed_and_enacted(net: Net, tmp_path: Path) -> None
             "code_hash": candidate.code_hash,
             "method": "authorize",
         }
-        assert governance.motion_from_chain(env, chain, motion.index) == replace(
+        assert motions.motion_from_chain(env, chain, motion.index) == replace(
             motion, proposed_block=None, reused=True, note=None
         )
 
@@ -659,7 +659,7 @@ def test_approved_motion_is_closed_and_enacted(net: Net, tmp_path: Path) -> None
             False,
         ]
         updates: list[MotionStatus] = []
-        final = governance.track(env, chain, motion, advance=True, on_update=updates.append)
+        final = motions.track(env, chain, motion, advance=True, on_update=updates.append)
         assert final.state == "approved" and final.closable
         assert set(final.ayes) == set(members[:2]) and final.not_voted == (members[2],)
 
@@ -696,9 +696,9 @@ def test_resuming_after_the_upgrade_block_waits_for_the_block_where_the_code_is_
     with net.chain() as chain:
         motion = governance.propose(env, chain, candidate)
         governance.simulate_votes(env, chain, motion, "approve")
-        governance.track(env, chain, motion, advance=True)
+        motions.track(env, chain, motion, advance=True)
         with monkeypatch.context() as patched:  # the run that dies before the next block
-            patched.setattr(deploy, "next_block", lambda *args, **kwargs: None)
+            patched.setattr(upgrade, "next_block", lambda *args, **kwargs: None)
             with pytest.raises(PipelineError, match="LastRuntimeUpgrade is still 100"):
                 governance.enact(env, chain, candidate, motion)
         upgraded_in = chain.block_number()
@@ -717,7 +717,7 @@ def test_rejected_motion_changes_nothing(net: Net) -> None:
     with net.chain() as chain:
         motion = governance.propose(env, chain, candidate)
         governance.simulate_votes(env, chain, motion, "reject")
-        final = governance.track(env, chain, motion, advance=True)
+        final = motions.track(env, chain, motion, advance=True)
         assert final.state == "disapproved" and set(final.nays) == set(MEMBERS)
         result = governance.enact(env, chain, candidate, motion, policy="no-nays")
         assert result.outcome == "refused" and not result.ok
@@ -735,7 +735,7 @@ def test_silent_council_past_its_deadline_falls_back_to_sudo(net: Net) -> None:
         assert governance.simulate_votes(env, chain, motion, "silent") == []
         early = governance.enact(env, chain, candidate, motion)
         assert early.outcome == "waiting" and "invoke track" in early.reason
-        final = governance.track(env, chain, motion, advance=True)
+        final = motions.track(env, chain, motion, advance=True)
         assert final.state == "expired" and final.head == motion.end
         result = governance.enact(env, chain, candidate, motion, policy="no-nays")
     assert (result.outcome, result.spec_version) == ("fallback", 101), result
@@ -752,7 +752,7 @@ def test_nays_refuse_the_fallback_and_refusals_submit_nothing(net: Net) -> None:
     with net.chain() as chain:
         motion = governance.propose(env, chain, candidate)
         governance.simulate_votes(env, chain, motion, "split")
-        final = governance.track(env, chain, motion, advance=True)
+        final = motions.track(env, chain, motion, advance=True)
         assert final.state == "expired" and final.head == motion.proposed_block + 4  # type: ignore[operator]
         nay = final.members[1]  # split: the first member votes aye, the second nay
         assert (final.ayes, final.nays, final.closable) == ((final.members[0],), (nay,), False)
@@ -798,14 +798,14 @@ def test_bad_input_is_one_line_and_submits_nothing(net: Net) -> None:
         with pytest.raises(PipelineError, match="threshold 4 is above the 3 members"):
             governance.propose(net.env(extra="threshold = 4"), chain, candidate)
         with pytest.raises(PipelineError, match="no open motion on Council"):
-            governance.find_motion(chain, "latest")
+            motions.find_motion(chain, "latest")
         with pytest.raises(PipelineError, match="already runs"):
             governance.propose(net.env(), chain, net.candidate(net.production_hash))
         motion = governance.propose(net.env(), chain, candidate)
         with pytest.raises(PipelineError, match=r"no open motion #7 on Council .*\(open: #0\)"):
-            governance.find_motion(chain, 7)
+            motions.find_motion(chain, 7)
         with pytest.raises(PipelineError, match="is not an index"):
-            governance.find_motion(chain, "seven")
+            motions.find_motion(chain, "seven")
         other = governance.load_candidate(net.project, net.production_hash)
         with pytest.raises(PipelineError, match="pass the artifact the motion proposed"):
             governance.enact(net.env(), chain, other, motion)
@@ -821,7 +821,7 @@ def test_without_root_dispatch_the_motion_fails_bad_origin_and_enact_names_the_f
     candidate = net.candidate()
     with net.chain() as chain:
         motion = governance.propose(env, chain, candidate)
-        found = governance.find_motion(chain, motion.index)
+        found = motions.find_motion(chain, motion.index)
         assert (found.proposal["call_module"], found.proposal["call_function"]) == (
             "Utility",
             "batch_all",
@@ -842,13 +842,14 @@ CRASHING_PROPOSE = """
 import sys
 from pathlib import Path
 from pipeline import config, governance, ledger
+from pipeline.chain import connect
 from pipeline.policy import candidate_info
 from pipeline.project import Project
 root = Path(sys.argv[1])
 project = Project(root=root, runtime_path="", runtime_package="example-runtime", suites={})
 env = config.load_environment("gov", root)
 with ledger.open_ledger(project.state_dir, "r1", create={"env": "gov"}) as journal:
-    with governance.connect(env) as chain:
+    with connect(env) as chain:
         candidate = governance.load_candidate(project, sys.argv[2])
         governance.propose(env, chain, candidate, recorder=journal)
 print("not killed")
@@ -896,10 +897,10 @@ def test_set_code_motion_upgrades_when_closed(net: Net) -> None:
     with net.chain() as chain:
         motion = governance.propose(env, chain, candidate, method="set_code")
         assert motion.length_bound > candidate.blob.size
-        found = governance.find_motion(chain, motion.index)
-        assert governance.source_from_motion(found.proposal)["code_hash"] == candidate.code_hash
+        found = motions.find_motion(chain, motion.index)
+        assert proposal.source_from_motion(found.proposal)["code_hash"] == candidate.code_hash
         governance.simulate_votes(env, chain, motion, "approve")
-        assert governance.track(env, chain, motion, advance=True).state == "approved"
+        assert motions.track(env, chain, motion, advance=True).state == "approved"
         result = governance.enact(env, chain, candidate, motion)
     assert (result.outcome, len(result.steps)) == ("enacted", 1), result
     assert live(net) == (candidate.code_hash, 101)
@@ -971,7 +972,7 @@ def test_track_survives_a_dropped_connection_and_names_a_lost_endpoint(net: Net)
                 proxy.drop()
 
         with net.chain(f"ws://127.0.0.1:{proxy.port}") as chain:
-            final = governance.track(env, chain, motion, advance=True, on_update=drop_once)
+            final = motions.track(env, chain, motion, advance=True, on_update=drop_once)
             assert dropped and final.state == "expired"
 
             def lose(status: MotionStatus) -> None:
@@ -979,7 +980,7 @@ def test_track_survives_a_dropped_connection_and_names_a_lost_endpoint(net: Net)
 
             later = replace(motion, end=motion.end + 50)
             with pytest.raises(PipelineError) as info:
-                governance.track(env, chain, later, deadline_block=later.end, on_update=lose)
+                motions.track(env, chain, later, deadline_block=later.end, on_update=lose)
         message = str(info.value)
         assert message.startswith(f"tracking motion #0 stopped at block #{final.head}: ")
         assert f"ws://127.0.0.1:{proxy.port}" in message and "\n" not in message

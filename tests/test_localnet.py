@@ -16,11 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
-from scalecodec.type_registry import load_type_registry_preset
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import config, executor, localnet
+from pipeline import config, devrpc, executor, keys, localnet
 from pipeline.chain import Call, Chain, blake2_256_hex
 from pipeline.errors import PipelineError
 from pipeline.project import Project
@@ -186,7 +184,7 @@ def test_last_log_line(log: str, expected: str) -> None:
     ],
 )
 def test_http_url(endpoint: str, expected: str) -> None:
-    assert localnet.http_url(endpoint) == expected
+    assert devrpc.http_url(endpoint) == expected
 
 
 @pytest.mark.parametrize(
@@ -194,7 +192,7 @@ def test_http_url(endpoint: str, expected: str) -> None:
 )
 def test_produce_blocks_refuses_non_local_endpoints(endpoint: str) -> None:
     with pytest.raises(PipelineError, match="refusing to produce blocks"):
-        localnet.produce_blocks(endpoint, 1)
+        devrpc.produce_blocks(endpoint, 1)
 
 
 def test_networks_for_the_local_environment() -> None:
@@ -351,11 +349,11 @@ def storage_at(endpoint: str, block_hash: str, limit: int = 1000) -> dict[str, s
     result: dict[str, str] = {}
     start: str | None = None
     while len(result) < limit:
-        keys = localnet.rpc(endpoint, "state_getKeysPaged", ["0x", 200, start, block_hash])
+        keys = devrpc.rpc(endpoint, "state_getKeysPaged", ["0x", 200, start, block_hash])
         if not keys:
             break
         for key in keys:
-            result[key] = localnet.rpc(endpoint, "state_getStorage", [key, block_hash])
+            result[key] = devrpc.rpc(endpoint, "state_getStorage", [key, block_hash])
         start = keys[-1]
     return result
 
@@ -373,7 +371,7 @@ def test_every_network_runs_the_released_runtime_and_makes_blocks(nets: Nets) ->
         status = nets.status(name)
         assert status.alive and status.pid is not None, status
         assert (status.spec_version, status.block is not None) == (100, True), status
-        head = localnet.produce_blocks(nets.endpoint(name), 2)
+        head = devrpc.produce_blocks(nets.endpoint(name), 2)
         assert head == status.block + 2  # type: ignore[operator]
 
 
@@ -382,16 +380,16 @@ def test_production_is_seeded_and_lts_mirrors_it_at_the_fork_block(nets: Nets) -
     production, lts = nets.endpoint("production"), nets.endpoint("staging-lts")
     localnet.down(nets.project, nets.nets, ["staging-lts"])
     nets.up("staging-lts")  # a fresh fork at production's current head
-    fork_hash = localnet.rpc(lts, "chain_getBlockHash")
-    assert fork_hash == localnet.rpc(production, "chain_getBlockHash")
+    fork_hash = devrpc.rpc(lts, "chain_getBlockHash")
+    assert fork_hash == devrpc.rpc(production, "chain_getBlockHash")
     mirrored, original = storage_at(lts, fork_hash), storage_at(production, fork_hash)
     assert len(original) >= 40
     assert mirrored == original
     notes = [k for k in original if k.startswith(NOTES_PREFIX)]
     assert len(notes) == 4  # seeded by signed Notes.set_note from four accounts
     # and the fork goes its own way: a block on lts leaves production where it was
-    localnet.produce_blocks(lts, 1)
-    assert localnet.rpc(production, "chain_getBlockHash") == fork_hash
+    devrpc.produce_blocks(lts, 1)
+    assert devrpc.rpc(production, "chain_getBlockHash") == fork_hash
 
 
 @pytest.mark.chain
@@ -399,8 +397,8 @@ def test_reckless_starts_at_production_genesis_without_seeded_state(nets: Nets) 
     localnet.down(nets.project, nets.nets, ["staging-reckless"])
     nets.up("staging-reckless")
     reckless = nets.endpoint("staging-reckless")
-    assert int(localnet.rpc(reckless, "chain_getHeader")["number"], 16) <= 1
-    state = storage_at(reckless, localnet.rpc(reckless, "chain_getBlockHash"))
+    assert int(devrpc.rpc(reckless, "chain_getHeader")["number"], 16) <= 1
+    state = storage_at(reckless, devrpc.rpc(reckless, "chain_getBlockHash"))
     assert not [k for k in state if k.startswith(NOTES_PREFIX)]
     spec = json.loads((localnet.net_dir(nets.project, "production") / "spec.json").read_text())
     assert state["0x3a636f6465"] == spec["genesis"]["raw"]["top"]["0x3a636f6465"]
@@ -413,24 +411,22 @@ def test_reckless_starts_at_production_genesis_without_seeded_state(nets: Nets) 
 @pytest.mark.chain
 def test_production_keeps_its_chain_across_down_and_up(nets: Nets) -> None:
     production = nets.endpoint("production")
-    localnet.produce_blocks(production, 3)
-    genesis = localnet.rpc(production, "chain_getBlockHash", [0])
-    head = localnet.rpc(production, "chain_getBlockHash")
+    devrpc.produce_blocks(production, 3)
+    genesis = devrpc.rpc(production, "chain_getBlockHash", [0])
+    head = devrpc.rpc(production, "chain_getBlockHash")
     before = storage_at(production, head)
-    alice = localnet.dev_keypair("Alice")
+    alice = keys.local_dev_keypair(production, "Alice")
     stopped = localnet.down(nets.project, nets.nets, ["production"])
     assert stopped == ["staging-lts", "production"]  # its fork goes with it
     assert not nets.status("production").alive
     nets.up("production")
-    assert localnet.rpc(production, "chain_getBlockHash") == head
+    assert devrpc.rpc(production, "chain_getBlockHash") == head
     assert storage_at(production, head) == before
     # still linked to its genesis: signatures (which commit to the genesis hash) are accepted
-    assert localnet.rpc(production, "chain_getBlockHash", [0]) == genesis
+    assert devrpc.rpc(production, "chain_getBlockHash", [0]) == genesis
     with Chain(production) as chain:
         receipt = chain.submit(Call("System", "remark", {"remark": "after restart"}), alice)
-        assert receipt.block_number == int(
-            localnet.rpc(production, "chain_getHeader")["number"], 16
-        )
+        assert receipt.block_number == int(devrpc.rpc(production, "chain_getHeader")["number"], 16)
     nets.up()
 
 
@@ -490,25 +486,6 @@ def test_genesis_spec_holds_the_runtime_and_the_preset() -> None:
         assert any(k.startswith(storage_prefix(pallet, item)) for k in top), (pallet, item)
     assert spec["properties"] == {"tokenSymbol": "UNIT", "tokenDecimals": 12, "ss58Format": 42}
     assert spec["genesis"]["raw"]["childrenDefault"] == {}
-
-
-def test_metadata_straight_from_the_wasm() -> None:
-    wasm = runtime_wasm()
-    assert {14, 15} <= set(executor.metadata_versions(wasm))
-    assert executor.metadata(wasm)[:5] == b"meta\x0f"  # magic + v15, the newest offered
-    blob = executor.metadata(wasm, version=14)
-    assert blob[:5] == b"meta\x0e"
-    registry = RuntimeConfigurationObject()  # scalecodec 1.2 decodes v14, not v15
-    registry.update_type_registry(load_type_registry_preset("core"))
-    decoded = registry.create_scale_object("MetadataVersioned", data=ScaleBytes(blob))
-    decoded.decode()
-    pallets = {p.name: p["index"].value for p in decoded.pallets}
-    assert pallets["Council"] == 7 and pallets["Notes"] == 8 and pallets["Sudo"] == 5
-
-
-def test_metadata_version_not_offered_is_refused() -> None:
-    with pytest.raises(PipelineError, match=r"offers metadata versions 14, 15, .* not 13"):
-        executor.metadata(runtime_wasm(), version=13)
 
 
 def test_runtime_without_genesis_presets_is_refused_clearly(tmp_path: Path) -> None:

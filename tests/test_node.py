@@ -15,7 +15,7 @@ import git
 import pytest
 import requests
 
-from pipeline import builder, localnet, nodebuild
+from pipeline import builder_image, devrpc, localnet, nodebuild
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
 
@@ -36,8 +36,8 @@ def test_node_image_follows_the_builder_image() -> None:
 
 def test_node_image_context_is_not_the_builder_context() -> None:
     # The runtime builder's tag hashes dockerfiles/: the node's Dockerfile must not move it.
-    assert nodebuild.CONTEXT != builder.DOCKERFILES
-    assert not (builder.DOCKERFILES / nodebuild.DOCKERFILE).exists()
+    assert nodebuild.CONTEXT != builder_image.DOCKERFILES
+    assert not (builder_image.DOCKERFILES / nodebuild.DOCKERFILE).exists()
     assert (nodebuild.CONTEXT / nodebuild.DOCKERFILE).is_file()
 
 
@@ -100,7 +100,7 @@ def node_binary() -> Iterator[Path]:
 
 
 def _call(port: int, method: str, params: list[Any] | None = None) -> Any:
-    return localnet.rpc(f"http://127.0.0.1:{port}", method, params)
+    return devrpc.rpc(f"http://127.0.0.1:{port}", method, params)
 
 
 def _heads(port: int) -> tuple[int, int]:
@@ -116,13 +116,13 @@ def _heads(port: int) -> tuple[int, int]:
 @pytest.mark.slow
 @pytest.mark.timeout(7200)
 def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path) -> None:
-    client = builder.docker_client()
+    client = builder_image.docker_client()
     since = time.time() - 1
     again = nodebuild.build(load_project(REPO))
     events = client.events(
         since=since,
         until=time.time() + 1,
-        filters={"type": "container", "label": f"{builder.LABEL}build={again.key}"},
+        filters={"type": "container", "label": f"{builder_image.LABEL}build={again.key}"},
         decode=True,
     )
     assert again.cached and again.log is None and again.container_seconds == 0.0

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pipeline.plan import STAGES
-from pipeline.release import pending_stages, status_views
+from pipeline.release import STAGE_ACTIONS, pending_stages, status_views
 
 COMMIT = "a" * 40
 FIXED = "b" * 40
@@ -69,3 +69,7 @@ def test_status_marks_next_stale_and_failed() -> None:
     fresh = {view.stage: view for view in status_views({}, COMMIT, failed="build")}
     assert fresh["build"].state == "next" and "failed last time" in fresh["build"].detail
     assert fresh["verify"].state == "pending"
+
+
+def test_every_stage_has_its_action_in_pipeline_order() -> None:
+    assert tuple(STAGE_ACTIONS) == STAGES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline import builder
-from pipeline import verify as verification
 from pipeline.artifact import dumps_digest
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console, spinner
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
+
+if TYPE_CHECKING:
+    from pipeline.builder import BuildResult
 
 
 @task(
@@ -39,11 +41,16 @@ def build(
     json_: bool = False,
 ) -> None:
     """Build the runtime in the hermetic builder into artifacts/<blake2-256>/."""
-    result = builder.build(load_project(), ref, no_cache=no_cache, dirty=dirty)
+    from pipeline import builder
+
+    with spinner() as progress:
+        result = builder.build(
+            load_project(), ref, no_cache=no_cache, dirty=dirty, progress=progress
+        )
     if json_:
         sys.stdout.write(dumps_digest(result.digest))
         return
-    _summary(result, Console(highlight=False))
+    _summary(result, make_console())
 
 
 @task(
@@ -67,6 +74,8 @@ def verify(
     motion: str | None = None,
 ) -> None:
     """Rebuild from source (clean) or read a chain: MATCH or MISMATCH, exit 1 unless equal."""
+    from pipeline import verify as verification
+
     project = load_project()
     expected = verification.expectation(
         project,
@@ -77,8 +86,11 @@ def verify(
         network=network,
         motion=motion,
     )
-    verdict = verification.verify(project, expected, env=env, network=network)
-    console = Console(highlight=False)
+    with spinner() as progress:
+        verdict = verification.verify(
+            project, expected, env=env, network=network, progress=progress
+        )
+    console = make_console()
     word = "MATCH" if verdict.match else "MISMATCH"
     console.print(f"[bold]{word}[/bold]", soft_wrap=True)
     console.print(
@@ -115,7 +127,7 @@ def _short(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "…"
 
 
-def _summary(result: builder.BuildResult, console: Console) -> None:
+def _summary(result: BuildResult, console: Console) -> None:
     version = result.compressed.version
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)

@@ -10,23 +10,24 @@ from __future__ import annotations
 import json as jsonlib
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.console import Console
 from rich.markup import escape
 
-from pipeline import governance
-from pipeline.chain import Chain
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 from pipeline.config import Environment, load_environment
-from pipeline.deploy import METHODS
 from pipeline.errors import PipelineError
 from pipeline.plan import format_span
 from pipeline.policy import FALLBACK_POLICIES
 from pipeline.project import Project, load_project
+
+if TYPE_CHECKING:
+    from pipeline import motions
 
 ENV_HELP = "environment (environments/<env>.toml) whose production council votes"
 MOTION_HELP = "open motion index or 'latest' (default: the motion `invoke propose` opened)"
@@ -38,33 +39,11 @@ def _context(env: str) -> tuple[Project, Environment]:
     return project, load_environment(env, project.root)
 
 
-def _record_path(project: Project, env: str) -> Path:
-    return project.state_dir / "council" / f"{env}.json"
-
-
-def _motion(
-    project: Project, environment: Environment, chain: Chain, which: str
-) -> governance.Motion:
-    """The motion named on the command line, else the one `propose` recorded."""
-    if which:
-        return governance.motion_from_chain(environment, chain, which)
-    path = _record_path(project, environment.name)
-    try:
-        return governance.Motion.from_dict(jsonlib.loads(path.read_text()))
-    except FileNotFoundError:
-        raise PipelineError(
-            f"no motion recorded for {environment.name} ({path}): run `invoke propose` or pass "
-            "--motion INDEX"
-        ) from None
-    except ValueError as exc:
-        raise PipelineError(f"{path} is not JSON ({exc}): delete it and pass --motion") from None
-
-
 def _short(address: str) -> str:
     return f"{address[:6]}…{address[-4:]}"
 
 
-def status_line(status: governance.MotionStatus) -> str:
+def status_line(status: motions.MotionStatus) -> str:
     """One line per update: votes, who is missing, and time left."""
     waiting = ", ".join(_short(a) for a in status.not_voted) or "nobody"
     left = format_span_seconds(status.seconds_left)
@@ -95,7 +74,10 @@ def propose(
     c: Context, artifact: str, env: str = "local", method: str = "authorize", note: str = ""
 ) -> None:
     """Open the council motion upgrading production to an artifact (or find the open one)."""
-    if method not in METHODS:
+    from pipeline import governance, motions, upgrade
+    from pipeline.chain import connect
+
+    if method not in upgrade.METHODS:
         raise PipelineError(f"unknown --method {method!r}: use authorize or set_code")
     project, environment = _context(env)
     candidate = governance.load_candidate(project, artifact)
@@ -106,7 +88,7 @@ def propose(
         / "council"
         / f"proposal-{env}-{candidate.code_hash.removeprefix('0x')[:16]}.md"
     )
-    with governance.connect(environment) as chain:
+    with connect(environment) as chain:
         motion = governance.propose(
             environment,
             chain,
@@ -114,11 +96,9 @@ def propose(
             method=method,
             note_path=note_path,
         )
-    record = _record_path(project, env)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(jsonlib.dumps(motion.as_dict(), indent=1) + "\n")
+    motions.record_proposed(project.state_dir, environment.name, motion)
     verb = "already open" if motion.reused else "proposed"
-    console = Console(highlight=False)
+    console = make_console()
     console.print(
         f"motion #{motion.index} {verb} on {motion.collective}: {motion.proposal_hash} "
         f"({motion.method} {motion.code_hash}), {motion.threshold} ayes needed, closable from "
@@ -148,10 +128,13 @@ def track(
     deadline: int = 0,
 ) -> None:
     """Follow the motion live (new heads), until it is approved, disapproved or over."""
-    project, environment = _context(env)
-    console = Console(highlight=False)
+    from pipeline import motions
+    from pipeline.chain import connect
 
-    def show(status: governance.MotionStatus) -> None:
+    project, environment = _context(env)
+    console = make_console()
+
+    def show(status: motions.MotionStatus) -> None:
         if json:
             print(jsonlib.dumps(status.as_dict()), flush=True)
         else:
@@ -159,11 +142,11 @@ def track(
 
     if environment.local and not advance and not json:
         console.print("local network: blocks come only when made; --advance makes them")
-    with governance.connect(environment) as chain:
-        governance.track(
+    with connect(environment) as chain:
+        motions.track(
             environment,
             chain,
-            _motion(project, environment, chain, motion),
+            motions.chosen_motion(project.state_dir, environment, chain, motion),
             deadline_block=deadline or None,
             advance=advance,
             on_update=show,
@@ -193,13 +176,16 @@ def enact(
     json: bool = False,
 ) -> None:
     """Close an approved motion and apply the upgrade, or take the sudo fallback if allowed."""
+    from pipeline import governance, motions
+    from pipeline.chain import connect
+
     if policy not in FALLBACK_POLICIES:
         raise PipelineError(
             f"unknown --policy {policy!r}: use one of {', '.join(FALLBACK_POLICIES)}"
         )
     project, environment = _context(env)
-    with governance.connect(environment) as chain:
-        chosen = _motion(project, environment, chain, motion)
+    with connect(environment) as chain:
+        chosen = motions.chosen_motion(project.state_dir, environment, chain, motion)
         candidate = governance.load_candidate(project, artifact or chosen.code_hash)
         result = governance.enact(
             environment,
@@ -213,7 +199,7 @@ def enact(
     if json:
         print(jsonlib.dumps(result.as_dict(), indent=1))
     else:
-        console = Console(highlight=False)
+        console = make_console()
         console.print(f"{result.outcome}: {escape(result.reason)}", soft_wrap=True)
         for step in result.steps:
             console.print(f"  {escape(step)}", soft_wrap=True)
@@ -236,17 +222,20 @@ def enact(
 @friendly
 def simulate(c: Context, scenario: str, env: str = "local", motion: str = "") -> None:
     """Local networks: make the dev councillors vote on the motion as the scenario says."""
+    from pipeline import governance, motions
+    from pipeline.chain import connect
+
     if scenario not in governance.SCENARIOS:
         raise PipelineError(
             f"unknown --scenario {scenario!r}: use one of {', '.join(governance.SCENARIOS)}"
         )
     project, environment = _context(env)
     governance.require_simulation_allowed(environment)  # before connecting anywhere
-    with governance.connect(environment) as chain:
+    with connect(environment) as chain:
         votes = governance.simulate_votes(
             environment,
             chain,
-            _motion(project, environment, chain, motion),
+            motions.chosen_motion(project.state_dir, environment, chain, motion),
             scenario,
         )
     for vote in votes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json as jsonlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
@@ -12,21 +13,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline import config, suites
-from pipeline import deploy as deployment
-from pipeline import diff as runtime_diff
+from pipeline import config, executor
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
 
+if TYPE_CHECKING:
+    from pipeline.deploy import DeployResult
+
 ENV_HELP = "environment (environments/<env>.toml)"
-
-
-def _console(stderr: bool = False) -> Console:
-    console = Console(stderr=stderr, highlight=False)
-    if not console.is_terminal:  # captured: don't squeeze to rich's 80-column default
-        console = Console(stderr=stderr, highlight=False, width=200)
-    return console
 
 
 @task(
@@ -50,19 +46,19 @@ def deploy(
     artifact: str = "",
     method: str = "set_code",
     dry_run: bool = False,
-    preset: str = deployment.DEFAULT_PRESET,
+    preset: str = executor.DEFAULT_PRESET,
     json_: bool = False,
 ) -> None:
     """Upgrade a staging network to an artifact with the sudo key, then verify the chain."""
-    if method not in deployment.METHODS:
+    from pipeline import deploy as deployment
+    from pipeline import store, upgrade
+
+    if method not in upgrade.METHODS:
         raise PipelineError(f"unknown method {method!r}: use set_code or authorize")
     project = load_project()
     environment = config.load_environment(env, project.root)
-    refused = deployment.staging_only(config.network(environment, network), dry_run)
-    if refused:
-        raise PipelineError(refused)
-    path = runtime_diff.resolve_artifact(project, artifact or None)
-    err = _console(stderr=True)
+    path = store.resolve_artifact(project, artifact or None)
+    err = make_console(stderr=True)
     try:
         result = deployment.deploy(
             environment,
@@ -74,15 +70,15 @@ def deploy(
             progress=lambda line: err.print(escape(line)),
         )
     except deployment.DeployVerificationError as exc:
-        _print_result(exc.result, _console())
+        _print_result(exc.result, make_console())
         raise
     if json_:
         sys.stdout.write(jsonlib.dumps(result.as_dict(), indent=2, default=str) + "\n")
     else:
-        _print_result(result, _console())
+        _print_result(result, make_console())
 
 
-def _print_result(result: deployment.DeployResult, console: Console) -> None:
+def _print_result(result: DeployResult, console: Console) -> None:
     what = "dry run on a fork of" if result.dry_run else "deployed to"
     if result.skipped:
         console.print(f"{result.network} already runs {result.code_hash}: nothing submitted")
@@ -121,6 +117,8 @@ def _print_result(result: deployment.DeployResult, console: Console) -> None:
 @friendly
 def diff(c: Context, a: str, b: str, json_: bool = False) -> None:
     """Versions, runtime APIs and metadata (pallets, calls, events, storage, constants) A -> B."""
+    from pipeline import diff as runtime_diff
+
     project = load_project()
     first = runtime_diff.load_runtime(project, a)
     second = runtime_diff.load_runtime(project, b)
@@ -144,13 +142,15 @@ def diff(c: Context, a: str, b: str, json_: bool = False) -> None:
 @friendly
 def test(c: Context, suite: str, env: str = "local", network: str = "", out: str = "") -> None:
     """Run a chain test suite against a network; JUnit XML and a summary JSON are written."""
+    from pipeline import suites
+
     project = load_project()
     environment = config.load_environment(env, project.root)
     out_dir = Path(out) if out else project.state_dir / "suites" / env
     result = suites.run_suite(
         project, environment, suite, out_dir, network=network or None, echo=True
     )
-    console = _console()
+    console = make_console()
     console.print(
         f"suite {suite} on {result.network}: {result.passed} passed, {result.failed} failed, "
         f"{result.skipped} skipped in {result.seconds:.1f}s (JUnit {result.junit}, "

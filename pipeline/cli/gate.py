@@ -1,19 +1,22 @@
-"""`invoke gate` and `gate.fmt|test|freeze|spec|repro`: what CI on a runtime repo's master
+"""`invoke gate` and `gate.fmt|test|freeze|spec|diff|repro`: what CI on a runtime repo's master
 enforces."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.console import Console
 
-from pipeline import builder, gates
 from pipeline.cli import friendly
-from pipeline.gates import GateResult
+from pipeline.cli.render import make_console, spinner
 from pipeline.plan import load_plan
 from pipeline.policy import FreezeRule
 from pipeline.project import Project, load_project
+
+if TYPE_CHECKING:
+    from pipeline.gates import GateResult
 
 
 def _release(
@@ -27,7 +30,7 @@ def _release(
 
 
 def _report(results: list[GateResult]) -> None:
-    console = Console(highlight=False)
+    console = make_console()
     for result in results:
         mark = "[green]pass[/green]" if result.ok else "[bold red]FAIL[/bold red]"
         console.print(f"{mark} {result.gate}: {result.detail}", soft_wrap=True)
@@ -53,24 +56,38 @@ def all(
     release: str | None = None,
     expect: str | None = None,
 ) -> None:
-    """Every gate: rustfmt, freeze rule, spec_version bump, reproducible hash, unit tests."""
+    """Every gate: rustfmt, freeze, spec_version bump, upgrade diff, reproducible hash, tests."""
+    from pipeline import gates
+
     project = load_project()
     release_id, rule = _release(project, plan, release)
-    _report(gates.run_gates(project, head=ref, release_id=release_id, rule=rule, expect=expect))
+    with spinner() as progress:
+        results = gates.run_gates(
+            project, head=ref, release_id=release_id, rule=rule, expect=expect, progress=progress
+        )
+    _report(results)
 
 
 @task(help={"ref": "commit to check (default HEAD)"})
 @friendly
 def fmt(c: Context, ref: str = "HEAD") -> None:
     """Fail, naming the files, when the runtime is not formatted as its rustfmt.toml asks."""
-    _report([gates.gate_cargo(load_project(), "fmt", ref)])
+    from pipeline import gates
+
+    with spinner() as progress:
+        result = gates.gate_cargo(load_project(), "fmt", ref, progress)
+    _report([result])
 
 
 @task(help={"ref": "commit to check (default HEAD)"})
 @friendly
 def test(c: Context, ref: str = "HEAD") -> None:
     """Fail, naming the tests, when the runtime's `cargo test` fails (builder image, offline)."""
-    _report([gates.gate_cargo(load_project(), "test", ref)])
+    from pipeline import gates
+
+    with spinner() as progress:
+        result = gates.gate_cargo(load_project(), "test", ref, progress)
+    _report([result])
 
 
 @task(help={"ref": "commit to check", "plan": "release plan", "release": "release id"})
@@ -79,6 +96,8 @@ def freeze(
     c: Context, ref: str = "HEAD", plan: str | None = None, release: str | None = None
 ) -> None:
     """Fail, listing them, when non-bugfix commits landed after the release's freeze tag."""
+    from pipeline import gates
+
     project = load_project()
     release_id, rule = _release(project, plan, release)
     if release_id is None:
@@ -90,16 +109,35 @@ def freeze(
 @friendly
 def spec(c: Context, ref: str = "HEAD") -> None:
     """Fail when the runtime changed against production without a spec_version bump."""
+    from pipeline import builder, gates
+
     project = load_project()
-    build = builder.build(project, ref)
+    with spinner() as progress:
+        build = builder.build(project, ref, progress=progress)
     _report([gates.gate_spec_bump(project, ref, build.compressed.version.spec_version)])
+
+
+@task(name="diff", help={"ref": "commit to check"})
+@friendly
+def upgrade_diff(c: Context, ref: str = "HEAD") -> None:
+    """Fail when storage changed without a storage version bump, or calls changed without a
+    transaction_version bump, between production's release and `ref`."""
+    from pipeline import builder, gates, store
+
+    project = load_project()
+    with spinner() as progress:
+        build = builder.build(project, ref, progress=progress)
+    _report([gates.gate_upgrade_diff(project, store.blob_in(build.artifact_dir))])
 
 
 @task(help={"ref": "commit to build", "expect": "the release's code hash (0x…)"})
 @friendly
 def repro(c: Context, expect: str, ref: str = "HEAD") -> None:
     """Fail unless a hermetic build of `ref` reproduces the release's code hash."""
-    build = builder.build(load_project(), ref)
+    from pipeline import builder, gates
+
+    with spinner() as progress:
+        build = builder.build(load_project(), ref, progress=progress)
     _report(
         [gates.gate_reproducible(build.compressed.blake2_256, builder.expected_hash(expect, None))]
     )

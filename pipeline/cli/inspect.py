@@ -1,9 +1,10 @@
-"""`invoke inspect PATH [--json]`: what a runtime blob is, offline, like `subwasm info`."""
+"""`invoke inspect SOURCE [--json]`: what a runtime is, like `subwasm info`, of any era."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from invoke.context import Context
@@ -11,32 +12,50 @@ from invoke.tasks import task
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.artifact import RuntimeBlob, info
+from pipeline.artifact import RuntimeBlob
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
+from pipeline.runtime_info import UNSTABLE_METADATA, describe
 
 
 @task(
-    positional=["path"],
+    positional=["source"],
     help={
-        "path": "runtime blob: <pkg>.compact.compressed.wasm or <pkg>.compact.wasm",
-        "json": "print the info block as JSON (the `info` field of digest.json)",
+        "source": "a runtime blob (.compact.compressed.wasm or .compact.wasm), an artifact "
+        "directory or hash, env:NAME[:role] or ws://HOST:PORT (the code on chain), "
+        "optionally @BLOCK (a number or a 0x block hash)",
+        "json": "print the facts as JSON (digest.json's `info` fields plus subwasm's `info -j`)",
     },
 )
 @friendly
-def inspect(c: Context, path: str, json_: bool = False) -> None:
-    """Show a runtime blob's versions, APIs, sizes, hashes and upgrade call hashes."""
-    details = info(RuntimeBlob.load(path))
+def inspect(c: Context, source: str, json_: bool = False) -> None:
+    """Show a runtime's versions, APIs, metadata, sizes, hashes and upgrade call hashes."""
+    details = describe(_load(source))
     if json_:
         sys.stdout.write(json.dumps(details, indent=2, sort_keys=True) + "\n")
     else:
-        _print(details, Console(highlight=False))
+        _print(details, make_console())
+
+
+def _load(source: str) -> RuntimeBlob:
+    """A plain file needs no project; everything else is named the way `diff` names it."""
+    if Path(source).expanduser().is_file():
+        return RuntimeBlob.load(Path(source).expanduser())
+    from pipeline.diff import load_runtime  # chains and artifact names need the project
+    from pipeline.project import load_project
+
+    return load_runtime(load_project(), source).blob
 
 
 def _print(details: dict[str, Any], console: Console) -> None:
     """Label/value lines that never wrap or truncate, so hashes stay copyable."""
     form = "compressed (zstd, Substrate prefix)" if details["compressed"] else "not compressed"
+    offered = ", ".join(f"v{v}" for v in details["metadata_versions"]) or "none listed"
+    if details["metadata_unstable_offered"]:
+        offered += f" and unstable ({UNSTABLE_METADATA})"
     rows = (
         ("Core version", details["core_version"]),
+        ("Version read from", details["version_source"]),
         ("spec_name", details["spec_name"]),
         ("impl_name", details["impl_name"]),
         ("spec_version", details["spec_version"]),
@@ -47,6 +66,7 @@ def _print(details: dict[str, Any], console: Console) -> None:
             "state_version",
             f"{details['state_version']} (system_version {details['system_version']})",
         ),
+        ("Metadata", f"v{details['metadata_version']} (offered: {offered})"),
         ("Size", f"{details['size']:,} bytes, {form}"),
         ("Wasm size", f"{details['decompressed_size']:,} bytes"),
         ("Blake2-256", details["blake2_256"]),

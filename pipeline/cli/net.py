@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.console import Console
 from rich.table import Table
 
-from pipeline import config, executor, localnet
+from pipeline import config, executor
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console
 from pipeline.project import Project, load_project
+
+if TYPE_CHECKING:
+    from pipeline import localnet
 
 NAMES_HELP = "network name or role (repeatable, or a comma list; default: all)"
 ENV_HELP = "environment (environments/<env>.toml) whose chopsticks networks to use"
 
 
 def _networks(env: str) -> tuple[Project, dict[str, localnet.LocalNet]]:
+    from pipeline import localnet
+
     project = load_project()
     return project, localnet.networks_for(config.load_environment(env, project.root))
 
@@ -52,10 +58,7 @@ def _print(statuses: list[localnet.NetStatus]) -> None:
             f"{s.spec_name} {s.spec_version}" if s.spec_name else "",
             s.note,
         )
-    console = Console()
-    if not console.is_terminal:  # piped or captured: don't squeeze to rich's 80-column default
-        console = Console(width=200)
-    console.print(table)
+    make_console().print(table)
 
 
 @task(
@@ -66,7 +69,7 @@ def _print(statuses: list[localnet.NetStatus]) -> None:
     }
 )
 @friendly
-def spec(c: Context, wasm: str, preset: str = localnet.DEFAULT_PRESET, out: str = "") -> None:
+def spec(c: Context, wasm: str, preset: str = executor.DEFAULT_PRESET, out: str = "") -> None:
     """Build a raw chain spec from a runtime's genesis preset, without a node binary."""
     result = executor.genesis_spec(Path(wasm), preset)
     text = jsonlib.dumps(result, indent=1)
@@ -88,6 +91,8 @@ def spec(c: Context, wasm: str, preset: str = localnet.DEFAULT_PRESET, out: str 
 @friendly
 def up(c: Context, name: list[str] | None = None, wasm: str = "", env: str = "local") -> None:
     """Start networks (a fork starts what it forks first); local production is seeded once."""
+    from pipeline import localnet
+
     project, nets = _networks(env)
     runtime = Path(wasm) if wasm else None
     _print(localnet.up(project, nets, _names(nets, env, name), runtime))
@@ -97,6 +102,8 @@ def up(c: Context, name: list[str] | None = None, wasm: str = "", env: str = "lo
 @friendly
 def down(c: Context, name: list[str] | None = None, env: str = "local") -> None:
     """Stop networks (and forks of them); production keeps its chain for the next up."""
+    from pipeline import localnet
+
     project, nets = _networks(env)
     stopped = localnet.down(project, nets, _names(nets, env, name))
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -106,6 +113,8 @@ def down(c: Context, name: list[str] | None = None, env: str = "local") -> None:
 @friendly
 def status(c: Context, json: bool = False, env: str = "local") -> None:
     """Each network: endpoint, pid, alive, block height, runtime."""
+    from pipeline import localnet
+
     project, nets = _networks(env)
     statuses = localnet.status(project, nets)
     if json:
@@ -118,6 +127,8 @@ def status(c: Context, json: bool = False, env: str = "local") -> None:
 @friendly
 def reset(c: Context, env: str = "local") -> None:
     """Stop all networks and delete their state; the next up re-creates (and re-seeds) them."""
+    from pipeline import localnet
+
     project, nets = _networks(env)
     localnet.reset(project, nets)
     print(f"stopped and deleted {project.state_dir / 'net'}")

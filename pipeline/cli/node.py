@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.console import Console
 
-from pipeline import nodebuild
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console, spinner
 from pipeline.project import load_project
 
 
@@ -21,13 +20,18 @@ from pipeline.project import load_project
 @friendly
 def build(c: Context, ref: str | None = None, no_cache: bool = False, dirty: bool = False) -> None:
     """Build examples/node (about an hour cold, minutes warm) and print the binary's path."""
-    result = nodebuild.build(load_project(), ref, no_cache=no_cache, dirty=dirty)
+    from pipeline import nodebuild
+
+    with spinner() as progress:
+        result = nodebuild.build(
+            load_project(), ref, no_cache=no_cache, dirty=dirty, progress=progress
+        )
     how = (
         "cache hit"
         if result.cached
         else f"built in {result.container_seconds:.0f}s, log {result.log}"
     )
-    Console(stderr=True, highlight=False).print(
+    make_console(stderr=True).print(
         f"{nodebuild.BINARY}: {result.size / 2**20:.1f} MiB, {how} ({result.seconds:.1f}s)"
     )
     print(result.binary)

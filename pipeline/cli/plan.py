@@ -7,22 +7,17 @@ the release's ledger recorded, so a release manager sees and reports slips.
 from __future__ import annotations
 
 import getpass
-import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from pipeline import ledger
 from pipeline.cli import friendly
+from pipeline.cli.render import make_console, render_milestones
 from pipeline.config import Environment, load_environment
 from pipeline.plan import (
-    MilestoneRow,
-    MilestoneState,
     Plan,
     done_from_ledger,
     format_span,
@@ -33,14 +28,6 @@ from pipeline.plan import (
     release_deadline_blocks,
 )
 from pipeline.project import load_project
-
-LOG_WIDTH = 120  # rich would use 80 columns when not on a terminal: too narrow for the table
-_STYLES: dict[MilestoneState, str] = {
-    "done": "green",
-    "late": "yellow",
-    "on time": "cyan",
-    "missed": "bold red",
-}
 
 
 @task(
@@ -55,7 +42,7 @@ def new(c: Context, name: str, manager: str = "") -> None:
     """Write a commented release plan template with weekly deadlines from today."""
     project = load_project()
     path = new_plan(name, project.root, datetime.now(UTC).date(), manager or getpass.getuser())
-    Console(highlight=False).print(
+    make_console().print(
         f"wrote {escape(str(path))}: edit it, then run `invoke plan.check {escape(name)}`",
         soft_wrap=True,
     )
@@ -67,7 +54,7 @@ def check(c: Context, name: str) -> None:
     """Validate a release plan and show its milestones, with actual dates once it has run."""
     project = load_project()
     plan = load_plan(name, project.root)
-    console = console_for_tables()
+    console = make_console()
     done: dict[str, datetime] = {}
     if plan.release in ledger.list_releases(project.state_dir):
         records, torn = ledger.read_records(project.state_dir, plan.release)
@@ -80,34 +67,6 @@ def check(c: Context, name: str) -> None:
         console.print(escape(line), soft_wrap=True)
     for warning in overdue_warnings(plan, done, now):
         console.print(f"[bold red]warning:[/bold red] {escape(warning)}", soft_wrap=True)
-
-
-def console_for_tables() -> Console:
-    """The terminal's width on a terminal; wide enough for the table in logs and pipes."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else LOG_WIDTH)
-
-
-def render_milestones(plan: Plan, rows: Sequence[MilestoneRow]) -> Table:
-    """The live milestones table; `invoke release` shows the same one."""
-    table = Table(
-        title=f"Release {plan.release}: {plan.candidate} as spec_version "
-        f"{plan.spec_version} on {plan.env}"
-    )
-    for column in ("Milestone", "Stage", "Deadline (UTC)", "Actual (UTC)", "State", "Manager"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("Team")
-    for row in rows:
-        state = row.state if row.slip is None else f"{row.state} +{format_span(row.slip)}"
-        table.add_row(
-            escape(row.name),
-            row.stage,
-            _utc(row.deadline),
-            "—" if row.actual is None else _utc(row.actual),
-            f"[{_STYLES[row.state]}]{state}[/]",
-            escape(row.manager),
-            escape(", ".join(row.team)),
-        )
-    return table
 
 
 def _summary(plan: Plan, now: datetime, env: Environment) -> list[str]:
@@ -126,8 +85,3 @@ def _summary(plan: Plan, now: datetime, env: Environment) -> list[str]:
         for s in plan.subsystems
     ]
     return lines
-
-
-def _utc(moment: datetime) -> str:
-    """One zone for the whole table keeps its columns comparable (and narrow)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M")

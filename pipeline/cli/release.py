@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
@@ -18,20 +19,18 @@ from rich.table import Table
 
 from pipeline import ledger as journal
 from pipeline.cli import friendly
-from pipeline.cli.plan import console_for_tables, render_milestones
+from pipeline.cli.render import make_console, render_milestones
 from pipeline.errors import PipelineError
-from pipeline.gitops import open_repo, resolve
 from pipeline.plan import (
     Plan,
     available_plans,
-    done_from_ledger,
     load_plan,
-    milestone_table,
-    overdue_warnings,
 )
 from pipeline.policy import FallbackPolicy
 from pipeline.project import Project, load_project
-from pipeline.release import Release, ReleaseSettings, Votes, release_dir, status_views
+
+if TYPE_CHECKING:
+    from pipeline.release import ReleaseSettings, Votes
 
 POLICIES = ("never", "no-nays", "always")
 VOTES = ("approve", "reject", "silent", "split")
@@ -56,6 +55,8 @@ def _settings(
     votes: str,
     confirm_hash: str | None,
 ) -> ReleaseSettings:
+    from pipeline.release import ReleaseSettings
+
     plan = _default_plan(project, plan_name)
     if policy is not None and policy not in POLICIES:
         raise PipelineError(f"unknown --policy {policy}: use one of {', '.join(POLICIES)}")
@@ -83,7 +84,9 @@ def _settings(
 
 
 def _run(project: Project, settings: ReleaseSettings, fields_from_ledger: bool) -> None:
-    console = Console(highlight=False, stderr=False)
+    from pipeline.release import Release
+
+    console = make_console()
     create = None if fields_from_ledger else settings.ledger_fields()
     with journal.open_ledger(project.state_dir, settings.release_id, create=create) as ledger:
         if ledger.repaired:
@@ -103,57 +106,33 @@ def _run(project: Project, settings: ReleaseSettings, fields_from_ledger: bool) 
 
 
 def _show(project: Project, release_id: str, console: Console, as_json: bool = False) -> None:
-    records, torn = journal.read_records(project.state_dir, release_id)
-    state = journal.replay(records)
-    settings = ReleaseSettings.from_ledger(release_id, state.release)
-    repo = open_repo(project.root)
-    commit = resolve(repo, settings.candidate, project.runtime_path).commit
-    failed = state.last_failure.stage if state.last_failure else None
-    views = status_views(state.done, commit, failed)
-    plan = load_plan(settings.plan, project.root) if settings.plan else None
-    now = datetime.now(UTC)
-    rows = milestone_table(plan, done_from_ledger(records), now) if plan else []
+    from pipeline.release import release_status
+
+    status = release_status(project, release_id, datetime.now(UTC))
     if as_json:
-        data = {
-            "release": release_id,
-            "settings": settings.ledger_fields(),
-            "candidate_commit": commit,
-            "aborted": state.aborted,
-            "stages": [view.__dict__ for view in views],
-            "milestones": [
-                {
-                    "name": r.name,
-                    "deadline": r.deadline.isoformat(),
-                    "actual": r.actual.isoformat() if r.actual else None,
-                    "state": r.state,
-                    "manager": r.manager,
-                }
-                for r in rows
-            ],
-            "warnings": state.warnings(),
-        }
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.write(json.dumps(status.as_dict(), indent=2) + "\n")
         return
+    settings = status.settings
     table = Table(
-        title=f"Release {release_id}: {settings.candidate} ({commit[:12]}) on {settings.env}"
+        title=f"Release {release_id}: {settings.candidate} ({status.candidate_commit[:12]}) "
+        f"on {settings.env}"
     )
     for column in ("Stage", "State", "Detail"):
         table.add_column(column)
     style = {"done": "green", "stale": "yellow", "next": "bold cyan", "pending": "dim"}
-    for view in views:
+    for view in status.stages:
         table.add_row(view.stage, f"[{style[view.state]}]{view.state}[/]", view.detail)
-    tables = console_for_tables()
-    tables.print(table)
-    if plan is not None:
-        tables.print(render_milestones(plan, rows))
-        for warning in overdue_warnings(plan, done_from_ledger(records), now):
-            console.print(f"[yellow]late:[/yellow] {warning}", soft_wrap=True)
-    for warning in state.warnings():
+    console.print(table)
+    if status.plan is not None:
+        console.print(render_milestones(status.plan, status.milestones))
+    for warning in status.late:
+        console.print(f"[yellow]late:[/yellow] {warning}", soft_wrap=True)
+    for warning in status.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
-    if torn:
-        console.print(f"[yellow]ledger:[/yellow] {torn}", soft_wrap=True)
-    if state.aborted:
-        console.print(f"[red]aborted:[/red] {state.aborted}", soft_wrap=True)
+    if status.torn:
+        console.print(f"[yellow]ledger:[/yellow] {status.torn}", soft_wrap=True)
+    if status.aborted:
+        console.print(f"[red]aborted:[/red] {status.aborted}", soft_wrap=True)
 
 
 def _release_id(project: Project, release_id: str | None, plan: str | None) -> str:
@@ -213,13 +192,15 @@ def run(
 def status(c: Context, id: str | None = None, plan: str | None = None, json: bool = False) -> None:
     """What the ledger says each stage did, what runs next, and the milestones."""
     project = load_project()
-    _show(project, _release_id(project, id, plan), Console(highlight=False), as_json=json)
+    _show(project, _release_id(project, id, plan), make_console(), as_json=json)
 
 
 @task(help={"id": "release id", "confirm_hash": "non-local sudo fallback: the code hash"})
 @friendly
 def resume(c: Context, id: str | None = None, confirm_hash: str | None = None) -> None:
     """Continue a release with the settings it was started with."""
+    from pipeline.release import ReleaseSettings
+
     project = load_project()
     rid = _release_id(project, id, None)
     records, _ = journal.read_records(project.state_dir, rid)
@@ -233,8 +214,10 @@ def resume(c: Context, id: str | None = None, confirm_hash: str | None = None) -
 @friendly
 def abort(c: Context, reason: str, id: str | None = None) -> None:
     """Stop a release for good: it will not resume; on-chain effects already made stay."""
+    from pipeline.release import release_dir
+
     project = load_project()
     rid = _release_id(project, id, None)
     with journal.open_ledger(project.state_dir, rid) as ledger:
         ledger.aborted(reason)
-    Console(highlight=False).print(f"release {rid} aborted; see {release_dir(project, rid)}")
+    make_console().print(f"release {rid} aborted; see {release_dir(project, rid)}")

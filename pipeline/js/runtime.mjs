@@ -1,5 +1,5 @@
 // Calls into a runtime wasm with chopsticks' executor, without any node or chain.
-// Shared by genesis.mjs and metadata.mjs; each script is one short-lived process run by
+// Used by genesis.mjs; each script is one short-lived process run by
 // pipeline/executor.py, which reads the JSON it writes to --out.
 import { readFile, writeFile } from 'node:fs/promises';
 import { compactFromU8a, compactToU8a, hexToU8a, u8aConcat, u8aToHex, u8aToU8a } from '@polkadot/util';
@@ -37,11 +37,6 @@ export const callRuntime = async (wasm, method, args = new Uint8Array()) => {
 };
 
 // --- the few SCALE shapes these APIs use ---
-export const encodeU32 = (n) => {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, n, true);
-  return out;
-};
 export const encodeBytes = (bytes) => u8aConcat(compactToU8a(bytes.length), bytes);
 export const encodeOptionString = (s) =>
   s == null ? new Uint8Array([0]) : u8aConcat(new Uint8Array([1]), encodeBytes(u8aToU8a(s)));
@@ -56,11 +51,6 @@ export const decodeOptionBytes = (u8a) => {
   if (u8a[0] === 0) return null;
   if (u8a[0] !== 1) throw new RuntimeCallError(`bad Option tag ${u8a[0]}`);
   return decodeBytes(u8a.subarray(1))[0];
-};
-export const decodeVecU32 = (u8a) => {
-  const [offset, length] = compactFromU8a(u8a);
-  const view = new DataView(u8a.buffer, u8a.byteOffset + offset);
-  return Array.from({ length: Number(length) }, (_, i) => view.getUint32(i * 4, true));
 };
 
 /**

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from substrateinterface import Keypair
 
-from pipeline import config, keys, localnet, suites
+from pipeline import config, devrpc, keys, suites
 from pipeline.chain import Call, Chain
 from pipeline.config import Environment, Network
 
@@ -89,7 +89,7 @@ def next_block(target: Target, chain: Chain) -> Callable[[], int]:
     def make() -> int:
         before = chain.block_number()
         if target.network.chopsticks:
-            return localnet.produce_blocks(target.endpoint, 1)
+            return devrpc.produce_blocks(target.endpoint, 1)
         deadline = time.monotonic() + BLOCK_TIMEOUT_S
         while (head := chain.block_number()) <= before:
             if time.monotonic() > deadline:

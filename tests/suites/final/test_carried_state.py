@@ -8,7 +8,7 @@ import pytest
 from substrateinterface import Keypair
 
 from pipeline.chain import Chain
-from pipeline.deploy import decode_storage_version, storage_version_key
+from pipeline.upgrade import decode_storage_version, storage_version_key
 
 from ..conftest import Target
 from ..helpers import map_accounts, note_text

@@ -1,0 +1,421 @@
+"""Runtime API calls executed in this process, with wasmtime: versions, metadata, genesis state.
+
+Reading a runtime must not need a chain or a Node process: `inspect` and `diff` call
+`Core_version`, the Metadata API and the genesis builder of any runtime blob here. The host
+side is the part of sp-io those calls use (allocator, storage over a plain dict, hashing,
+logging); any other host function traps with its name, so a runtime that needs more says what.
+Compiled modules are cached by the blob's hash: the first call pays Cranelift once per blob,
+later calls (and later processes) only instantiate.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import wasmtime
+import xxhash
+from wasmtime import _ffi as wasmtime_ffi
+
+from pipeline.errors import PipelineError
+from pipeline.project import cache_dir
+
+PAGE: Final = 65536
+ERROR_LEVEL: Final = 0  # sp-io passes RuntimeLogLevel::Error as 0; panics are logged at it
+ALIGN: Final = 8
+MODULE_CACHE_FORMAT: Final = 1
+
+
+class RuntimeCallError(PipelineError):
+    """A runtime API call that the runtime refused or that needs a host function we lack."""
+
+
+WINCH: Final = 2  # wasmtime's C API `WASMTIME_STRATEGY_WINCH`, which the Python setter lacks
+
+
+@functools.cache
+def _engine() -> wasmtime.Engine:
+    """Winch, wasmtime's baseline compiler: reading a runtime runs a few million instructions,
+    so compiling dominates, and Winch compiles a 9 MB runtime ten times faster than Cranelift."""
+    config = wasmtime.Config()
+    wasmtime_ffi.wasmtime_config_strategy_set(config.ptr(), WINCH)
+    return wasmtime.Engine(config)
+
+
+def _cache_path(wasm: bytes) -> Path:
+    digest = hashlib.blake2b(wasm, digest_size=32).hexdigest()
+    version = wasmtime.__version__ if hasattr(wasmtime, "__version__") else "unknown"
+    return cache_dir() / "wasm-modules" / f"{digest}-{version}-{MODULE_CACHE_FORMAT}.cwasm"
+
+
+def compile_module(wasm: bytes) -> wasmtime.Module:
+    """The compiled module, from the machine-wide cache when this blob was compiled before.
+
+    The cache holds only what this process wrote itself (atomic rename); a file that does
+    not deserialize is compiled again and replaced.
+    """
+    path = _cache_path(wasm)
+    engine = _engine()
+    if path.is_file():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(path))
+        except wasmtime.WasmtimeError:
+            path.unlink(missing_ok=True)
+    try:
+        module = wasmtime.Module(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        raise RuntimeCallError(f"not a valid wasm module: {_first_line(exc)}") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".module-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(module.serialize())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next call a compile
+    return module
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@dataclass
+class Storage:
+    """The state a call sees and writes: a dict with sp-io's nested transactions."""
+
+    values: dict[bytes, bytes] = field(default_factory=dict)
+    _saved: list[dict[bytes, bytes]] = field(default_factory=list)
+
+    def next_key(self, key: bytes) -> bytes | None:
+        keys = sorted(self.values)
+        i = bisect.bisect_right(keys, key)
+        return keys[i] if i < len(keys) else None
+
+    def clear_prefix(self, prefix: bytes, limit: int | None) -> tuple[int, bool]:
+        doomed = sorted(k for k in self.values if k.startswith(prefix))
+        if limit is not None:
+            doomed, remaining = doomed[:limit], len(doomed) > limit
+        else:
+            remaining = False
+        for key in doomed:
+            del self.values[key]
+        return len(doomed), remaining
+
+    def start(self) -> None:
+        self._saved.append(dict(self.values))
+
+    def rollback(self) -> None:
+        self.values = self._saved.pop()
+
+    def commit(self) -> None:
+        self._saved.pop()
+
+
+def _compact(value: int) -> bytes:
+    if value < 1 << 6:
+        return bytes([value << 2])
+    if value < 1 << 14:
+        return ((value << 2) | 1).to_bytes(2, "little")
+    if value < 1 << 30:
+        return ((value << 2) | 2).to_bytes(4, "little")
+    body = value.to_bytes((value.bit_length() + 7) // 8, "little")
+    return bytes([((len(body) - 4) << 2) | 3]) + body
+
+
+def decode_compact(data: bytes, offset: int = 0) -> tuple[int, int]:
+    """A SCALE compact integer at `offset`: (value, offset after it)."""
+    if offset >= len(data):
+        raise RuntimeCallError("truncated SCALE compact integer")
+    mode = data[offset] & 3
+    if mode == 0:
+        return data[offset] >> 2, offset + 1
+    if mode in (1, 2):
+        width = 2 if mode == 1 else 4
+        if offset + width > len(data):
+            raise RuntimeCallError("truncated SCALE compact integer")
+        return int.from_bytes(data[offset : offset + width], "little") >> 2, offset + width
+    width = (data[offset] >> 2) + 4
+    if offset + 1 + width > len(data):
+        raise RuntimeCallError("truncated SCALE compact integer")
+    return int.from_bytes(data[offset + 1 : offset + 1 + width], "little"), offset + 1 + width
+
+
+def decode_bytes(data: bytes, offset: int = 0) -> bytes:
+    """A SCALE `Vec<u8>` at `offset`."""
+    length, start = decode_compact(data, offset)
+    if start + length > len(data):
+        raise RuntimeCallError("truncated SCALE bytes")
+    return data[start : start + length]
+
+
+def encode_bytes(data: bytes) -> bytes:
+    return _compact(len(data)) + data
+
+
+def _option(value: bytes | None) -> bytes:
+    return b"\x00" if value is None else b"\x01" + encode_bytes(value)
+
+
+def _append(existing: bytes | None, item: bytes) -> bytes:
+    """sp-io's storage append: a SCALE Vec gains one encoded item (a bad Vec starts over)."""
+    if existing:
+        try:
+            count, start = decode_compact(existing)
+            return _compact(count + 1) + existing[start:] + item
+        except RuntimeCallError:
+            pass
+    return _compact(1) + item
+
+
+def twox(data: bytes, width: int) -> bytes:
+    """Substrate's twox hashes: xxh64 with seeds 0, 1, … concatenated (little endian)."""
+    return b"".join(
+        xxhash.xxh64_intdigest(data, seed=seed).to_bytes(8, "little") for seed in range(width // 8)
+    )
+
+
+def blake2(data: bytes, width: int) -> bytes:
+    return hashlib.blake2b(data, digest_size=width).digest()
+
+
+class RuntimeInstance:
+    """One instantiated runtime: call its API methods, against `storage`."""
+
+    def __init__(self, wasm: bytes, storage: Storage | None = None) -> None:
+        self.storage = storage if storage is not None else Storage()
+        module = compile_module(wasm)
+        self._store = wasmtime.Store(_engine())
+        self._memory: wasmtime.Memory | None = None
+        self._host_error: RuntimeCallError | None = None  # wasmtime reports it as a bare trap
+        self._panic: str | None = None  # the runtime logs its panic message, then traps
+        imports: list[wasmtime.Func | wasmtime.Memory] = []
+        host = self._host_functions()
+        for item in module.imports:
+            kind = item.type
+            if isinstance(kind, wasmtime.MemoryType):
+                self._memory = wasmtime.Memory(self._store, kind)
+                imports.append(self._memory)
+            elif isinstance(kind, wasmtime.FuncType):
+                name = str(item.name)
+                function = host.get(name) or self._missing(name)
+                imports.append(wasmtime.Func(self._store, kind, function))
+            else:
+                raise RuntimeCallError(f"the runtime imports {item.module}.{item.name}: unknown")
+        try:
+            self._instance = wasmtime.Instance(self._store, module, imports)
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            raise RuntimeCallError(f"cannot instantiate the runtime: {_first_line(exc)}") from None
+        exports = self._instance.exports(self._store)
+        if self._memory is None:
+            exported = exports.get("memory")
+            if not isinstance(exported, wasmtime.Memory):
+                raise RuntimeCallError("the runtime neither imports nor exports its memory")
+            self._memory = exported
+        heap_base = exports.get("__heap_base")
+        if not isinstance(heap_base, wasmtime.Global):
+            raise RuntimeCallError(
+                "the runtime exports no __heap_base: it is not a Substrate runtime"
+            )
+        self._heap = int(heap_base.value(self._store))
+
+    def exports(self) -> Iterator[str]:
+        return iter(self._instance.exports(self._store))
+
+    def call(self, method: str, data: bytes = b"") -> bytes:
+        """Run one runtime API method on SCALE-encoded input; its SCALE-encoded result."""
+        function = self._instance.exports(self._store).get(method)
+        if not isinstance(function, wasmtime.Func):
+            raise RuntimeCallError(f"the runtime has no {method} API")
+        pointer = self._write(data)
+        self._host_error = self._panic = None
+        try:
+            packed = function(self._store, pointer, len(data))
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            reason = self._host_error or self._panic or _trap_reason(exc)
+            raise RuntimeCallError(f"{method} failed: {reason}") from None
+        return self._read(int(packed))
+
+    # --- memory ---------------------------------------------------------------------------------
+    @property
+    def memory(self) -> wasmtime.Memory:
+        assert self._memory is not None
+        return self._memory
+
+    def _malloc(self, size: int) -> int:
+        """A bump allocator: one call's garbage lives as long as the instance, which is short."""
+        pointer = (self._heap + ALIGN - 1) & ~(ALIGN - 1)
+        self._heap = pointer + max(size, 1)
+        missing = self._heap - self.memory.data_len(self._store)
+        if missing > 0 and not self.memory.grow(self._store, (missing + PAGE - 1) // PAGE):
+            raise RuntimeCallError(f"the runtime's memory cannot grow to {self._heap} bytes")
+        return pointer
+
+    def _write(self, data: bytes) -> int:
+        pointer = self._malloc(len(data))
+        if data:
+            self.memory.write(self._store, data, pointer)
+        return pointer
+
+    def _read(self, packed: int) -> bytes:
+        pointer, length = packed & 0xFFFFFFFF, packed >> 32
+        return bytes(self.memory.read(self._store, pointer, pointer + length))
+
+    def _out(self, data: bytes) -> int:
+        return self._write(data) | (len(data) << 32)
+
+    # --- host functions -------------------------------------------------------------------------
+    def _missing(self, name: str) -> Callable[..., Any]:
+        def trap(*_: Any) -> Any:
+            self._host_error = RuntimeCallError(
+                f"it needs host function {name}, which runtime inspection does not provide"
+            )
+            raise self._host_error
+
+        return trap
+
+    def _host_functions(self) -> dict[str, Callable[..., Any]]:
+        storage, read, out = self.storage, self._read, self._out
+
+        def hashing(digest: Callable[[bytes], bytes]) -> Callable[[int], int]:
+            return lambda data: self._write(digest(read(data)))
+
+        def storage_read(key: int, value_out: int, offset: int) -> int:
+            value = storage.values.get(read(key))
+            if value is None:
+                return out(b"\x00")
+            pointer, length = value_out & 0xFFFFFFFF, value_out >> 32
+            chunk = value[offset:][:length]
+            self.memory.write(self._store, chunk, pointer)
+            return out(b"\x01" + len(value[offset:]).to_bytes(4, "little"))
+
+        def clear_prefix(prefix: int, limit: int) -> int:
+            raw_limit = read(limit)
+            count = int.from_bytes(raw_limit[1:5], "little") if raw_limit[:1] == b"\x01" else None
+            removed, remaining = storage.clear_prefix(read(prefix), count)
+            return out(bytes([1 if remaining else 0]) + removed.to_bytes(4, "little"))
+
+        def storage_set(key: int, value: int) -> None:
+            storage.values[read(key)] = read(value)
+
+        def storage_append(key: int, value: int) -> None:
+            name = read(key)
+            storage.values[name] = _append(storage.values.get(name), read(value))
+
+        def storage_clear(key: int) -> None:
+            storage.values.pop(read(key), None)
+
+        def nothing(*_: int) -> None:
+            return None
+
+        def log(level: int, target: int, message: int) -> None:
+            if level == ERROR_LEVEL:
+                self._panic = read(message).decode(errors="replace")
+
+        return {
+            "ext_allocator_malloc_version_1": self._malloc,
+            "ext_allocator_free_version_1": nothing,
+            "ext_logging_max_level_version_1": lambda: 0,  # off: nothing is logged here
+            "ext_logging_log_version_1": log,
+            "ext_misc_print_hex_version_1": nothing,
+            "ext_misc_print_num_version_1": nothing,
+            "ext_misc_print_utf8_version_1": nothing,
+            "ext_storage_get_version_1": lambda key: out(_option(storage.values.get(read(key)))),
+            "ext_storage_read_version_1": storage_read,
+            "ext_storage_set_version_1": storage_set,
+            "ext_storage_append_version_1": storage_append,
+            "ext_storage_clear_version_1": storage_clear,
+            "ext_storage_exists_version_1": lambda key: int(read(key) in storage.values),
+            "ext_storage_next_key_version_1": lambda key: out(_option(storage.next_key(read(key)))),
+            "ext_storage_clear_prefix_version_2": clear_prefix,
+            "ext_storage_start_transaction_version_1": storage.start,
+            "ext_storage_commit_transaction_version_1": storage.commit,
+            "ext_storage_rollback_transaction_version_1": storage.rollback,
+            "ext_hashing_blake2_128_version_1": hashing(lambda d: blake2(d, 16)),
+            "ext_hashing_blake2_256_version_1": hashing(lambda d: blake2(d, 32)),
+            "ext_hashing_twox_64_version_1": hashing(lambda d: twox(d, 8)),
+            "ext_hashing_twox_128_version_1": hashing(lambda d: twox(d, 16)),
+            "ext_hashing_twox_256_version_1": hashing(lambda d: twox(d, 32)),
+            "ext_hashing_sha2_256_version_1": hashing(lambda d: hashlib.sha256(d).digest()),
+        }
+
+
+def _trap_reason(exc: BaseException) -> str:
+    """The trap's own words (wasm traps start with the backtrace header; the cause is last)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line for line in lines if not line.startswith(("error while executing", "0:", "at "))]
+    causes = [line for line in causes if not line[:1].isdigit()]
+    return causes[-1] if causes else (lines[0] if lines else type(exc).__name__)
+
+
+# --- the calls the pipeline makes --------------------------------------------------------------
+def core_version(wasm: bytes) -> bytes:
+    """`Core_version`: the SCALE-encoded RuntimeVersion, as nodes read it from old runtimes."""
+    return RuntimeInstance(wasm).call("Core_version")
+
+
+def metadata_versions(instance: RuntimeInstance) -> list[int]:
+    """Metadata versions the runtime offers; [] when it predates `Metadata_metadata_versions`."""
+    if "Metadata_metadata_versions" not in set(instance.exports()):
+        return []
+    raw = instance.call("Metadata_metadata_versions")
+    count, offset = decode_compact(raw)
+    return [
+        int.from_bytes(raw[offset + 4 * i : offset + 4 * i + 4], "little") for i in range(count)
+    ]
+
+
+PREFERRED_METADATA: Final = (15, 14)
+
+
+def metadata(instance: RuntimeInstance, version: int | None = None) -> tuple[list[int], bytes]:
+    """(versions offered, metadata) where metadata is `meta` + version byte + body: the version
+    asked for, else the newest of v15/v14 offered, else the legacy `Metadata_metadata`."""
+    offered = metadata_versions(instance)
+    wanted = (version,) if version else PREFERRED_METADATA
+    for candidate in (v for v in wanted if v in offered):
+        raw = instance.call("Metadata_metadata_at_version", candidate.to_bytes(4, "little"))
+        if raw[:1] == b"\x01":
+            return offered, decode_bytes(raw, 1)
+    if version and offered:
+        listed = ", ".join(str(v) for v in offered)
+        raise RuntimeCallError(f"the runtime offers metadata versions {listed}, not {version}")
+    return offered, decode_bytes(instance.call("Metadata_metadata"))
+
+
+def genesis_storage(instance: RuntimeInstance, preset: str | None = None) -> dict[bytes, bytes]:
+    """The genesis state the runtime's GenesisBuilder makes from a preset (None: its default),
+    written into the instance's storage (start from an instance whose storage is empty)."""
+    name = None if preset is None else preset.encode()
+    raw = instance.call("GenesisBuilder_get_preset", _option(name))
+    if raw[:1] != b"\x01":
+        raise RuntimeCallError(f"the runtime has no genesis preset {preset or '(default)'}")
+    result = instance.call("GenesisBuilder_build_state", encode_bytes(decode_bytes(raw, 1)))
+    if result[:1] != b"\x00":  # Result<(), String>
+        reason = decode_bytes(result, 1).decode(errors="replace")
+        raise RuntimeCallError(f"GenesisBuilder_build_state failed: {reason}")
+    return dict(instance.storage.values)
+
+
+STORAGE_VERSION_KEY: Final = b":__STORAGE_VERSION__:"
+
+
+def storage_version_key(pallet_prefix: str) -> bytes:
+    """Where FRAME keeps a pallet's storage version: twox128(prefix) ++ twox128(marker)."""
+    return twox(pallet_prefix.encode(), 16) + twox(STORAGE_VERSION_KEY, 16)
+
+
+def storage_versions(state: dict[bytes, bytes], prefixes: list[str]) -> dict[str, int]:
+    """Each pallet's storage version in `state` (0 where none is stored, as FRAME reads it)."""
+    versions = {}
+    for prefix in prefixes:
+        raw = state.get(storage_version_key(prefix))
+        versions[prefix] = int.from_bytes(raw[:2], "little") if raw else 0
+    return versions
