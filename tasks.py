@@ -5,7 +5,7 @@ No logic here; each collection is a thin layer over one `pipeline` module.
 
 from invoke.collection import Collection
 
-from pipeline.cli import build, council, deploy, gate, inspect, net, plan, release
+from pipeline.cli import build, council, deploy, gate, inspect, net, node, plan, release
 
 ns = Collection()
 for top_level in (
@@ -22,6 +22,7 @@ for top_level in (
     ns.add_task(top_level)
 ns.add_collection(Collection("council", council.simulate))
 ns.add_collection(Collection.from_module(net, name="net"))
+ns.add_collection(Collection.from_module(node, name="node"))
 ns.add_collection(Collection.from_module(plan, name="plan"))
 ns.add_collection(Collection.from_module(release, name="release"))
 ns.add_collection(Collection.from_module(gate, name="gate"))

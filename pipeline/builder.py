@@ -455,11 +455,11 @@ def exported_workspace(
 
 
 def build_volumes(
-    source: Path, vendor: Vendor, out: Path, target_volume: str | None
+    source: Path, vendor: Vendor, out: Path, target_volume: str | None, src_dir: str = SRC_DIR
 ) -> dict[str, dict[str, str]]:
     """Mounts of a build: inputs read-only at fixed paths; no target volume means a fresh one."""
     volumes = {
-        str(source): {"bind": SRC_DIR, "mode": "ro"},
+        str(source): {"bind": src_dir, "mode": "ro"},
         str(vendor.crates): {"bind": VENDOR_DIR, "mode": "ro"},
         str(vendor.config): {"bind": CARGO_CONFIG, "mode": "ro"},
         str(out): {"bind": OUT_DIR, "mode": "rw"},
@@ -478,8 +478,11 @@ def run_in_builder(
     log: IO[str],
     activity: str = "building the runtime",
     progress: Progress = logger.info,
+    cpu_shares: int | None = None,
 ) -> int:
-    """Run `script` in the builder with no network, streaming output to the log; exit code."""
+    """Run `script` in the builder with no network, streaming output to the log; exit code.
+
+    `cpu_shares` below docker's 1024 lets a long build yield the cores to other work."""
     remove_stale_containers(client)
     container = client.containers.run(
         image_id,
@@ -490,6 +493,7 @@ def run_in_builder(
         working_dir=SRC_DIR,
         volumes={k: dict(v) for k, v in volumes.items()},
         labels={f"{LABEL}build": key},
+        cpu_shares=cpu_shares,
     )
     try:
         progress(activity)
@@ -577,14 +581,16 @@ def _terminate_as_exit() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def target_volume_lock(progress: Progress = logger.info) -> Iterator[None]:
-    """Hold the machine-wide lock of the shared target volume: one build script at a time.
+def target_volume_lock(
+    progress: Progress = logger.info, volume: str = TARGET_VOLUME
+) -> Iterator[None]:
+    """Hold the machine-wide lock of a shared target volume: one build script at a time.
 
     cargo locks the target dir only while it runs; the script around it (clearing the wbuild
     outputs, copying them out) must not interleave with another build's.
     """
     # Beside the volume's name, not in cache_dir(): every checkout and cache dir shares the volume.
-    path = Path(tempfile.gettempdir()) / f"{TARGET_VOLUME}.lock"
+    path = Path(tempfile.gettempdir()) / f"{volume}.lock"
     descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # flock needs no write access
     try:
         try:

@@ -218,20 +218,22 @@ def _debootstrap_base(
 def _build_stage(
     client: docker.DockerClient,
     context: Path,
-    target: str,
+    target: str | None,
     args: Mapping[str, str],
     tag: str | None,
     log: IO[str],
     progress: Progress,
     log_path: Path,
+    dockerfile: str = DOCKERFILE,
 ) -> str:
-    """Build one Dockerfile stage with the host network (apt), streaming steps to the log."""
+    """Build one Dockerfile stage (None: the last) with the host network (apt), streaming
+    steps to the log."""
     image_id: str | None = None
-    step = target
+    step = target or dockerfile
     try:
         for chunk in client.api.build(
             path=str(context),
-            dockerfile=DOCKERFILE,
+            dockerfile=dockerfile,
             target=target,
             tag=tag,
             buildargs=dict(args),

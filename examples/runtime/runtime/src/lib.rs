@@ -1,6 +1,6 @@
 //! Example FRAME solo-chain runtime: the blob the runtime-upgrade pipeline builds, tests,
-//! proposes and enacts. Aura block production, balances and fees, sudo, a council, utility
-//! batching and one pallet of our own (`pallet-notes`) whose storage evolves across releases.
+//! proposes and enacts. Aura block production, GRANDPA finality, balances and fees, sudo, a
+//! council, utility batching and one pallet of our own (`pallet-notes`) whose storage evolves across releases.
 
 #![cfg_attr(not(feature = "std"), no_std)]
 // `construct_runtime!` does a lot of recursion and requires us to increase the limit.
@@ -11,7 +11,7 @@ include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
 
 extern crate alloc;
 
-mod apis;
+pub mod apis;
 mod configs;
 pub mod genesis_config_presets;
 
@@ -47,9 +47,10 @@ pub mod opaque {
 	pub type Hash = <BlakeTwo256 as HashT>::Output;
 
 	impl_opaque_keys! {
-		/// The session keys of a block author: only Aura.
+		/// The session keys of a validator: Aura to author blocks, GRANDPA to finalize them.
 		pub struct SessionKeys {
 			pub aura: super::Aura,
+			pub grandpa: super::Grandpa,
 		}
 	}
 }
@@ -182,4 +183,7 @@ mod runtime {
 
 	#[runtime::pallet_index(9)]
 	pub type CouncilRoot = pallet_council_root;
+
+	#[runtime::pallet_index(10)]
+	pub type Grandpa = pallet_grandpa;
 }

@@ -1,0 +1,175 @@
+"""pipeline.nodebuild: the node build's decisions, and (marked `docker`) the real node: built
+natively in the node image, cached by content, running a chain of our released runtime on
+loopback, authoring with Aura and finalizing with GRANDPA."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import git
+import pytest
+import requests
+
+from pipeline import builder_image, devrpc, localnet, nodebuild
+from pipeline.errors import PipelineError
+from pipeline.project import load_project
+
+REPO = Path(__file__).resolve().parents[1]
+RELEASED = REPO / "examples/runtime/releases/100"
+ALICE = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+BUILDER_ID = "sha256:" + "1" * 64
+
+
+# ---------------------------------------------------------------- pure
+
+
+def test_node_image_follows_the_builder_image() -> None:
+    assert nodebuild.node_image_tag(BUILDER_ID) == nodebuild.node_image_tag(BUILDER_ID)
+    assert nodebuild.node_image_tag(BUILDER_ID) != nodebuild.node_image_tag("sha256:" + "2" * 64)
+    assert nodebuild.node_image_tag(BUILDER_ID).startswith("runtime-pipeline-node:")
+
+
+def test_node_image_context_is_not_the_builder_context() -> None:
+    # The runtime builder's tag hashes dockerfiles/: the node's Dockerfile must not move it.
+    assert nodebuild.CONTEXT != builder_image.DOCKERFILES
+    assert not (builder_image.DOCKERFILES / nodebuild.DOCKERFILE).exists()
+    assert (nodebuild.CONTEXT / nodebuild.DOCKERFILE).is_file()
+
+
+def test_node_dockerfile_pins_protoc_exactly() -> None:
+    text = (nodebuild.CONTEXT / nodebuild.DOCKERFILE).read_text()
+    assert "ARG PROTOBUF_VERSION=3.21.12-3+deb12u1" in text
+    assert '"protobuf-compiler=${PROTOBUF_VERSION}"' in text
+
+
+def test_build_script_skips_the_wasm_and_stays_offline() -> None:
+    script = nodebuild.build_script()
+    assert script.splitlines()[0] == "export SKIP_WASM_BUILD=1"
+    assert "cd /build/examples/node" in script
+    assert "cargo build --locked --offline --release --bin example-node" in script
+    assert "cp /target/release/example-node /out/" in script
+
+
+def test_build_options_change_with_the_recipe() -> None:
+    assert nodebuild.build_options() == nodebuild.build_options()
+    assert nodebuild.build_options()["recipe"] != nodebuild.build_options("other")["recipe"]
+
+
+def test_the_node_lock_is_its_own_and_builds_with_rustc_1_85() -> None:
+    node = (REPO / "examples/node/Cargo.toml").read_text()
+    assert "[workspace]" in node and 'rust-version = "1.85"' in node
+    assert "default-features = false" in node.split("sc-cli")[1].splitlines()[0]
+    lock = (REPO / "examples/node/Cargo.lock").read_text()
+    assert 'name = "example-node"' in lock and 'name = "example-runtime"' in lock
+    for left_out in ("librocksdb-sys", "frame-benchmarking-cli", "tikv-jemalloc-sys"):
+        assert f'name = "{left_out}"' not in lock
+    runtime_lock = (REPO / "examples/runtime/Cargo.lock").read_text()
+    assert 'name = "example-node"' not in runtime_lock
+
+
+def test_a_missing_lock_is_refused_with_the_fix(tmp_path: Path) -> None:
+    repo = git.Repo.init(tmp_path)
+    (tmp_path / "pipeline.toml").write_text(
+        '[runtime]\npath = "examples/runtime"\npackage = "example-runtime"\n'
+    )
+    (tmp_path / "examples/node").mkdir(parents=True)
+    (tmp_path / "examples/node/Cargo.toml").write_text("[package]\n")
+    repo.index.add(["pipeline.toml", "examples/node/Cargo.toml"])
+    repo.index.commit("no lock")
+    with pytest.raises(PipelineError, match=r"no Cargo.lock in examples/node at HEAD"):
+        nodebuild.build(load_project(tmp_path))
+
+
+# ---------------------------------------------------------------- the real node
+
+
+def _released_wasm() -> Path:
+    (wasm,) = RELEASED.glob("*.compact.compressed.wasm")
+    return wasm
+
+
+@pytest.fixture(scope="module")
+def node_binary() -> Iterator[Path]:
+    """The node of HEAD's examples/, built once (about an hour cold, minutes warm)."""
+    yield nodebuild.build(load_project(REPO)).binary
+
+
+def _call(port: int, method: str, params: list[Any] | None = None) -> Any:
+    return devrpc.rpc(f"http://127.0.0.1:{port}", method, params)
+
+
+def _heads(port: int) -> tuple[int, int]:
+    best = int(_call(port, "chain_getHeader")["number"], 16)
+    finalized_hash = _call(port, "chain_getFinalizedHead")
+    finalized = int(_call(port, "chain_getHeader", [finalized_hash])["number"], 16)
+    return best, finalized
+
+
+# Both need the node binary: a cold build takes an hour or more on 2 shared cores, so they are
+# `slow` (run with `-m slow`) until CI can afford the cold build; warm, they take a minute.
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(7200)
+def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path) -> None:
+    client = builder_image.docker_client()
+    since = time.time() - 1
+    again = nodebuild.build(load_project(REPO))
+    events = client.events(
+        since=since,
+        until=time.time() + 1,
+        filters={"type": "container", "label": f"{builder_image.LABEL}build={again.key}"},
+        decode=True,
+    )
+    assert again.cached and again.log is None and again.container_seconds == 0.0
+    assert again.binary == node_binary
+    assert list(events) == [], "a cache hit started a container"
+    assert again.seconds < 30
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(7200)
+def test_node_authors_and_finalizes_blocks_of_the_released_runtime(
+    node_binary: Path, tmp_path: Path
+) -> None:
+    spec = localnet.write_spec(_released_wasm(), tmp_path / "spec.json")
+    rpc_port, p2p_port = localnet.free_ports(2)
+    log = (tmp_path / "node.log").open("w")
+    node = subprocess.Popen(
+        [
+            str(node_binary),
+            *("--chain", str(spec), "--alice", "--validator", "--force-authoring", "--tmp"),
+            *("--database", "paritydb", "--no-mdns", "--no-prometheus", "--no-telemetry"),
+            *("--rpc-port", str(rpc_port), "--port", str(p2p_port)),
+            *("--listen-addr", f"/ip4/127.0.0.1/tcp/{p2p_port}"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        heads: list[tuple[int, int]] = []
+        deadline = time.monotonic() + 180  # 6 s slots: a few blocks and their finality
+        while time.monotonic() < deadline and not (heads and heads[-1][1] >= 3):
+            assert node.poll() is None, f"node exited: {(tmp_path / 'node.log').read_text()}"
+            with contextlib.suppress(requests.RequestException, PipelineError):  # RPC not up yet
+                heads.append(_heads(rpc_port))
+            time.sleep(2)
+        assert heads, f"no RPC answer on {rpc_port}: {(tmp_path / 'node.log').read_text()}"
+        best, finalized = heads[-1]
+        assert finalized >= 3 and best >= finalized, heads
+        assert heads[0][0] < best and heads[0][1] < finalized, "best and finalized must rise"
+        assert _call(rpc_port, "system_name") == "example-node"
+        assert _call(rpc_port, "system_accountNextIndex", [ALICE]) == 0
+        methods = set(_call(rpc_port, "rpc_methods")["methods"])
+        assert {"payment_queryInfo", "payment_queryFeeDetails", "system_dryRun"} <= methods
+        version = _call(rpc_port, "state_getRuntimeVersion")
+        assert (version["specName"], version["specVersion"]) == ("example-runtime", 100)
+    finally:
+        node.terminate()
+        node.wait(timeout=30)
+        log.close()
