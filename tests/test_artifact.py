@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -602,3 +603,24 @@ def test_release_100_digest_matches_the_blob() -> None:
     assert content["call_hashes"] == call_hashes(blob)
     assert content["info"] == info(blob)
     assert content["runtimes"]["compact"]["blake2_256"] == artifact.blake2_256(blob.wasm)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "huge"])
+def test_inspect_checks_what_the_path_is_before_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    path = tmp_path / "runtime.wasm"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # reading it would block: nobody writes
+    else:
+        with path.open("wb") as sparse:
+            sparse.truncate(artifact.BOMB_LIMIT + 1)
+    with pytest.raises(SystemExit) as caught:
+        Program(namespace=Collection(inspect)).run(["invoke", "inspect", str(path)])
+    assert caught.value.code == 1
+    err = capsys.readouterr().err
+    expected = "over the 50 MiB a runtime can be" if kind == "huge" else "not a regular file"
+    assert err.startswith(f"error: {path}: ") and expected in err, err
+    assert err.count("\n") == 1
