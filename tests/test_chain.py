@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.server
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +15,12 @@ from typing import Any
 
 import pytest
 from substrateinterface import Keypair
+from websocket import WebSocketBadStatusException
 
 from pipeline import devrpc, localnet
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import (
+    REFUSED_GRACE,
     Call,
     Chain,
     backoff_delays,
@@ -23,6 +28,7 @@ from pipeline.chain import (
     describe_rejection,
     dispatch_error_name,
     is_local_endpoint,
+    retry_window,
 )
 from pipeline.errors import PipelineError
 from pipeline.project import Project
@@ -120,6 +126,74 @@ def test_unreachable_endpoint_fails_fast_with_the_fix() -> None:
     with pytest.raises(PipelineError, match=rf"cannot reach {endpoint}: .*\(`invoke net.up`\)"):
         Chain(endpoint, connect_timeout=2.0)
     assert time.monotonic() - started < 10
+
+
+def test_a_refused_first_connection_fails_in_seconds_whatever_the_timeout() -> None:
+    endpoint = f"ws://127.0.0.1:{localnet.free_ports(1)[0]}"
+    started = time.monotonic()
+    with pytest.raises(PipelineError) as refused:
+        Chain(endpoint, connect_timeout=30.0, local=False)
+    assert time.monotonic() - started < 8
+    assert str(refused.value) == (
+        f"cannot reach {endpoint}: connection refused (nothing listens there); "
+        "is the endpoint right and reachable from here?"
+    )
+
+
+class _Status(http.server.BaseHTTPRequestHandler):
+    """Answers every request, websocket handshakes included, with the server's status."""
+
+    def do_GET(self) -> None:
+        self.send_error(self.server.status)  # type: ignore[attr-defined]
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_status_server(status: int) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Status)
+    server.status = status  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "within"),
+    [(404, "Not Found", 5.0), (503, "Service Unavailable", 12.0)],  # 5xx may pass: retried
+)
+def test_a_handshake_refused_by_http_is_one_line_with_the_status(
+    status: int, reason: str, within: float
+) -> None:
+    with http_status_server(status) as endpoint:
+        started = time.monotonic()
+        with pytest.raises(PipelineError) as refused:
+            Chain(endpoint, connect_timeout=3.0)
+        elapsed = time.monotonic() - started
+    assert str(refused.value) == (
+        f"cannot reach {endpoint}: the server answered the websocket handshake with "
+        f"HTTP {status} {reason}; is the node up? (`invoke net.up`)"
+    )
+    assert elapsed < within and (status == 404 or elapsed > 1.5)
+
+
+@pytest.mark.parametrize(
+    ("exc", "reconnecting", "window"),
+    [
+        (ConnectionRefusedError(), False, REFUSED_GRACE),
+        (ConnectionRefusedError(), True, 30.0),
+        (WebSocketBadStatusException("x", 404, "Not Found"), False, 0.0),
+        (WebSocketBadStatusException("x", 502, "Bad Gateway"), False, 30.0),
+        (TimeoutError(), False, 30.0),
+    ],
+)
+def test_retry_window(exc: BaseException, reconnecting: bool, window: float) -> None:
+    assert retry_window(exc, reconnecting=reconnecting, connect_timeout=30.0) == window
 
 
 # --- against a real chain -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Bad input that needs no chain is refused before anything slow: no wasm loaded, no connection.
+"""Bad input that needs no chain is refused before anything slow: no wasm loaded, no connection;
+and a connection that is refused is said at once, with a hint that fits the environment.
 
 The environment points at a loopback port where nothing listens, so any command that got as far
 as connecting would fail with a connection error instead of the refusal asserted here.
@@ -65,7 +66,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def refusal(capsys: pytest.CaptureFixture[str], *args: str, within: float = 5) -> str:
     """Run a command; it must exit 1 in time with one `error:` line, which is returned."""
-    ns = Collection(council.propose, council.enact, deploy_cli.deploy)
+    ns = Collection(council.propose, council.track, council.enact, deploy_cli.deploy)
     started = time.monotonic()
     with pytest.raises(SystemExit) as caught:
         Program(namespace=ns, binary="invoke").run(["invoke", *args])
@@ -146,3 +147,14 @@ def test_check_confirmation(confirm: str, code_hash: str | None, problem: str | 
     else:
         with pytest.raises(Exception, match=problem):
             check_confirmation(confirm, code_hash)
+
+
+def test_a_refused_connection_hints_at_the_environment_not_at_net_up(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = refusal(capsys, "track", "--env", "remote", "--motion", "0", within=8)
+    assert err.startswith("error: cannot reach ws://127.0.0.1:")
+    assert err.endswith(
+        "connection refused (nothing listens there); is the endpoint right and "
+        "reachable from here?\n"
+    ), err
