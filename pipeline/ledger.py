@@ -343,10 +343,7 @@ def open_ledger(
         records, repaired = _load(fd, path)
         if not records:
             if create is None:
-                raise PipelineError(
-                    f"ledger {path} is empty (its creation was interrupted): "
-                    f"open it again with the release's fields or remove {directory}"
-                )
+                raise _no_release_record(path)
             release = {
                 **create,
                 "schema": SCHEMA,
@@ -377,7 +374,17 @@ def read_records(state_dir: Path, release_id: str) -> tuple[list[Record], str | 
     finally:
         os.close(fd)
     records, torn_at = _parse(data, path)
+    if not records:
+        raise _no_release_record(path)
     return records, None if torn_at is None else _torn_note(path, data, torn_at)
+
+
+def _no_release_record(path: Path) -> PipelineError:
+    """An empty ledger, or one whose only line is torn: the release's creation was cut short."""
+    return PipelineError(
+        f"ledger {path} has no complete release record (its creation was interrupted): "
+        f"run `invoke release` again to write it, or remove {path.parent}"
+    )
 
 
 def _parse(data: bytes, path: Path) -> tuple[list[Record], int | None]:

@@ -331,7 +331,7 @@ def test_interrupted_creation_is_finished_by_the_next_create(tmp_path: Path) -> 
     path = ledger_path(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_bytes(b'{"schema":1,"ty')
-    with pytest.raises(PipelineError, match=r"is empty \(its creation was interrupted\)"):
+    with pytest.raises(PipelineError, match=r"no complete release record \(its creation was"):
         open_ledger(tmp_path, "r1")
     assert path.read_bytes() == b""  # the torn first record was dropped all the same
     with new_ledger(tmp_path) as ledger:
@@ -472,3 +472,22 @@ def test_list_and_open_releases(tmp_path: Path) -> None:
 def test_release_ids_are_plain_names(tmp_path: Path, release_id: str) -> None:
     with pytest.raises(PipelineError, match="is not a plain name"):
         open_ledger(tmp_path, release_id, create=RELEASE)
+
+
+@pytest.mark.parametrize("content", [b"", b'{"schema":1,"ty'], ids=["empty", "torn-first-line"])
+def test_a_ledger_without_its_release_record_names_the_file_and_the_fix(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = ledger_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    expected = (
+        f"ledger {path} has no complete release record (its creation was interrupted): "
+        f"run `invoke release` again to write it, or remove {path.parent}"
+    )
+    with pytest.raises(PipelineError) as viewed:
+        read_records(tmp_path, "r1")  # what release.status, resume and plan.check read
+    assert str(viewed.value) == expected
+    with pytest.raises(PipelineError) as opened:
+        open_ledger(tmp_path, "r1")  # what release.abort opens
+    assert str(opened.value) == expected
