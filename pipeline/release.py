@@ -197,7 +197,7 @@ class ReleaseStatus:
                 }
                 for r in self.milestones
             ],
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings) + ([self.torn] if self.torn else []),
         }
 
 

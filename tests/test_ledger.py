@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from invoke.collection import Collection
+from invoke.program import Program
 
+from pipeline.cli import release as release_cli
 from pipeline.errors import PipelineError
 from pipeline.ledger import (
     SCHEMA,
@@ -491,3 +494,23 @@ def test_a_ledger_without_its_release_record_names_the_file_and_the_fix(
     with pytest.raises(PipelineError) as opened:
         open_ledger(tmp_path, "r1")  # what release.abort opens
     assert str(opened.value) == expected
+
+
+def test_release_status_json_carries_the_torn_last_line_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fields = {"candidate": "HEAD", "env": "local", "policy": "no-nays", "plan": None}
+    with open_ledger(tmp_path, "r1", create={**fields, "votes": "approve"}) as ledger:
+        ledger.stage_started("build")
+    with ledger_path(tmp_path).open("ab") as torn:
+        torn.write(b'{"type":"stage_do')
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path))
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    Program(namespace=Collection.from_module(release_cli, name="release")).run(
+        ["invoke", "status", "--id", "r1", "--json"], exit=False
+    )
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert warnings == [
+        f"ledger {ledger_path(tmp_path)}: dropped an incomplete last record at line 3 "
+        "(17 bytes) left by an interrupted write"
+    ]
