@@ -51,6 +51,8 @@ _SECRET_WORDS = frozenset(
 )
 _KEY_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")  # snake, kebab and camel case
 _MNEMONIC_RUN = re.compile(r"(?:^|\s)(?:[a-z]{3,8}\s+){11,}[a-z]{3,8}(?=\s|$|/)")
+# A 0x seed: in structured fields 32-byte hashes have this shape too, in free text it is refused.
+_HEX_SEED = re.compile(r"(?<![0-9A-Za-z])0x[0-9a-fA-F]{64}(?![0-9A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,19 @@ def find_secret(value: Any, where: str = "record") -> str | None:
     return None
 
 
+def check_free_text(text: str, where: str) -> None:
+    """Refuse free text (a reason typed by a person) that holds a 0x seed: 64 hex digits."""
+    if _HEX_SEED.search(text):
+        raise _secret_refused(where, "; shorten a hash you meant to quote to its first digits")
+
+
+def _secret_refused(where: str, hint: str = "") -> PipelineError:
+    return PipelineError(
+        f"refusing to write {where} into the ledger: it looks like a secret "
+        f"(seed, mnemonic, private key or // URI); record public data only{hint}"
+    )
+
+
 class Ledger:
     """An open, locked journal of one release; append records through the typed methods."""
 
@@ -221,6 +236,7 @@ class Ledger:
 
     def aborted(self, reason: str) -> Record:
         """The release manager stopped the release: it will not run again under this id."""
+        check_free_text(reason, "aborted.reason")
         return self.append({"type": "aborted", "reason": reason})
 
     def intent(
@@ -277,10 +293,7 @@ class Ledger:
             raise PipelineError(f"ledger record type {record.get('type')!r} cannot be appended")
         secret = find_secret(record)
         if secret is not None:
-            raise PipelineError(
-                f"refusing to write {secret} into the ledger: it looks like a secret "
-                "(seed, mnemonic, private key or // URI); record public data only"
-            )
+            raise _secret_refused(secret)
         stamped: Record = {**record, "at": _now()}
         state = replay(
             [*self._records, stamped], str(self.path)

@@ -496,6 +496,36 @@ def test_a_ledger_without_its_release_record_names_the_file_and_the_fix(
     assert str(opened.value) == expected
 
 
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "pasted by mistake 0x" + "9f" * 32,
+        "0x" + "AB" * 32,
+        "seed=0x" + "12" * 32 + ".",
+        "wrong build " + MNEMONIC,
+        "//Alice was the wrong key",
+    ],
+)
+def test_an_abort_reason_holding_a_secret_is_refused(tmp_path: Path, reason: str) -> None:
+    with new_ledger(tmp_path) as ledger:
+        before = ledger_path(tmp_path).read_bytes()
+        with pytest.raises(PipelineError) as refused:
+            ledger.aborted(reason)
+    assert str(refused.value).startswith("refusing to write ")
+    assert "looks like a secret" in str(refused.value)
+    assert reason not in str(refused.value)
+    assert ledger_path(tmp_path).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "reason", ["bad build 0x" + "9f" * 8 + "…", "hash 0x" + "9f" * 33 + " is too long to be a seed"]
+)
+def test_an_abort_reason_quoting_a_short_hash_is_kept(tmp_path: Path, reason: str) -> None:
+    with new_ledger(tmp_path) as ledger:
+        ledger.aborted(reason)
+    assert lines(ledger_path(tmp_path))[-1]["reason"] == reason
+
+
 def test_release_status_json_carries_the_torn_last_line_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
