@@ -541,10 +541,17 @@ class NewHeads:
                 break
         self._socket = ws
 
-    def _resubscribe(self, reason: object) -> None:
+    def _resubscribe(self, reason: object, *, idle: bool = False) -> None:
+        """Reopen the subscription; `idle`: nothing was lost, no head came for a while (a
+        chain that makes blocks only when asked is quiet), so the first try is not a warning."""
         last: object = reason
-        for delay in backoff_delays(self._attempts):
-            log.warning("head subscription to %s lost (%s); resubscribing", self.endpoint, last)
+        for attempt, delay in enumerate(backoff_delays(self._attempts)):
+            if idle and not attempt:
+                log.info(
+                    "no new head from %s for a while; reopening the subscription", self.endpoint
+                )
+            else:
+                log.warning("head subscription to %s lost (%s); resubscribing", self.endpoint, last)
             time.sleep(delay)
             try:
                 self._subscribe()
@@ -564,7 +571,7 @@ class NewHeads:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._resubscribe("no new head")
+                self._resubscribe("no new head", idle=True)
                 return None
             try:
                 assert self._socket is not None

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import json
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,7 @@ from pipeline.chain import (
     REFUSED_GRACE,
     Call,
     Chain,
+    NewHeads,
     backoff_delays,
     blake2_256_hex,
     describe_rejection,
@@ -364,3 +366,20 @@ def test_inspect_and_diff_read_the_code_on_a_chain_at_a_block(
     assert str(missing.value.message) == (
         f"error: {endpoint} has no block #99999999: ask for a block at or below the head"
     )
+
+
+@pytest.mark.chain
+def test_an_idle_head_subscription_is_reopened_without_a_warning(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    net.up()
+    with (
+        caplog.at_level(logging.INFO, logger="pipeline.chain"),
+        NewHeads(net.net.endpoint) as heads,
+    ):
+        # a (re)opened subscription announces the current head; then nothing comes, because
+        # chopsticks makes no block unless asked
+        seen = [heads.next(1.0) for _ in range(4)]
+    assert seen.count(None) == 2, seen
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert caplog.text.count("for a while; reopening the subscription") == 2

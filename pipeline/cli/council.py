@@ -114,7 +114,8 @@ def propose(
         "env": ENV_HELP,
         "motion": MOTION_HELP,
         "json": "print each update as a JSON line",
-        "advance": "local networks only: make one block at a time until the motion is decided",
+        "advance": "make one block at a time until the motion is decided (local networks "
+        "only; always on for a local environment, whose blocks come only when made)",
         "deadline": "block at which voting counts as over (default: council.voting_blocks after "
         "the proposal, else the motion's end)",
     }
@@ -141,15 +142,13 @@ def track(
         else:
             console.print(escape(status_line(status)), soft_wrap=True)
 
-    if environment.local and not advance and not json:
-        console.print("local network: blocks come only when made; --advance makes them")
     with connect(environment) as chain:
         motions.track(
             environment,
             chain,
             motions.chosen_motion(project.state_dir, environment, chain, motion),
             deadline_block=deadline or None,
-            advance=advance,
+            advance=advance or environment.local,  # time passes locally, as in a release
             on_update=show,
         )
 
