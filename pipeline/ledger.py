@@ -332,6 +332,27 @@ def list_releases(state_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in directory.glob(f"*/{LEDGER_FILE}"))
 
 
+def archive_releases(state_dir: Path, env: str) -> list[Path]:
+    """Move the ledgers of releases on environment `env` out of the way (into `archive/`), so a
+    rehearsal on reset networks starts afresh instead of trusting stages done on the old ones.
+
+    Returns where each went; a release whose ledger a running release holds is refused.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = state_dir / "archive" / f"releases-{stamp}"
+    moved = []
+    for release_id in list_releases(state_dir):
+        path = releases_dir(state_dir) / release_id / LEDGER_FILE
+        with path.open("rb") as file:
+            first = _decode(file.readline())  # the release record never changes
+            if first is None or first.get("env") != env:
+                continue
+            _lock(file.fileno(), path)  # held while the directory moves
+            target.mkdir(parents=True, exist_ok=True)
+            moved.append(path.parent.rename(target / release_id))
+    return moved
+
+
 def open_ledger(
     state_dir: Path, release_id: str, *, create: Mapping[str, Any] | None = None
 ) -> Ledger:

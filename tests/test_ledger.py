@@ -18,6 +18,7 @@ from pipeline.ledger import (
     UNKNOWN_OUTCOME,
     Ledger,
     StageFailure,
+    archive_releases,
     find_secret,
     list_releases,
     open_ledger,
@@ -544,3 +545,26 @@ def test_release_status_json_carries_the_torn_last_line_warning(
         f"ledger {ledger_path(tmp_path)}: dropped an incomplete last record at line 3 "
         "(17 bytes) left by an interrupted write"
     ]
+
+
+def test_archiving_moves_only_the_environments_releases(tmp_path: Path) -> None:
+    for release_id, env in (("on-local", "local"), ("on-live", "live"), ("again", "local")):
+        open_ledger(tmp_path, release_id, create={**RELEASE, "env": env}).close()
+    held = open_ledger(tmp_path, "on-live")
+    try:
+        moved = archive_releases(tmp_path, "local")  # a running release elsewhere is no obstacle
+    finally:
+        held.close()
+    assert sorted(path.name for path in moved) == ["again", "on-local"]
+    assert list_releases(tmp_path) == ["on-live"]
+    for path in moved:
+        assert path.parent.parent == tmp_path / "archive"
+        assert (path / "ledger.jsonl").is_file()
+    assert archive_releases(tmp_path, "local") == []
+
+
+def test_archiving_refuses_a_release_that_is_running(tmp_path: Path) -> None:
+    open_ledger(tmp_path, "r1", create={**RELEASE, "env": "local"}).close()
+    with open_ledger(tmp_path, "r1"), pytest.raises(PipelineError, match="is open in another"):
+        archive_releases(tmp_path, "local")
+    assert list_releases(tmp_path) == ["r1"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -158,6 +159,41 @@ def test_release_killed_at_any_point_resumes_to_one_upgrade(
     tmp_path: Path, candidate_hash: str, point: str
 ) -> None:
     release_with_kills(tmp_path, "e2e-matrix", (point,), candidate_hash)
+
+
+def test_a_release_done_on_networks_since_reset_is_not_complete_until_rehearsed_again(
+    tmp_path: Path, candidate_hash: str
+) -> None:
+    """Every stage journaled done is not enough: production must still run the artifact. After
+    the networks are replaced, `invoke release` says so and how to rehearse; `net.reset`
+    archives the environment's ledgers, and the release then runs again from the start."""
+    clone, production = make_clone(
+        tmp_path, release="e2e-again", first_deadline="2026-12-01T12:00:00+00:00"
+    )
+    try:
+        first = invoke(clone, "release")
+        assert first.returncode == 0, first.stdout + first.stderr
+        stop_networks(clone)  # the networks are thrown away behind the release's back
+        shutil.rmtree(clone / ".pipeline/net")
+        stale = invoke(clone, "release")
+        assert stale.returncode == 1, stale.stdout + stale.stderr
+        assert "complete" not in stale.stdout
+        message = stale.stderr.strip()
+        assert message.startswith("error: release e2e-again: every stage is journaled done, but")
+        assert "(spec_version 100), not the release's artifact" in message
+        assert "`invoke net.reset --env e2e` (it archives" in message and "\n" not in message
+
+        reset = invoke(clone, "net.reset", "--env", "e2e")
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+        assert "archived release e2e-again: its ledger is now in " in reset.stdout
+        assert not (clone / ".pipeline/releases/e2e-again").exists()
+        again = invoke(clone, "release")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "build: running" in again.stdout and "release e2e-again complete" in again.stdout
+        with Chain(f"ws://127.0.0.1:{production}") as chain:
+            assert chain.code_hash() == candidate_hash
+    finally:
+        stop_networks(clone)
 
 
 def test_silent_council_takes_the_sudo_fallback_and_a_missed_deadline_shows(
