@@ -321,8 +321,10 @@ class Chain:
         return blake2_256_hex(self.code(block_hash))
 
     def nonce(self, address: str) -> int:
-        """Next nonce for the account, counting transactions waiting in the pool."""
-        return int(self._retrying("nonce", lambda s: s.get_account_nonce(address) or 0))
+        """Next nonce for the account, counting transactions waiting in the pool: the pool's
+        view (`system_accountNextIndex`), not the state's, so that a transaction a killed run
+        left pending is not signed over with its own nonce (and then never included)."""
+        return int(self.rpc("system_accountNextIndex", [address]))
 
     def query(
         self,

@@ -294,6 +294,25 @@ def test_invalid_transaction_is_rejected_with_the_reason(chain: Chain) -> None:
 
 
 @pytest.mark.chain
+def test_a_transaction_left_waiting_in_the_pool_is_not_signed_over(net: Net, chain: Chain) -> None:
+    """What a killed run leaves: a transaction sent but not yet in a block. The next one
+    signed takes the nonce after it, and both land."""
+    call = Call("System", "remark", {"remark": "left in the pool"})
+    state_nonce = chain.nonce(DAVE.ss58_address)
+    chain.rpc("dev_setBlockBuildMode", ["Manual"])  # sent, not yet in a block
+    try:
+        pending = chain.sign(call, DAVE)
+        chain.rpc("author_submitExtrinsic", [str(pending.extrinsic.data)])
+    finally:
+        chain.rpc("dev_setBlockBuildMode", ["Instant"])
+    assert chain.nonce(DAVE.ss58_address) == state_nonce + 1
+    receipt = chain.submit(Call("System", "remark", {"remark": "after it"}), DAVE)
+    extrinsics = chain.rpc("chain_getBlock", [receipt.block_hash])["block"]["extrinsics"]
+    assert str(pending.extrinsic.data) in extrinsics  # built with the one it waited behind
+    assert chain.nonce(DAVE.ss58_address) == state_nonce + 2
+
+
+@pytest.mark.chain
 def test_runtime_version_and_code_identify_the_released_runtime(net: Net, chain: Chain) -> None:
     version = chain.runtime_version()
     assert version["specVersion"] == 100
