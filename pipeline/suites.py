@@ -12,8 +12,10 @@ and markers for the summary; it is inert unless the results variable is set.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -38,6 +40,7 @@ RESULTS_VAR: Final = "PIPELINE_SUITE_RESULTS"  # where this plugin writes per-te
 DEFAULT_NETWORKS: Final = {"subsystem": "reckless", "final": "lts"}
 DEFAULT_TIMEOUT: Final = 1800.0
 MESSAGE_WIDTH: Final = 300
+PR_SET_PDEATHSIG: Final = 1  # prctl option (linux/prctl.h)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ def run_suite(
                 stdout=None if echo else log,
                 stderr=None if echo else subprocess.STDOUT,
                 timeout=timeout,
+                preexec_fn=_die_with_parent,
             )
     except subprocess.TimeoutExpired:
         raise PipelineError(
@@ -203,6 +207,15 @@ def run_suite(
     )
     summary.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
     return result
+
+
+def _die_with_parent() -> None:
+    """In the suite's process, before pytest starts: be killed when the process that runs the
+    suite dies. A killed release must not leave its suite running on, signing transactions
+    next to the resumed release's own run of the suite."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 # --- the pytest plugin side (loaded in the suite's process with -p pipeline.suites) --------------
