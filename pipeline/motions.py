@@ -18,7 +18,7 @@ from pipeline import devrpc, metadata
 from pipeline.chain import CONNECTION_ERRORS, Chain, NewHeads
 from pipeline.config import CouncilSettings, Environment
 from pipeline.errors import PipelineError
-from pipeline.faults import pause_point
+from pipeline.faults import crash_point, pause_point
 from pipeline.proposal import source_from_motion
 from pipeline.upgrade import Method
 
@@ -356,6 +356,7 @@ def track(
                     f"(block #{status.head}, deadline #{status.deadline}): track it again later"
                 )
             pause_point("track:between-heads")
+            crash_point("track:between-heads")
             try:
                 if advance:
                     devrpc.produce_blocks(chain.endpoint, 1)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pipeline import config
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
+from pipeline.faults import crash_point
 from pipeline.project import Project
 
 if TYPE_CHECKING:  # pytest runs the suites; the pipeline itself does not need it imported
@@ -222,8 +223,9 @@ def _die_with_parent() -> None:
 class _Recorder:
     """Collects each test phase's outcome with the test's markers; writes them at the end."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, suite: str) -> None:
         self.path = path
+        self.suite = suite
         self.markers: dict[str, tuple[str, ...]] = {}
         self.records: list[dict[str, Any]] = []
 
@@ -237,6 +239,8 @@ class _Recorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.outcome != "passed":
             self._add(report.nodeid, report.outcome, report)
+        if report.when == "call":  # a test ran, its outcome is not written: a kill mid-suite
+            crash_point(f"suite:{self.suite}:in-test", with_parent=True)
 
     def _add(
         self, nodeid: str, outcome: str, report: pytest.TestReport | pytest.CollectReport
@@ -269,4 +273,5 @@ def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get(RESULTS_VAR)
     if path:
-        config.pluginmanager.register(_Recorder(Path(path)), "pipeline-suite-recorder")
+        suite = str(config.getini("junit_suite_name"))
+        config.pluginmanager.register(_Recorder(Path(path), suite), "pipeline-suite-recorder")
