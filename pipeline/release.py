@@ -23,6 +23,7 @@ from pipeline import (
     deploy,
     gitops,
     governance,
+    keys,
     localnet,
     motions,
     store,
@@ -46,7 +47,7 @@ from pipeline.plan import (
     overdue_warnings,
     release_deadline_blocks,
 )
-from pipeline.policy import FallbackPolicy, FreezeRule
+from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation
 from pipeline.project import Project
 from pipeline.report import report_data, write_report
 from pipeline.suites import run_suite
@@ -264,6 +265,10 @@ class Release:
                 f"--votes {settings.votes} simulates councillors: only on local environments,"
                 f" and {self.env.name} is not local; drop --votes"
             )
+        if settings.confirm_hash is not None:
+            check_confirmation(settings.confirm_hash, None)
+        for which in ("sudo", "council"):  # refused now, not after the build and the suites
+            keys.signer(self.env, which)
 
     # -- observing --------------------------------------------------------------------------
     def candidate_commit(self) -> str:

@@ -11,6 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
+import git
 import pytest
 from invoke.collection import Collection
 from invoke.program import Program
@@ -18,6 +19,7 @@ from invoke.program import Program
 from pipeline import localnet
 from pipeline.cli import council
 from pipeline.cli import deploy as deploy_cli
+from pipeline.cli import release as release_cli
 from pipeline.policy import check_confirmation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,12 +63,14 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("CHECKED_FIRST_SUDO", "//Alice")
     monkeypatch.setenv("CHECKED_FIRST_COUNCIL", "//Bob")
+    git.Repo.init(tmp_path)
     return tmp_path
 
 
 def refusal(capsys: pytest.CaptureFixture[str], *args: str, within: float = 5) -> str:
     """Run a command; it must exit 1 in time with one `error:` line, which is returned."""
     ns = Collection(council.propose, council.track, council.enact, deploy_cli.deploy)
+    ns.add_collection(Collection.from_module(release_cli, name="release"))
     started = time.monotonic()
     with pytest.raises(SystemExit) as caught:
         Program(namespace=ns, binary="invoke").run(["invoke", *args])
@@ -158,3 +162,17 @@ def test_a_refused_connection_hints_at_the_environment_not_at_net_up(
         "connection refused (nothing listens there); is the endpoint right and "
         "reachable from here?\n"
     ), err
+
+
+def test_a_release_refuses_a_dev_key_before_building(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = refusal(capsys, "release", "--id", "r1", "--env-set", "remote")
+    assert "CHECKED_FIRST_SUDO holds a well-known dev key, refused for environment remote" in err
+
+
+def test_a_release_refuses_a_malformed_confirmation_before_building(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    err = refusal(capsys, "release", "--id", "r1", "--env-set", "remote", "--confirm-hash", "0x12")
+    assert "--confirm-hash '0x12' is not a code hash" in err
