@@ -86,6 +86,13 @@ def chain_events(port: int) -> Counter[tuple[str, str]]:
     return counts
 
 
+def production_up(clone: Path, production: int) -> Counter[tuple[str, str]]:
+    """Start production (seeded) and count its events before the release."""
+    up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
+    assert up.returncode == 0, up.stdout + up.stderr
+    return chain_events(production)
+
+
 def stop_networks(clone: Path) -> None:
     invoke(clone, "net.down", "--env", "e2e")
 
@@ -126,9 +133,7 @@ def release_with_kills(
         prepare(clone)
         candidate = ""  # a new runtime: its hash is whatever the release built
     try:
-        up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
-        assert up.returncode == 0, up.stdout + up.stderr
-        before = chain_events(production)  # the seeded chain, before the release
+        before = production_up(clone, production)
         for point in kill_at:
             run = invoke(clone, "release", "--votes", votes, crash_at=point)
             assert run.returncode == -9, f"{point}: {run.returncode}\n{run.stdout}\n{run.stderr}"
@@ -253,9 +258,7 @@ def test_release_killed_from_outside_while_its_suite_runs_resumes(
     log = clone / ".pipeline/releases/e2e-outside/suite-subsystem.log"
     release: subprocess.Popen[bytes] | None = None
     try:
-        up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
-        assert up.returncode == 0, up.stdout + up.stderr
-        before = chain_events(production)
+        before = production_up(clone, production)
         release = subprocess.Popen(
             [sys.executable, "-m", "invoke", "release"],
             cwd=clone,
