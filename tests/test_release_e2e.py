@@ -37,7 +37,9 @@ def make_clone(tmp_path: Path, *, release: str, first_deadline: str) -> tuple[Pa
     """A clone of HEAD with an environment on free ports and a plan for it; returns
     (clone, production port)."""
     clone = tmp_path / "repo"
-    git.Repo(REPO).clone(clone)
+    source = git.Repo(REPO)
+    # the commit this test runs from (a clone of a git worktree would check out the main HEAD)
+    source.clone(clone).git.checkout(source.head.commit.hexsha)
     (clone / "node_modules").symlink_to(REPO / "node_modules")  # as bootstrap would install it
     production, lts, reckless = free_ports(3)
     environment = (REPO / "environments/local.toml").read_text()
@@ -241,7 +243,7 @@ def suite_processes(clone: Path) -> list[int]:
             command = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"pytest" in command and str(clone / "tests/suites").encode() in command:
+        if b"pytest" in command and any(str(clone).encode() in arg for arg in command):
             found.append(int(proc.name))
     return found
 
