@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -368,6 +369,27 @@ def compress(wasm: bytes) -> bytes:
     return ZSTD_PREFIX + compressor.compress(wasm) + compressor.flush()
 
 
+def read_blob_file(path: Path) -> bytes:
+    """The bytes of a runtime file, checked first: a regular file of at most BOMB_LIMIT bytes.
+
+    No valid blob is larger (the wasm inside inflates to at most the limit), and a directory,
+    FIFO or device would block or fail halfway through a read.
+    """
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):
+        raise PipelineError(f"{path}: not a regular file: pass the path of a runtime .wasm file")
+    if status.st_size > BOMB_LIMIT:
+        raise PipelineError(
+            f"{path}: {status.st_size} bytes, over the {BOMB_LIMIT >> 20} MiB a runtime can be:"
+            " pass the path of a runtime .wasm file"
+        )
+    with path.open("rb") as file:
+        data = file.read(BOMB_LIMIT + 1)
+    if len(data) > BOMB_LIMIT:
+        raise PipelineError(f"{path}: grew past {BOMB_LIMIT >> 20} MiB while being read")
+    return data
+
+
 @dataclass(frozen=True, repr=False)
 class RuntimeBlob:
     """A runtime blob, validated on construction: the raw bytes and the wasm inside them."""
@@ -398,7 +420,7 @@ class RuntimeBlob:
     def load(cls, path: str | PathLike[str]) -> RuntimeBlob:
         path = Path(path)
         try:
-            data = path.read_bytes()
+            data = read_blob_file(path)
         except FileNotFoundError:
             raise PipelineError(
                 f"{path}: no such file: build the runtime first or pass the path of its .wasm"

@@ -58,6 +58,7 @@ from pipeline.builder_image import (
     stale_lock_error,
 )
 from pipeline.errors import PipelineError
+from pipeline.faults import crash_point
 from pipeline.project import Project, cache_dir
 
 TARGET_VOLUME: Final = "runtime-pipeline-target"  # cargo target dir kept between builds
@@ -502,6 +503,7 @@ def run_in_builder(
                 text = chunk.decode(errors="replace")
                 log.write(text)
                 log.flush()  # the log is what users tail while a build runs
+                crash_point("build:running")  # the container runs on without us
                 lines = [x.strip() for x in text.splitlines() if x.strip()]
                 if lines:
                     progress(f"{activity}: {lines[-1][:100]}")

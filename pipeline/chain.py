@@ -21,7 +21,11 @@ import websocket
 from scalecodec.types import GenericCall, GenericExtrinsic
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
-from websocket import WebSocketException, WebSocketTimeoutException
+from websocket import (
+    WebSocketBadStatusException,
+    WebSocketException,
+    WebSocketTimeoutException,
+)
 
 from pipeline import config
 from pipeline.config import Environment, Network
@@ -34,12 +38,38 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 T = TypeVar("T")
 # What a dropped or refused connection raises, from the socket up through websocket-client.
 CONNECTION_ERRORS = (WebSocketException, OSError)
+# How long a first connection keeps trying a port that refuses it: long enough for a node that
+# is starting, short enough that nobody waits for a node that is not there.
+REFUSED_GRACE = 3.0
 
 
 def is_local_endpoint(url: str) -> bool:
     """True for a node on this machine (loopback), where dev-only RPCs may be used."""
     host = urlparse(url).hostname or ""
     return host in LOCAL_HOSTS or host.startswith("127.")
+
+
+def connection_failure(exc: BaseException) -> str:
+    """One line for why a connection attempt failed (never a server's raw handshake dump)."""
+    if isinstance(exc, WebSocketBadStatusException):
+        status = f"HTTP {exc.status_code} {exc.status_message or ''}".rstrip()
+        return f"the server answered the websocket handshake with {status}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens there)"
+    return str(exc)
+
+
+def retry_window(exc: BaseException, *, reconnecting: bool, connect_timeout: float) -> float:
+    """Seconds worth retrying after a failed connection attempt: only what can recover.
+
+    A client error (HTTP 4xx) stays one; a refused first connection gets a short grace (a node
+    starting up); a node that dropped us may be restarting, so reconnects keep the full time.
+    """
+    if isinstance(exc, WebSocketBadStatusException) and exc.status_code < 500:
+        return 0.0
+    if isinstance(exc, ConnectionRefusedError) and not reconnecting:
+        return min(REFUSED_GRACE, connect_timeout)
+    return connect_timeout
 
 
 def blake2_256_hex(data: bytes) -> str:
@@ -167,8 +197,11 @@ class Chain:
         timeout: float = 60.0,
         connect_timeout: float = 15.0,
         reconnect_attempts: int = 5,
+        local: bool | None = None,
     ) -> None:
+        """`local`: the endpoint is a local environment's network (default: a loopback host)."""
         self.endpoint = endpoint
+        self._local = is_local_endpoint(endpoint) if local is None else local
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._reconnect_attempts = reconnect_attempts
@@ -178,7 +211,7 @@ class Chain:
     def _unreachable(self, reason: object) -> PipelineError:
         hint = (
             "is the node up? (`invoke net.up`)"
-            if is_local_endpoint(self.endpoint)
+            if self._local
             else ("is the endpoint right and reachable from here?")
         )
         return PipelineError(f"cannot reach {self.endpoint}: {reason}; {hint}")
@@ -186,7 +219,9 @@ class Chain:
     def _connect(self, deadline: float | None = None) -> SubstrateInterface:
         """Open a connection, retrying with backoff until the deadline (default: connect_timeout
         from now)."""
-        deadline = deadline or time.monotonic() + self._connect_timeout
+        reconnecting = deadline is not None
+        started = time.monotonic()
+        deadline = deadline or started + self._connect_timeout
         delays = iter(backoff_delays(64))
         # websocket-client checks every text frame's UTF-8 in pure Python: ~0.3 s (more on a
         # busy machine) for each read of `:code`; the JSON decoder rejects bad text anyway.
@@ -203,8 +238,11 @@ class Chain:
                 )
             except CONNECTION_ERRORS as exc:
                 delay = next(delays)
-                if time.monotonic() + delay > deadline:
-                    raise self._unreachable(exc) from exc
+                window = retry_window(
+                    exc, reconnecting=reconnecting, connect_timeout=self._connect_timeout
+                )
+                if time.monotonic() + delay > min(deadline, started + window):
+                    raise self._unreachable(connection_failure(exc)) from exc
                 time.sleep(delay)
 
     def _retrying(self, what: str, operation: Callable[[SubstrateInterface], T]) -> T:
@@ -283,8 +321,10 @@ class Chain:
         return blake2_256_hex(self.code(block_hash))
 
     def nonce(self, address: str) -> int:
-        """Next nonce for the account, counting transactions waiting in the pool."""
-        return int(self._retrying("nonce", lambda s: s.get_account_nonce(address) or 0))
+        """Next nonce for the account, counting transactions waiting in the pool: the pool's
+        view (`system_accountNextIndex`), not the state's, so that a transaction a killed run
+        left pending is not signed over with its own nonce (and then never included)."""
+        return int(self.rpc("system_accountNextIndex", [address]))
 
     def query(
         self,
@@ -503,10 +543,17 @@ class NewHeads:
                 break
         self._socket = ws
 
-    def _resubscribe(self, reason: object) -> None:
+    def _resubscribe(self, reason: object, *, idle: bool = False) -> None:
+        """Reopen the subscription; `idle`: nothing was lost, no head came for a while (a
+        chain that makes blocks only when asked is quiet), so the first try is not a warning."""
         last: object = reason
-        for delay in backoff_delays(self._attempts):
-            log.warning("head subscription to %s lost (%s); resubscribing", self.endpoint, last)
+        for attempt, delay in enumerate(backoff_delays(self._attempts)):
+            if idle and not attempt:
+                log.info(
+                    "no new head from %s for a while; reopening the subscription", self.endpoint
+                )
+            else:
+                log.warning("head subscription to %s lost (%s); resubscribing", self.endpoint, last)
             time.sleep(delay)
             try:
                 self._subscribe()
@@ -526,7 +573,7 @@ class NewHeads:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                self._resubscribe("no new head")
+                self._resubscribe("no new head", idle=True)
                 return None
             try:
                 assert self._socket is not None
@@ -564,4 +611,9 @@ def connect(env: Environment, network: Network | str = "production") -> Chain:
     """The one way to open a network of an environment (a role, a name or a Network), with the
     environment's timeouts."""
     net = config.network(env, network) if isinstance(network, str) else network
-    return Chain(net.endpoint, timeout=env.inclusion_timeout, connect_timeout=env.connect_timeout)
+    return Chain(
+        net.endpoint,
+        timeout=env.inclusion_timeout,
+        connect_timeout=env.connect_timeout,
+        local=env.local,
+    )

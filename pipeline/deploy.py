@@ -157,10 +157,11 @@ def deploy(
     refused = staging_only(net, dry_run)
     if refused:
         raise PipelineError(refused)
+    sudo = None if dry_run else keys.signer(env, "sudo")  # refused before the wasm is loaded
     candidate = artifact if isinstance(artifact, Candidate) else load_candidate(artifact, preset)
-    if dry_run:
+    if sudo is None:
         return _dry_run(env, net, candidate, method, progress)
-    job = _Job(net, candidate, keys.signer(env, "sudo"), method, recorder, stage, progress)
+    job = _Job(net, candidate, sudo, method, recorder, stage, progress)
     with connect(env, net) as chain:
         return _deploy_on(chain, job)
 

@@ -507,7 +507,10 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
         return RuntimeSummary.from_dict(json.loads(cached.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    version, _ = runtime_info.version_of(runtime.blob)
+    try:  # a wasm that is no runtime is named as `inspect` names it, before its Metadata API runs
+        version, _ = runtime_info.version_of(runtime.blob)
+    except PipelineError as exc:
+        raise PipelineError(f"{runtime.label}: {exc}") from None
     try:
         instance = wasm_exec.RuntimeInstance(runtime.blob.wasm)
         raw = wasm_exec.metadata(instance)[1]

@@ -1,8 +1,9 @@
 """Fault-injection hooks for tests: crash points and pause points, named by env vars.
 
 The release must survive SIGKILL anywhere; tests set `PIPELINE_CRASH_AT=<point>` to a point
-name (a stage boundary such as `after:deploy-reckless`, or a submission step such as
-`submit:propose:after-intent`) and resume the release afterwards.
+name (a stage boundary such as `after:deploy-reckless`, a submission step such as
+`submit:propose:after-intent`, or a point inside a long wait: `build:running`,
+`suite:subsystem:in-test`, `track:between-heads`) and resume the release afterwards.
 
 `PIPELINE_PAUSE_AT=<point>` with `PIPELINE_PAUSE_FILE=<path>` makes the process stop at that
 point once: it creates the file and waits until the test deletes it, so that the test can act
@@ -25,9 +26,12 @@ PAUSE_LIMIT_S = 600.0  # a test that never releases the pause must not hang CI f
 _paused: set[str] = set()
 
 
-def crash_point(name: str) -> None:
-    """Die at once, like a power cut, when the crash hook names this point."""
+def crash_point(name: str, *, with_parent: bool = False) -> None:
+    """Die at once, like a power cut, when the crash hook names this point; `with_parent`: the
+    process that started this one dies first (a suite's process takes its release down)."""
     if os.environ.get(CRASH_ENV) == name:
+        if with_parent:
+            os.kill(os.getppid(), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -51,6 +51,8 @@ _SECRET_WORDS = frozenset(
 )
 _KEY_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")  # snake, kebab and camel case
 _MNEMONIC_RUN = re.compile(r"(?:^|\s)(?:[a-z]{3,8}\s+){11,}[a-z]{3,8}(?=\s|$|/)")
+# A 0x seed: in structured fields 32-byte hashes have this shape too, in free text it is refused.
+_HEX_SEED = re.compile(r"(?<![0-9A-Za-z])0x[0-9a-fA-F]{64}(?![0-9A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,19 @@ def find_secret(value: Any, where: str = "record") -> str | None:
     return None
 
 
+def check_free_text(text: str, where: str) -> None:
+    """Refuse free text (a reason typed by a person) that holds a 0x seed: 64 hex digits."""
+    if _HEX_SEED.search(text):
+        raise _secret_refused(where, "; shorten a hash you meant to quote to its first digits")
+
+
+def _secret_refused(where: str, hint: str = "") -> PipelineError:
+    return PipelineError(
+        f"refusing to write {where} into the ledger: it looks like a secret "
+        f"(seed, mnemonic, private key or // URI); record public data only{hint}"
+    )
+
+
 class Ledger:
     """An open, locked journal of one release; append records through the typed methods."""
 
@@ -221,6 +236,7 @@ class Ledger:
 
     def aborted(self, reason: str) -> Record:
         """The release manager stopped the release: it will not run again under this id."""
+        check_free_text(reason, "aborted.reason")
         return self.append({"type": "aborted", "reason": reason})
 
     def intent(
@@ -277,10 +293,7 @@ class Ledger:
             raise PipelineError(f"ledger record type {record.get('type')!r} cannot be appended")
         secret = find_secret(record)
         if secret is not None:
-            raise PipelineError(
-                f"refusing to write {secret} into the ledger: it looks like a secret "
-                "(seed, mnemonic, private key or // URI); record public data only"
-            )
+            raise _secret_refused(secret)
         stamped: Record = {**record, "at": _now()}
         state = replay(
             [*self._records, stamped], str(self.path)
@@ -319,6 +332,27 @@ def list_releases(state_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in directory.glob(f"*/{LEDGER_FILE}"))
 
 
+def archive_releases(state_dir: Path, env: str) -> list[Path]:
+    """Move the ledgers of releases on environment `env` out of the way (into `archive/`), so a
+    rehearsal on reset networks starts afresh instead of trusting stages done on the old ones.
+
+    Returns where each went; a release whose ledger a running release holds is refused.
+    """
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = state_dir / "archive" / f"releases-{stamp}"
+    moved = []
+    for release_id in list_releases(state_dir):
+        path = releases_dir(state_dir) / release_id / LEDGER_FILE
+        with path.open("rb") as file:
+            first = _decode(file.readline())  # the release record never changes
+            if first is None or first.get("env") != env:
+                continue
+            _lock(file.fileno(), path)  # held while the directory moves
+            target.mkdir(parents=True, exist_ok=True)
+            moved.append(path.parent.rename(target / release_id))
+    return moved
+
+
 def open_ledger(
     state_dir: Path, release_id: str, *, create: Mapping[str, Any] | None = None
 ) -> Ledger:
@@ -343,10 +377,7 @@ def open_ledger(
         records, repaired = _load(fd, path)
         if not records:
             if create is None:
-                raise PipelineError(
-                    f"ledger {path} is empty (its creation was interrupted): "
-                    f"open it again with the release's fields or remove {directory}"
-                )
+                raise _no_release_record(path)
             release = {
                 **create,
                 "schema": SCHEMA,
@@ -377,7 +408,17 @@ def read_records(state_dir: Path, release_id: str) -> tuple[list[Record], str | 
     finally:
         os.close(fd)
     records, torn_at = _parse(data, path)
+    if not records:
+        raise _no_release_record(path)
     return records, None if torn_at is None else _torn_note(path, data, torn_at)
+
+
+def _no_release_record(path: Path) -> PipelineError:
+    """An empty ledger, or one whose only line is torn: the release's creation was cut short."""
+    return PipelineError(
+        f"ledger {path} has no complete release record (its creation was interrupted): "
+        f"run `invoke release` again to write it, or remove {path.parent}"
+    )
 
 
 def _parse(data: bytes, path: Path) -> tuple[list[Record], int | None]:

@@ -18,7 +18,7 @@ from pipeline import devrpc, metadata
 from pipeline.chain import CONNECTION_ERRORS, Chain, NewHeads
 from pipeline.config import CouncilSettings, Environment
 from pipeline.errors import PipelineError
-from pipeline.faults import pause_point
+from pipeline.faults import crash_point, pause_point
 from pipeline.proposal import source_from_motion
 from pipeline.upgrade import Method
 
@@ -356,6 +356,7 @@ def track(
                     f"(block #{status.head}, deadline #{status.deadline}): track it again later"
                 )
             pause_point("track:between-heads")
+            crash_point("track:between-heads")
             try:
                 if advance:
                     devrpc.produce_blocks(chain.endpoint, 1)
@@ -383,11 +384,8 @@ def record_proposed(state_dir: Path, env_name: str, motion: Motion) -> None:
     record.write_text(json.dumps(motion.as_dict(), indent=1) + "\n")
 
 
-def chosen_motion(state_dir: Path, env: Environment, chain: Chain, which: str) -> Motion:
-    """The motion named on the command line (an index or `latest`), else the one `propose`
-    recorded."""
-    if which:
-        return motion_from_chain(env, chain, which)
+def recorded_motion(state_dir: Path, env: Environment) -> Motion:
+    """The motion `propose` recorded for the environment (read without connecting)."""
     path = _record_path(state_dir, env.name)
     try:
         return Motion.from_dict(json.loads(path.read_text()))
@@ -398,3 +396,11 @@ def chosen_motion(state_dir: Path, env: Environment, chain: Chain, which: str) -
         ) from None
     except ValueError as exc:
         raise PipelineError(f"{path} is not JSON ({exc}): delete it and pass --motion") from None
+
+
+def chosen_motion(state_dir: Path, env: Environment, chain: Chain, which: str) -> Motion:
+    """The motion named on the command line (an index or `latest`), else the one `propose`
+    recorded."""
+    if which:
+        return motion_from_chain(env, chain, which)
+    return recorded_motion(state_dir, env)

@@ -175,6 +175,7 @@ def plan_path(name: str, root: Path | None = None) -> Path:
 
 def load_plan(name: str, root: Path | None = None) -> Plan:
     """Read and validate `releases/<name>.toml` under the project root (default: cwd)."""
+    path = plan_path(name, root)  # a name that is no plain name is refused as such
     available = available_plans(root)
     if name not in available:
         choices = ", ".join(available) or "none"
@@ -182,7 +183,6 @@ def load_plan(name: str, root: Path | None = None) -> Plan:
             f"unknown plan {name!r}: choose one of {choices} (files in {releases_dir(root)}) "
             f"or create it with `invoke plan.new {name}`"
         )
-    path = plan_path(name, root)
     return parse_plan(name, path.read_text(), path, (root or Path.cwd()).resolve())
 
 

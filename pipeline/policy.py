@@ -6,6 +6,7 @@ with its reason, so every rule is table-tested and the same inputs always give t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
@@ -88,6 +89,24 @@ def fallback_decision(
     return Decision(
         "sudo", f"{ended} without approval and policy {policy!r} allows the sudo fallback"
     )
+
+
+def check_confirmation(confirm_hash: str, code_hash: str | None) -> None:
+    """Refuse a malformed `--confirm-hash`, or one naming another code than the known one,
+    before anything connects: `code_hash` is None when only the chain can tell it.
+    """
+    if not _HASH.fullmatch(_normal_hash(confirm_hash)):
+        raise PipelineError(
+            f"--confirm-hash {confirm_hash!r} is not a code hash: pass 0x and 64 hex digits"
+        )
+    if code_hash is not None and _normal_hash(confirm_hash) != _normal_hash(code_hash):
+        raise PipelineError(
+            f"--confirm-hash names {confirm_hash} but the candidate is {code_hash}: "
+            "confirm the hash being enacted"
+        )
+
+
+_HASH = re.compile(r"0x[0-9a-f]{64}")
 
 
 def _normal_hash(value: str) -> str:

@@ -23,13 +23,14 @@ from pipeline import (
     deploy,
     gitops,
     governance,
+    keys,
     localnet,
     motions,
     store,
     upgrade,
 )
 from pipeline.chain import Chain, connect
-from pipeline.config import load_environment
+from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
 from pipeline.freeze import check_freeze, tag_freeze
@@ -46,7 +47,7 @@ from pipeline.plan import (
     overdue_warnings,
     release_deadline_blocks,
 )
-from pipeline.policy import FallbackPolicy, FreezeRule
+from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation
 from pipeline.project import Project
 from pipeline.report import report_data, write_report
 from pipeline.suites import run_suite
@@ -160,6 +161,21 @@ class ReleaseSettings:
         )
 
 
+def no_longer_live(release_id: str, env: Environment, endpoint: str, code: str, spec: int) -> str:
+    """Why a release whose stages are all done is not complete, and what to do about it."""
+    said = (
+        f"release {release_id}: every stage is journaled done, but production ({endpoint}) runs"
+        f" {code} (spec_version {spec}), not the release's artifact"
+    )
+    if env.local:
+        return (
+            f"{said} (were the local networks reset?); to rehearse again run `invoke"
+            f" net.reset --env {env.name}` (it archives this environment's release ledgers), or"
+            " start the release under a new id (--id NAME)"
+        )
+    return f"{said}: something else changed production's code; investigate before releasing again"
+
+
 def release_dir(project: Project, release_id: str) -> Path:
     return releases_dir(project.state_dir) / release_id
 
@@ -197,7 +213,7 @@ class ReleaseStatus:
                 }
                 for r in self.milestones
             ],
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings) + ([self.torn] if self.torn else []),
         }
 
 
@@ -249,6 +265,10 @@ class Release:
                 f"--votes {settings.votes} simulates councillors: only on local environments,"
                 f" and {self.env.name} is not local; drop --votes"
             )
+        if settings.confirm_hash is not None:
+            check_confirmation(settings.confirm_hash, None)
+        for which in ("sudo", "council"):  # refused now, not after the build and the suites
+            keys.signer(self.env, which)
 
     # -- observing --------------------------------------------------------------------------
     def candidate_commit(self) -> str:
@@ -287,6 +307,19 @@ class Release:
             self.progress(f"warning: {warning}")
         while pending := self.pending():
             self.run_stage(pending[0])
+        self.check_still_live()
+
+    def check_still_live(self) -> None:
+        """A release is complete only while production runs its artifact: the ledger says
+        what was done, the chain whether it still holds (a reset network does not)."""
+        with self._production() as chain:
+            on_chain = chain.code_hash()
+            spec = int(chain.runtime_version()["specVersion"])
+            endpoint = chain.endpoint
+        if on_chain != self._artifact():
+            raise PipelineError(
+                no_longer_live(self.settings.release_id, self.env, endpoint, on_chain, spec)
+            )
 
     def run_stage(self, stage: str) -> dict[str, Any]:
         action = STAGE_ACTIONS[cast(Stage, stage)]

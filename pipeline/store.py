@@ -31,7 +31,7 @@ def resolve_artifact(project: Project, spec: str | None) -> Path:
     if not spec:
         return head_artifact(project)
     path = Path(spec).expanduser()
-    if path.is_file():
+    if path.exists() and not path.is_dir():  # a FIFO or device is refused when it is loaded
         return path
     if path.is_dir():
         return blob_in(path)

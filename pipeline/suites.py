@@ -12,8 +12,10 @@ and markers for the summary; it is inert unless the results variable is set.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pipeline import config
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
+from pipeline.faults import crash_point
 from pipeline.project import Project
 
 if TYPE_CHECKING:  # pytest runs the suites; the pipeline itself does not need it imported
@@ -38,6 +41,7 @@ RESULTS_VAR: Final = "PIPELINE_SUITE_RESULTS"  # where this plugin writes per-te
 DEFAULT_NETWORKS: Final = {"subsystem": "reckless", "final": "lts"}
 DEFAULT_TIMEOUT: Final = 1800.0
 MESSAGE_WIDTH: Final = 300
+PR_SET_PDEATHSIG: Final = 1  # prctl option (linux/prctl.h)
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,7 @@ def run_suite(
                 stdout=None if echo else log,
                 stderr=None if echo else subprocess.STDOUT,
                 timeout=timeout,
+                preexec_fn=_die_with_parent,
             )
     except subprocess.TimeoutExpired:
         raise PipelineError(
@@ -205,12 +210,22 @@ def run_suite(
     return result
 
 
+def _die_with_parent() -> None:
+    """In the suite's process, before pytest starts: be killed when the process that runs the
+    suite dies. A killed release must not leave its suite running on, signing transactions
+    next to the resumed release's own run of the suite."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
 # --- the pytest plugin side (loaded in the suite's process with -p pipeline.suites) --------------
 class _Recorder:
     """Collects each test phase's outcome with the test's markers; writes them at the end."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, suite: str) -> None:
         self.path = path
+        self.suite = suite
         self.markers: dict[str, tuple[str, ...]] = {}
         self.records: list[dict[str, Any]] = []
 
@@ -224,6 +239,8 @@ class _Recorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.outcome != "passed":
             self._add(report.nodeid, report.outcome, report)
+        if report.when == "call":  # a test ran, its outcome is not written: a kill mid-suite
+            crash_point(f"suite:{self.suite}:in-test", with_parent=True)
 
     def _add(
         self, nodeid: str, outcome: str, report: pytest.TestReport | pytest.CollectReport
@@ -256,4 +273,5 @@ def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get(RESULTS_VAR)
     if path:
-        config.pluginmanager.register(_Recorder(Path(path)), "pipeline-suite-recorder")
+        suite = str(config.getini("junit_suite_name"))
+        config.pluginmanager.register(_Recorder(Path(path), suite), "pipeline-suite-recorder")

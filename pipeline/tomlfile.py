@@ -15,6 +15,9 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 
+# A wait longer than an hour is a typo (or 1e308), not a setting: `track` would never return.
+MAX_SECONDS = 3600
+
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _ASSIGN = re.compile(r"^\s*([A-Za-z0-9_.\"' -]+?)\s*=")
 _INDEX = re.compile(r"\[(\d+)\]")
@@ -142,6 +145,9 @@ class TomlSource:
         value = data.get(key, default)
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise self.wrong_type(join(prefix, key), value, "a number of seconds")
-        if value <= 0:
-            raise self.error(join(prefix, key), f"{value} must be positive")
+        if not 0 < value <= MAX_SECONDS:  # also refuses TOML's nan
+            raise self.error(
+                join(prefix, key),
+                f"{value} is out of range: more than 0 and at most {MAX_SECONDS} (an hour)",
+            )
         return float(value)

@@ -8,12 +8,13 @@ target dir) and compares. With `--env` and `--expect` only, nothing is built: th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from pipeline import builder, builder_image, config
-from pipeline.artifact import diff_digests
+from pipeline.artifact import ABSENT, diff_digests
 from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
 from pipeline.motions import council_settings, find_motion
@@ -110,3 +111,57 @@ def verify(
         f"{expected.ref} ({result.artifact_dir})",
         differences,
     )
+
+
+# Top-level digest fields computed from the wasm bytes; every other field records how and from
+# what the wasm was built (builder image, toolchain, commit, tool versions).
+CODE_FIELDS: Final = frozenset({"call_hashes", "info", "prop", "runtimes", "sha256", "size"})
+
+
+def touches_code(path: str) -> bool:
+    """Whether a differing digest field is computed from the code (not a file name or a record)."""
+    top = path.split(".", 1)[0].split("[", 1)[0]
+    return top in CODE_FIELDS and not path.endswith(".wasm")
+
+
+def digest_verdict(differences: list[tuple[str, Any, Any]]) -> str:
+    """One plain sentence: does the digest difference touch the code, or only the record?"""
+    code = [path for path, _, _ in differences if touches_code(path)]
+    if code:
+        return (
+            f"the code differs: {len(code)} field(s) computed from the wasm differ"
+            f" ({', '.join(code[:3])}{', …' if len(code) > 3 else ''})"
+        )
+    return (
+        f"only the record differs ({len(differences)} field(s) about the builder, toolchain or"
+        " source): the code fields are equal"
+    )
+
+
+def shown(value: object) -> str:
+    """A digest value on one short line; a side that lacks the field shows as `(absent)`."""
+    if value is ABSENT:
+        return "(absent)"
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def report_lines(verdict: Verdict) -> list[str]:
+    """What `invoke verify` prints: the verdict, both hashes, every differing digest field."""
+    expected = verdict.expected
+    lines = [
+        "MATCH" if verdict.match else "MISMATCH",
+        f"  expected {expected.code_hash}  ({expected.source})",
+        f"  actual   {verdict.actual}  ({verdict.built_from})",
+    ]
+    lines += [
+        f"  differs: {path}: {shown(want)} -> {shown(got)}"
+        for path, want, got in verdict.differences
+    ]
+    if expected.digest is not None:
+        lines.append(
+            f"  {digest_verdict(verdict.differences)}"
+            if verdict.differences
+            else "  every digest field is equal"
+        )
+    return lines

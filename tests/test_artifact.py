@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -327,7 +328,7 @@ def test_load_reads_a_file_and_names_the_path_on_failure(tmp_path: Path) -> None
     assert RuntimeBlob.load(str(good)).wasm == WASM
     with pytest.raises(PipelineError, match=r"missing\.wasm: no such file"):
         RuntimeBlob.load(tmp_path / "missing.wasm")
-    with pytest.raises(PipelineError, match="cannot read"):
+    with pytest.raises(PipelineError, match="not a regular file"):
         RuntimeBlob.load(tmp_path)
     bad = tmp_path / "bad.wasm"
     bad.write_bytes(b"garbage!")
@@ -601,3 +602,28 @@ def test_release_100_digest_matches_the_blob() -> None:
     assert content["call_hashes"] == call_hashes(blob)
     assert content["info"] == info(blob)
     assert content["runtimes"]["compact"]["blake2_256"] == artifact.blake2_256(blob.wasm)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "huge"])
+def test_inspect_checks_what_the_path_is_before_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    path = tmp_path / "runtime.wasm"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # reading it would block: nobody writes
+    else:
+        with path.open("wb") as sparse:
+            sparse.truncate(artifact.BOMB_LIMIT + 1)
+    with pytest.raises(SystemExit) as caught:
+        Program(namespace=Collection(inspect)).run(["invoke", "inspect", str(path)])
+    assert caught.value.code == 1
+    err = capsys.readouterr().err
+    expected = {  # a directory is an artifact directory to inspect: its blob is what is missing
+        "directory": f"error: {path} holds no *.compact.compressed.wasm",
+        "fifo": f"error: {path}: not a regular file",
+        "huge": f"error: {path}: {artifact.BOMB_LIMIT + 1} bytes, over the 50 MiB a runtime can be",
+    }[kind]
+    assert err.startswith(expected), err
+    assert err.count("\n") == 1

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.server
 import json
+import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,17 +16,21 @@ from typing import Any
 
 import pytest
 from substrateinterface import Keypair
+from websocket import WebSocketBadStatusException
 
 from pipeline import devrpc, localnet
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import (
+    REFUSED_GRACE,
     Call,
     Chain,
+    NewHeads,
     backoff_delays,
     blake2_256_hex,
     describe_rejection,
     dispatch_error_name,
     is_local_endpoint,
+    retry_window,
 )
 from pipeline.errors import PipelineError
 from pipeline.project import Project
@@ -122,6 +130,74 @@ def test_unreachable_endpoint_fails_fast_with_the_fix() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_a_refused_first_connection_fails_in_seconds_whatever_the_timeout() -> None:
+    endpoint = f"ws://127.0.0.1:{localnet.free_ports(1)[0]}"
+    started = time.monotonic()
+    with pytest.raises(PipelineError) as refused:
+        Chain(endpoint, connect_timeout=30.0, local=False)
+    assert time.monotonic() - started < 8
+    assert str(refused.value) == (
+        f"cannot reach {endpoint}: connection refused (nothing listens there); "
+        "is the endpoint right and reachable from here?"
+    )
+
+
+class _Status(http.server.BaseHTTPRequestHandler):
+    """Answers every request, websocket handshakes included, with the server's status."""
+
+    def do_GET(self) -> None:
+        self.send_error(self.server.status)  # type: ignore[attr-defined]
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_status_server(status: int) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Status)
+    server.status = status  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "within"),
+    [(404, "Not Found", 5.0), (503, "Service Unavailable", 12.0)],  # 5xx may pass: retried
+)
+def test_a_handshake_refused_by_http_is_one_line_with_the_status(
+    status: int, reason: str, within: float
+) -> None:
+    with http_status_server(status) as endpoint:
+        started = time.monotonic()
+        with pytest.raises(PipelineError) as refused:
+            Chain(endpoint, connect_timeout=3.0)
+        elapsed = time.monotonic() - started
+    assert str(refused.value) == (
+        f"cannot reach {endpoint}: the server answered the websocket handshake with "
+        f"HTTP {status} {reason}; is the node up? (`invoke net.up`)"
+    )
+    assert elapsed < within and (status == 404 or elapsed > 1.5)
+
+
+@pytest.mark.parametrize(
+    ("exc", "reconnecting", "window"),
+    [
+        (ConnectionRefusedError(), False, REFUSED_GRACE),
+        (ConnectionRefusedError(), True, 30.0),
+        (WebSocketBadStatusException("x", 404, "Not Found"), False, 0.0),
+        (WebSocketBadStatusException("x", 502, "Bad Gateway"), False, 30.0),
+        (TimeoutError(), False, 30.0),
+    ],
+)
+def test_retry_window(exc: BaseException, reconnecting: bool, window: float) -> None:
+    assert retry_window(exc, reconnecting=reconnecting, connect_timeout=30.0) == window
+
+
 # --- against a real chain -----------------------------------------------------------------------
 UNIT = 10**12
 ALICE, BOB, DAVE, FERDIE = (
@@ -218,6 +294,25 @@ def test_invalid_transaction_is_rejected_with_the_reason(chain: Chain) -> None:
 
 
 @pytest.mark.chain
+def test_a_transaction_left_waiting_in_the_pool_is_not_signed_over(net: Net, chain: Chain) -> None:
+    """What a killed run leaves: a transaction sent but not yet in a block. The next one
+    signed takes the nonce after it, and both land."""
+    call = Call("System", "remark", {"remark": "left in the pool"})
+    state_nonce = chain.nonce(DAVE.ss58_address)
+    chain.rpc("dev_setBlockBuildMode", ["Manual"])  # sent, not yet in a block
+    try:
+        pending = chain.sign(call, DAVE)
+        chain.rpc("author_submitExtrinsic", [str(pending.extrinsic.data)])
+    finally:
+        chain.rpc("dev_setBlockBuildMode", ["Instant"])
+    assert chain.nonce(DAVE.ss58_address) == state_nonce + 1
+    receipt = chain.submit(Call("System", "remark", {"remark": "after it"}), DAVE)
+    extrinsics = chain.rpc("chain_getBlock", [receipt.block_hash])["block"]["extrinsics"]
+    assert str(pending.extrinsic.data) in extrinsics  # built with the one it waited behind
+    assert chain.nonce(DAVE.ss58_address) == state_nonce + 2
+
+
+@pytest.mark.chain
 def test_runtime_version_and_code_identify_the_released_runtime(net: Net, chain: Chain) -> None:
     version = chain.runtime_version()
     assert version["specVersion"] == 100
@@ -290,3 +385,20 @@ def test_inspect_and_diff_read_the_code_on_a_chain_at_a_block(
     assert str(missing.value.message) == (
         f"error: {endpoint} has no block #99999999: ask for a block at or below the head"
     )
+
+
+@pytest.mark.chain
+def test_an_idle_head_subscription_is_reopened_without_a_warning(
+    net: Net, caplog: pytest.LogCaptureFixture
+) -> None:
+    net.up()
+    with (
+        caplog.at_level(logging.INFO, logger="pipeline.chain"),
+        NewHeads(net.net.endpoint) as heads,
+    ):
+        # a (re)opened subscription announces the current head; then nothing comes, because
+        # chopsticks makes no block unless asked
+        seen = [heads.next(1.0) for _ in range(4)]
+    assert seen.count(None) == 2, seen
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert caplog.text.count("for a while; reopening the subscription") == 2

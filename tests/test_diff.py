@@ -13,11 +13,12 @@ from typing import Any
 
 import git
 import pytest
+from fixtures.runtime_wasm import TYPE_SECTION, module
 from fixtures.runtimes import runtime_wasm
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from pipeline import diff, store
+from pipeline import diff, runtime_info, store
 from pipeline.artifact import RuntimeBlob
 from pipeline.cli import deploy as cli
 from pipeline.diff import Change, Entry, RuntimeSummary, diff_summaries
@@ -392,3 +393,18 @@ def test_the_cli_prints_the_diff_and_json(
         cli.diff(Context(), a, "0x" + "cd" * 32)
     assert exit_info.value.code == 1
     assert str(exit_info.value.message).startswith("error: unknown artifact 0xcdcd")
+
+
+def test_a_wasm_that_is_no_runtime_is_named_as_inspect_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pipeline.toml").write_text('[runtime]\npath = "r"\npackage = "example-runtime"\n')
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "other.wasm"
+    other.write_bytes(module(TYPE_SECTION))
+    with pytest.raises(PipelineError) as inspected:
+        runtime_info.version_of(RuntimeBlob.load(other))  # what `invoke inspect` reads
+    with pytest.raises(Exit) as refused:
+        cli.diff(Context(), str(runtime_wasm(100)), str(other))
+    assert refused.value.code == 1
+    assert str(refused.value.message) == f"error: {other}: {inspected.value}"

@@ -998,7 +998,7 @@ Program(namespace=ns, binary="invoke").run(["invoke", *sys.argv[1:]])
 """
 
 
-def invoke(net: Net, *args: str) -> subprocess.CompletedProcess[str]:
+def invoke(net: Net, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """The council tasks as a user runs them, from the project dir (tasks.py wires the same)."""
     return subprocess.run(
         [sys.executable, "-c", CLI, *args],
@@ -1006,7 +1006,7 @@ def invoke(net: Net, *args: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "PIPELINE_STATE_DIR": str(net.root / "state-cli")},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 
@@ -1041,3 +1041,34 @@ def test_commands_run_the_council_path_and_exit_non_zero_on_refusal(net: Net) ->
     assert enacted.stdout.startswith("refused: ")
     assert "3 member(s) voted against" in enacted.stderr and enacted.stderr.count("\n") == 1
     assert live(net) == (net.production_hash, 100)
+
+
+# scenario -> (track's final state, enact's exit code, enact's outcome, code live afterwards)
+STANDALONE = {
+    "approve": ("approved", 0, "enacted", "candidate"),
+    "reject": ("disapproved", 1, "refused", "production"),
+    "silent": ("expired", 0, "fallback", "candidate"),
+    "split": ("expired", 1, "refused", "production"),
+}
+
+
+@pytest.mark.chain
+@pytest.mark.parametrize("scenario", list(STANDALONE))
+def test_standalone_council_commands_complete_on_a_local_network(net: Net, scenario: str) -> None:
+    """propose, council.simulate, track (no --advance) and enact, one by one as the README lists
+    them: on a local environment time passes while track waits, as in a release."""
+    net.env()
+    state, code, outcome, live_after = STANDALONE[scenario]
+    proposed = invoke(net, "propose", "--env", "gov", "--artifact", net.candidate_hash)
+    assert proposed.returncode == 0, proposed.stderr
+    voted = invoke(net, "council.simulate", "--env", "gov", "--scenario", scenario)
+    assert voted.returncode == 0, voted.stderr
+    tracked = invoke(net, "track", "--env", "gov", "--json", timeout=240)
+    assert tracked.returncode == 0, tracked.stderr
+    assert json.loads(tracked.stdout.splitlines()[-1])["state"] == state
+    assert "lost" not in tracked.stderr, tracked.stderr
+    enacted = invoke(net, "enact", "--env", "gov", "--policy", "no-nays", "--json")
+    assert enacted.returncode == code, enacted.stderr
+    assert json.loads(enacted.stdout)["outcome"] == outcome
+    expected = net.candidate_hash if live_after == "candidate" else net.production_hash
+    assert live(net)[0] == expected

@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from invoke.collection import Collection
+from invoke.program import Program
 
+from pipeline.cli import release as release_cli
 from pipeline.errors import PipelineError
 from pipeline.ledger import (
     SCHEMA,
     UNKNOWN_OUTCOME,
     Ledger,
     StageFailure,
+    archive_releases,
     find_secret,
     list_releases,
     open_ledger,
@@ -331,7 +335,7 @@ def test_interrupted_creation_is_finished_by_the_next_create(tmp_path: Path) -> 
     path = ledger_path(tmp_path)
     path.parent.mkdir(parents=True)
     path.write_bytes(b'{"schema":1,"ty')
-    with pytest.raises(PipelineError, match=r"is empty \(its creation was interrupted\)"):
+    with pytest.raises(PipelineError, match=r"no complete release record \(its creation was"):
         open_ledger(tmp_path, "r1")
     assert path.read_bytes() == b""  # the torn first record was dropped all the same
     with new_ledger(tmp_path) as ledger:
@@ -472,3 +476,95 @@ def test_list_and_open_releases(tmp_path: Path) -> None:
 def test_release_ids_are_plain_names(tmp_path: Path, release_id: str) -> None:
     with pytest.raises(PipelineError, match="is not a plain name"):
         open_ledger(tmp_path, release_id, create=RELEASE)
+
+
+@pytest.mark.parametrize("content", [b"", b'{"schema":1,"ty'], ids=["empty", "torn-first-line"])
+def test_a_ledger_without_its_release_record_names_the_file_and_the_fix(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = ledger_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    expected = (
+        f"ledger {path} has no complete release record (its creation was interrupted): "
+        f"run `invoke release` again to write it, or remove {path.parent}"
+    )
+    with pytest.raises(PipelineError) as viewed:
+        read_records(tmp_path, "r1")  # what release.status, resume and plan.check read
+    assert str(viewed.value) == expected
+    with pytest.raises(PipelineError) as opened:
+        open_ledger(tmp_path, "r1")  # what release.abort opens
+    assert str(opened.value) == expected
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "pasted by mistake 0x" + "9f" * 32,
+        "0x" + "AB" * 32,
+        "seed=0x" + "12" * 32 + ".",
+        "wrong build " + MNEMONIC,
+        "//Alice was the wrong key",
+    ],
+)
+def test_an_abort_reason_holding_a_secret_is_refused(tmp_path: Path, reason: str) -> None:
+    with new_ledger(tmp_path) as ledger:
+        before = ledger_path(tmp_path).read_bytes()
+        with pytest.raises(PipelineError) as refused:
+            ledger.aborted(reason)
+    assert str(refused.value).startswith("refusing to write ")
+    assert "looks like a secret" in str(refused.value)
+    assert reason not in str(refused.value)
+    assert ledger_path(tmp_path).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "reason", ["bad build 0x" + "9f" * 8 + "…", "hash 0x" + "9f" * 33 + " is too long to be a seed"]
+)
+def test_an_abort_reason_quoting_a_short_hash_is_kept(tmp_path: Path, reason: str) -> None:
+    with new_ledger(tmp_path) as ledger:
+        ledger.aborted(reason)
+    assert lines(ledger_path(tmp_path))[-1]["reason"] == reason
+
+
+def test_release_status_json_carries_the_torn_last_line_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fields = {"candidate": "HEAD", "env": "local", "policy": "no-nays", "plan": None}
+    with open_ledger(tmp_path, "r1", create={**fields, "votes": "approve"}) as ledger:
+        ledger.stage_started("build")
+    with ledger_path(tmp_path).open("ab") as torn:
+        torn.write(b'{"type":"stage_do')
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path))
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    Program(namespace=Collection.from_module(release_cli, name="release")).run(
+        ["invoke", "status", "--id", "r1", "--json"], exit=False
+    )
+    warnings = json.loads(capsys.readouterr().out)["warnings"]
+    assert warnings == [
+        f"ledger {ledger_path(tmp_path)}: dropped an incomplete last record at line 3 "
+        "(17 bytes) left by an interrupted write"
+    ]
+
+
+def test_archiving_moves_only_the_environments_releases(tmp_path: Path) -> None:
+    for release_id, env in (("on-local", "local"), ("on-live", "live"), ("again", "local")):
+        open_ledger(tmp_path, release_id, create={**RELEASE, "env": env}).close()
+    held = open_ledger(tmp_path, "on-live")
+    try:
+        moved = archive_releases(tmp_path, "local")  # a running release elsewhere is no obstacle
+    finally:
+        held.close()
+    assert sorted(path.name for path in moved) == ["again", "on-local"]
+    assert list_releases(tmp_path) == ["on-live"]
+    for path in moved:
+        assert path.parent.parent == tmp_path / "archive"
+        assert (path / "ledger.jsonl").is_file()
+    assert archive_releases(tmp_path, "local") == []
+
+
+def test_archiving_refuses_a_release_that_is_running(tmp_path: Path) -> None:
+    open_ledger(tmp_path, "r1", create={**RELEASE, "env": "local"}).close()
+    with open_ledger(tmp_path, "r1"), pytest.raises(PipelineError, match="is open in another"):
+        archive_releases(tmp_path, "local")
+    assert list_releases(tmp_path) == ["r1"]

@@ -534,6 +534,14 @@ def test_plan_name_must_be_plain(root: Path) -> None:
         new_plan("../x", root, date(2026, 11, 25), "alice")
 
 
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a b", "/abs", ""])
+def test_checking_a_plan_that_is_no_plain_name_suggests_nothing(root: Path, name: str) -> None:
+    load_text(root, VALID, name="alpha")
+    with pytest.raises(PipelineError) as info:
+        load_plan(name, root=root)
+    assert str(info.value) == f"plan name {name!r} is not a plain name: use [A-Za-z0-9._-]"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

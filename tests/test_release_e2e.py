@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import git
@@ -35,7 +37,9 @@ def make_clone(tmp_path: Path, *, release: str, first_deadline: str) -> tuple[Pa
     """A clone of HEAD with an environment on free ports and a plan for it; returns
     (clone, production port)."""
     clone = tmp_path / "repo"
-    git.Repo(REPO).clone(clone)
+    source = git.Repo(REPO)
+    # the commit this test runs from (a clone of a git worktree would check out the main HEAD)
+    source.clone(clone).git.checkout(source.head.commit.hexsha)
     (clone / "node_modules").symlink_to(REPO / "node_modules")  # as bootstrap would install it
     production, lts, reckless = free_ports(3)
     environment = (REPO / "environments/local.toml").read_text()
@@ -84,6 +88,13 @@ def chain_events(port: int) -> Counter[tuple[str, str]]:
     return counts
 
 
+def production_up(clone: Path, production: int) -> Counter[tuple[str, str]]:
+    """Start production (seeded) and count its events before the release."""
+    up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
+    assert up.returncode == 0, up.stdout + up.stderr
+    return chain_events(production)
+
+
 def stop_networks(clone: Path) -> None:
     invoke(clone, "net.down", "--env", "e2e")
 
@@ -93,43 +104,74 @@ def candidate_hash() -> str:
     return candidate_build().compressed.blake2_256
 
 
+# What one upgrade leaves on production, by how the council voted: approved and enacted
+# (authorize, then apply), or silent and taken by the sudo fallback (set_code).
+ONE_UPGRADE = {
+    "approve": {
+        ("System", "CodeUpdated"): 1,
+        ("Council", "Proposed"): 1,
+        ("Council", "Closed"): 1,
+        ("System", "UpgradeAuthorized"): 1,
+    },
+    "silent": {("System", "CodeUpdated"): 1, ("Council", "Proposed"): 1},
+}
+
+
 def release_with_kills(
-    tmp_path: Path, release: str, kill_at: tuple[str, ...], candidate: str
+    tmp_path: Path,
+    release: str,
+    kill_at: tuple[str, ...],
+    candidate: str,
+    votes: str = "approve",
+    prepare: Callable[[Path], None] | None = None,
 ) -> None:
     """Kill the release at each point in turn (SIGKILL, no cleanup), resume, and check that
-    production ends up upgraded with exactly one of each on-chain effect."""
+    production ends up upgraded with exactly one of each on-chain effect. `prepare` changes
+    the clone first (e.g. a runtime edit, so that the build is not a cache hit)."""
     clone, production = make_clone(
         tmp_path, release=release, first_deadline="2026-12-01T12:00:00+00:00"
     )
+    if prepare is not None:
+        prepare(clone)
+        candidate = ""  # a new runtime: its hash is whatever the release built
     try:
-        up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
-        assert up.returncode == 0, up.stdout + up.stderr
-        before = chain_events(production)  # the seeded chain, before the release
+        before = production_up(clone, production)
         for point in kill_at:
-            run = invoke(clone, "release", crash_at=point)
+            run = invoke(clone, "release", "--votes", votes, crash_at=point)
             assert run.returncode == -9, f"{point}: {run.returncode}\n{run.stdout}\n{run.stderr}"
-        done = invoke(clone, "release")
+        done = invoke(clone, "release", "--votes", votes)
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"release {release} complete" in done.stdout
-
-        report = json.loads((clone / f".pipeline/releases/{release}/report.json").read_text())
-        assert report["complete"] is True
-        assert [m["state"] for m in report["milestones"]] == ["done"] * 5
-        with Chain(f"ws://127.0.0.1:{production}") as chain:
-            assert chain.code_hash() == candidate
-            assert int(chain.runtime_version()["specVersion"]) == 101
-
-        events = chain_events(production)
-        gained = events - before
-        assert gained[("System", "CodeUpdated")] == 1
-        assert gained[("Council", "Proposed")] == 1
-        assert gained[("Council", "Closed")] == 1
-        assert gained[("System", "UpgradeAuthorized")] == 1
-        # Resuming again finds nothing to do and submits nothing.
-        again = invoke(clone, "release")
-        assert again.returncode == 0 and chain_events(production) == events
+        check_one_upgrade(clone, release, production, before, candidate, votes)
     finally:
         stop_networks(clone)
+
+
+def check_one_upgrade(
+    clone: Path,
+    release: str,
+    production: int,
+    before: Counter[tuple[str, str]],
+    candidate: str,
+    votes: str = "approve",
+) -> None:
+    """Production runs the candidate (default: what the release built), upgraded exactly
+    once, every milestone done; resuming again does nothing."""
+    report = json.loads((clone / f".pipeline/releases/{release}/report.json").read_text())
+    assert report["complete"] is True
+    assert [m["state"] for m in report["milestones"]] == ["done"] * 5
+    built = next(s for s in report["stages"] if s["stage"] == "build")["result"]["artifact"]
+    with Chain(f"ws://127.0.0.1:{production}") as chain:
+        assert chain.code_hash() == (candidate or built)
+        assert int(chain.runtime_version()["specVersion"]) == 101
+
+    events = chain_events(production)
+    gained = events - before
+    for event, count in ONE_UPGRADE[votes].items():
+        assert gained[event] == count, (event, gained)
+    # Resuming again finds nothing to do and submits nothing.
+    again = invoke(clone, "release", "--votes", votes)
+    assert again.returncode == 0 and chain_events(production) == events
 
 
 def test_release_survives_kills_and_enacts_exactly_once(
@@ -158,6 +200,128 @@ def test_release_killed_at_any_point_resumes_to_one_upgrade(
     tmp_path: Path, candidate_hash: str, point: str
 ) -> None:
     release_with_kills(tmp_path, "e2e-matrix", (point,), candidate_hash)
+
+
+def edit_runtime(clone: Path) -> None:
+    """Commit a change to the runtime's source, so that the release builds it (no cache hit)."""
+    lib = clone / "examples/runtime/runtime/src/lib.rs"
+    lib.write_text(lib.read_text() + "\n// rebuilt by the crash matrix\n")
+    repo = git.Repo(clone)
+    repo.index.add([str(lib)])
+    author = git.Actor("Crash Matrix", "matrix@runtime-pipeline.invalid")
+    repo.index.commit("fix: rebuild the runtime", author=author, committer=author)
+
+
+# Inside the long waits: a suite after one test made its state (its outcome not yet written),
+# tracking between two heads (a silent council: the release waits for the deadline), and the
+# build's container running (it runs on after the kill).
+IN_WAITS = [
+    pytest.param("suite:subsystem:in-test", "approve", None, id="suite:subsystem:in-test"),
+    pytest.param("suite:final:in-test", "approve", None, id="suite:final:in-test"),
+    pytest.param("track:between-heads", "silent", None, id="track:between-heads"),
+    pytest.param("build:running", "approve", edit_runtime, id="build:running"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "votes", "prepare"), IN_WAITS)
+def test_release_killed_inside_a_long_wait_resumes_to_one_upgrade(
+    tmp_path: Path,
+    candidate_hash: str,
+    point: str,
+    votes: str,
+    prepare: Callable[[Path], None] | None,
+) -> None:
+    release_with_kills(tmp_path, "e2e-waits", (point,), candidate_hash, votes, prepare)
+
+
+def suite_processes(clone: Path) -> list[int]:
+    """Pids of pytest processes running a suite of this clone."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"pytest" in command and any(str(clone).encode() in arg for arg in command):
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+def test_release_killed_from_outside_while_its_suite_runs_resumes(
+    tmp_path: Path, candidate_hash: str
+) -> None:
+    """The release alone gets SIGKILL while the sub-system suite runs (its pytest is a child):
+    the suite dies with it, and `release.resume` runs the suite again to one upgrade."""
+    clone, production = make_clone(
+        tmp_path, release="e2e-outside", first_deadline="2026-12-01T12:00:00+00:00"
+    )
+    log = clone / ".pipeline/releases/e2e-outside/suite-subsystem.log"
+    release: subprocess.Popen[bytes] | None = None
+    try:
+        before = production_up(clone, production)
+        release = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "release"],
+            cwd=clone,
+            env=user_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + RELEASE_TIMEOUT_S
+        while not (log.exists() and b"test_" in log.read_bytes()):
+            assert release.poll() is None, "the release ended before its sub-system suite"
+            assert time.monotonic() < deadline, "the release never ran its sub-system suite"
+            time.sleep(0.2)
+        time.sleep(2.0)  # into the suite: tests have made state, some are on their way
+        assert suite_processes(clone), "the suite is not running"
+        release.kill()
+        release.wait()
+        time.sleep(1.0)
+        assert suite_processes(clone) == [], "the suite outlived the release"
+        resumed = invoke(clone, "release.resume")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert "release e2e-outside complete" in resumed.stdout
+        check_one_upgrade(clone, "e2e-outside", production, before, candidate_hash)
+    finally:
+        if release is not None and release.poll() is None:
+            release.kill()
+        stop_networks(clone)
+
+
+def test_a_release_done_on_networks_since_reset_is_not_complete_until_rehearsed_again(
+    tmp_path: Path, candidate_hash: str
+) -> None:
+    """Every stage journaled done is not enough: production must still run the artifact. After
+    the networks are replaced, `invoke release` says so and how to rehearse; `net.reset`
+    archives the environment's ledgers, and the release then runs again from the start."""
+    clone, production = make_clone(
+        tmp_path, release="e2e-again", first_deadline="2026-12-01T12:00:00+00:00"
+    )
+    try:
+        first = invoke(clone, "release")
+        assert first.returncode == 0, first.stdout + first.stderr
+        stop_networks(clone)  # the networks are thrown away behind the release's back
+        shutil.rmtree(clone / ".pipeline/net")
+        stale = invoke(clone, "release")
+        assert stale.returncode == 1, stale.stdout + stale.stderr
+        assert "complete" not in stale.stdout
+        message = stale.stderr.strip().splitlines()[-1]
+        assert message.startswith("error: release e2e-again: every stage is journaled done, but")
+        assert "(spec_version 100), not the release's artifact" in message
+        assert "`invoke net.reset --env e2e` (it archives" in message
+
+        reset = invoke(clone, "net.reset", "--env", "e2e")
+        assert reset.returncode == 0, reset.stdout + reset.stderr
+        assert "archived release e2e-again: its ledger is now in " in reset.stdout
+        assert not (clone / ".pipeline/releases/e2e-again").exists()
+        again = invoke(clone, "release")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "build: running" in again.stdout and "release e2e-again complete" in again.stdout
+        with Chain(f"ws://127.0.0.1:{production}") as chain:
+            assert chain.code_hash() == candidate_hash
+    finally:
+        stop_networks(clone)
 
 
 def test_silent_council_takes_the_sudo_fallback_and_a_missed_deadline_shows(

@@ -91,21 +91,8 @@ def verify(
             project, expected, env=env, network=network, progress=progress
         )
     console = make_console()
-    word = "MATCH" if verdict.match else "MISMATCH"
-    console.print(f"[bold]{word}[/bold]", soft_wrap=True)
-    console.print(
-        f"  expected {escape(expected.code_hash)}  ({escape(expected.source)})", soft_wrap=True
-    )
-    console.print(
-        f"  actual   {escape(verdict.actual)}  ({escape(str(verdict.built_from))})", soft_wrap=True
-    )
-    for path, want, got in verdict.differences:
-        console.print(
-            f"  differs: {escape(path)}: {escape(_short(want))} -> {escape(_short(got))}",
-            soft_wrap=True,
-        )
-    if expected.digest is not None and not verdict.differences:
-        console.print("  every digest field is equal", soft_wrap=True)
+    for line in verification.report_lines(verdict):
+        console.print(escape(line), soft_wrap=True, style="bold" if line[0] != " " else None)
     if not verdict.match:
         raise Exit(code=1)
 
@@ -120,11 +107,6 @@ def _load_digest(path: Path) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise PipelineError(f"{path}: not a digest (a JSON object expected)")
     return content
-
-
-def _short(value: object) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= 80 else text[:77] + "…"
 
 
 def _summary(result: BuildResult, console: Console) -> None:

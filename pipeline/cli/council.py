@@ -23,7 +23,7 @@ from pipeline.cli.render import make_console
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
 from pipeline.plan import format_span
-from pipeline.policy import FALLBACK_POLICIES
+from pipeline.policy import FALLBACK_POLICIES, check_confirmation
 from pipeline.project import Project, load_project
 from pipeline.shorthash import short_hash
 
@@ -71,12 +71,13 @@ def propose(
     c: Context, artifact: str, env: str = "local", method: str = "authorize", note: str = ""
 ) -> None:
     """Open the council motion upgrading production to an artifact (or find the open one)."""
-    from pipeline import governance, motions, upgrade
+    from pipeline import governance, keys, motions, upgrade
     from pipeline.chain import connect
 
     if method not in upgrade.METHODS:
         raise PipelineError(f"unknown --method {method!r}: use authorize or set_code")
     project, environment = _context(env)
+    keys.signer(environment, "council")  # a refused key is said before the wasm is loaded
     candidate = governance.load_candidate(project, artifact)
     note_path = (
         Path(note)
@@ -110,7 +111,8 @@ def propose(
         "env": ENV_HELP,
         "motion": MOTION_HELP,
         "json": "print each update as a JSON line",
-        "advance": "local networks only: make one block at a time until the motion is decided",
+        "advance": "make one block at a time until the motion is decided (local networks "
+        "only; always on for a local environment, whose blocks come only when made)",
         "deadline": "block at which voting counts as over (default: council.voting_blocks after "
         "the proposal, else the motion's end)",
     }
@@ -137,15 +139,13 @@ def track(
         else:
             console.print(escape(status_line(status)), soft_wrap=True)
 
-    if environment.local and not advance and not json:
-        console.print("local network: blocks come only when made; --advance makes them")
     with connect(environment) as chain:
         motions.track(
             environment,
             chain,
             motions.chosen_motion(project.state_dir, environment, chain, motion),
             deadline_block=deadline or None,
-            advance=advance,
+            advance=advance or environment.local,  # time passes locally, as in a release
             on_update=show,
         )
 
@@ -173,7 +173,7 @@ def enact(
     json: bool = False,
 ) -> None:
     """Close an approved motion and apply the upgrade, or take the sudo fallback if allowed."""
-    from pipeline import governance, motions
+    from pipeline import governance, keys, motions
     from pipeline.chain import connect
 
     if policy not in FALLBACK_POLICIES:
@@ -181,9 +181,19 @@ def enact(
             f"unknown --policy {policy!r}: use one of {', '.join(FALLBACK_POLICIES)}"
         )
     project, environment = _context(env)
+    # Everything that needs no chain is checked before connecting, the quick checks first: the
+    # confirmation's form, the councillor's key, the motion `propose` recorded, the artifact.
+    if confirm_hash:
+        check_confirmation(confirm_hash, None)
+    keys.signer(environment, "council")
+    recorded = None if motion else motions.recorded_motion(project.state_dir, environment)
+    chosen_artifact = artifact or (recorded.code_hash if recorded else "")
+    offline = governance.load_candidate(project, chosen_artifact) if chosen_artifact else None
+    if confirm_hash and offline is not None:
+        check_confirmation(confirm_hash, offline.code_hash)
     with connect(environment) as chain:
-        chosen = motions.chosen_motion(project.state_dir, environment, chain, motion)
-        candidate = governance.load_candidate(project, artifact or chosen.code_hash)
+        chosen = recorded or motions.motion_from_chain(environment, chain, motion)
+        candidate = offline or governance.load_candidate(project, chosen.code_hash)
         result = governance.enact(
             environment,
             chain,

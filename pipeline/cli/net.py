@@ -127,8 +127,10 @@ def status(c: Context, json: bool = False, env: str = "local") -> None:
 @friendly
 def reset(c: Context, env: str = "local") -> None:
     """Stop all networks and delete their state; the next up re-creates (and re-seeds) them."""
-    from pipeline import localnet
+    from pipeline import ledger, localnet
 
     project, nets = _networks(env)
     localnet.reset(project, nets)
     print(f"stopped and deleted {project.state_dir / 'net'}")
+    for archived in ledger.archive_releases(project.state_dir, env):
+        print(f"archived release {archived.name}: its ledger is now in {archived}")

@@ -1,0 +1,96 @@
+"""Comparing a rebuild's digest with a digest an older pipeline wrote: every field, both sides."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.artifact import ABSENT, diff_digests
+from pipeline.verify import Expectation, Verdict, digest_verdict, report_lines, touches_code
+
+COMMITTED = Path(__file__).parent.parent / "examples/runtime/releases/100/digest.json"
+
+
+@pytest.fixture
+def committed() -> dict[str, Any]:
+    content: dict[str, Any] = json.loads(COMMITTED.read_text())
+    return content
+
+
+def newer_builder(digest: dict[str, Any]) -> dict[str, Any]:
+    """The same code recorded by a builder that lists one more toolchain package."""
+    newer = copy.deepcopy(digest)
+    newer["builder"]["toolchain"]["rustfmt-web"] = "1.85.0+dfsg3-1~deb12u3"
+    del newer["builder"]["toolchain"]["g++"]
+    return newer
+
+
+def test_a_newer_builder_changes_only_the_record(committed: dict[str, Any]) -> None:
+    differences = diff_digests(committed, newer_builder(committed))
+    assert differences == [
+        ("builder.toolchain.g++", "4:12.2.0-3", ABSENT),
+        ("builder.toolchain.rustfmt-web", ABSENT, "1.85.0+dfsg3-1~deb12u3"),
+    ]
+    assert not any(touches_code(path) for path, _, _ in differences)
+    assert digest_verdict(differences).startswith("only the record differs (2 field(s)")
+
+
+def test_a_different_hash_touches_the_code(committed: dict[str, Any]) -> None:
+    other = newer_builder(committed)
+    other["runtimes"]["compressed"]["blake2_256"] = "0x" + "ab" * 32
+    other["runtimes"]["compressed"]["wasm"] = "renamed.wasm"
+    del other["info"]["sha256"]
+    differences = diff_digests(committed, other)
+    code = [path for path, _, _ in differences if touches_code(path)]
+    assert code == ["info.sha256", "runtimes.compressed.blake2_256"]
+    assert digest_verdict(differences) == (
+        "the code differs: 2 field(s) computed from the wasm differ"
+        " (info.sha256, runtimes.compressed.blake2_256)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("runtimes.compact.subwasm.apis[3].version", True),
+        ("size", True),
+        ("prop", True),
+        ("runtimes.compact.wasm", False),
+        ("builder.image", False),
+        ("reproducibility.rustc", False),
+        ("commit", False),
+        ("wasm", False),
+    ],
+)
+def test_touches_code(path: str, code: bool) -> None:
+    assert touches_code(path) is code
+
+
+def test_report_prints_absent_sides_and_what_the_difference_touches(
+    committed: dict[str, Any],
+) -> None:
+    rebuilt = newer_builder(committed)
+    code_hash = committed["runtimes"]["compressed"]["blake2_256"]
+    verdict = Verdict(
+        Expectation(code_hash, "digest.json", "bc1eddc", committed),
+        code_hash,
+        "bc1eddc (artifacts/…)",
+        diff_digests(committed, rebuilt),
+    )
+    lines = report_lines(verdict)
+    assert lines[0] == "MATCH"
+    assert "  differs: builder.toolchain.g++: 4:12.2.0-3 -> (absent)" in lines
+    assert "  differs: builder.toolchain.rustfmt-web: (absent) -> 1.85.0+dfsg3-1~deb12u3" in lines
+    assert lines[-1].startswith("  only the record differs")
+    assert json.dumps(lines)  # plain text, nothing left unrendered
+
+
+def test_report_of_an_equal_digest(committed: dict[str, Any]) -> None:
+    code_hash = committed["runtimes"]["compressed"]["blake2_256"]
+    verdict = Verdict(Expectation(code_hash, "digest.json", "bc1eddc", committed), "0x00", "x", [])
+    assert report_lines(verdict)[0] == "MISMATCH"
+    assert report_lines(verdict)[-1] == "  every digest field is equal"
