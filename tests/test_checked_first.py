@@ -7,6 +7,7 @@ as connecting would fail with a connection error instead of the refusal asserted
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -24,7 +25,9 @@ from pipeline.policy import check_confirmation
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_100 = REPO / "examples/runtime/releases/100"
-CODE_HASH_100 = "0x171e97efa1bc4858e3e943ae34b04a2679f21642b1a1508ca319ac8538cc5196"
+CODE_HASH_100 = json.loads((RELEASE_100 / "digest.json").read_text())["runtimes"]["compressed"][
+    "blake2_256"
+]
 
 REMOTE = """\
 local = false

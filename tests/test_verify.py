@@ -17,7 +17,10 @@ COMMITTED = Path(__file__).parent.parent / "examples/runtime/releases/100/digest
 
 @pytest.fixture
 def committed() -> dict[str, Any]:
+    """The committed release's digest as a pipeline from before rustfmt-web was recorded wrote
+    it: the digest a voter holds is often older than the pipeline that rebuilds."""
     content: dict[str, Any] = json.loads(COMMITTED.read_text())
+    content["builder"]["toolchain"].pop("rustfmt-web", None)
     return content
 
 
