@@ -493,7 +493,7 @@ def set_code_call(
     call_index: int = SYSTEM_CALL_INDICES["set_code"],
 ) -> bytes:
     """SCALE encoding of `System.set_code(code)` with the blob's raw bytes as code."""
-    return bytes([system_index, call_index]) + _compact(len(blob.raw)) + blob.raw
+    return bytes([system_index, call_index]) + scale_compact(len(blob.raw)) + blob.raw
 
 
 def authorize_upgrade_call(
@@ -519,7 +519,7 @@ def call_hashes(
     }
 
 
-def _compact(value: int) -> bytes:
+def scale_compact(value: int) -> bytes:
     """SCALE compact encoding of a non-negative integer."""
     if value < 1 << 6:
         return bytes([value << 2])

@@ -24,6 +24,7 @@ import wasmtime
 import xxhash
 from wasmtime import _ffi as wasmtime_ffi
 
+from pipeline.artifact import scale_compact
 from pipeline.errors import PipelineError
 from pipeline.project import cache_dir
 
@@ -119,18 +120,7 @@ class Storage:
         self._saved.pop()
 
 
-def _compact(value: int) -> bytes:
-    if value < 1 << 6:
-        return bytes([value << 2])
-    if value < 1 << 14:
-        return ((value << 2) | 1).to_bytes(2, "little")
-    if value < 1 << 30:
-        return ((value << 2) | 2).to_bytes(4, "little")
-    body = value.to_bytes((value.bit_length() + 7) // 8, "little")
-    return bytes([((len(body) - 4) << 2) | 3]) + body
-
-
-def decode_compact(data: bytes, offset: int = 0) -> tuple[int, int]:
+def decodescale_compact(data: bytes, offset: int = 0) -> tuple[int, int]:
     """A SCALE compact integer at `offset`: (value, offset after it)."""
     if offset >= len(data):
         raise RuntimeCallError("truncated SCALE compact integer")
@@ -150,14 +140,14 @@ def decode_compact(data: bytes, offset: int = 0) -> tuple[int, int]:
 
 def decode_bytes(data: bytes, offset: int = 0) -> bytes:
     """A SCALE `Vec<u8>` at `offset`."""
-    length, start = decode_compact(data, offset)
+    length, start = decodescale_compact(data, offset)
     if start + length > len(data):
         raise RuntimeCallError("truncated SCALE bytes")
     return data[start : start + length]
 
 
 def encode_bytes(data: bytes) -> bytes:
-    return _compact(len(data)) + data
+    return scale_compact(len(data)) + data
 
 
 def _option(value: bytes | None) -> bytes:
@@ -168,11 +158,11 @@ def _append(existing: bytes | None, item: bytes) -> bytes:
     """sp-io's storage append: a SCALE Vec gains one encoded item (a bad Vec starts over)."""
     if existing:
         try:
-            count, start = decode_compact(existing)
-            return _compact(count + 1) + existing[start:] + item
+            count, start = decodescale_compact(existing)
+            return scale_compact(count + 1) + existing[start:] + item
         except RuntimeCallError:
             pass
-    return _compact(1) + item
+    return scale_compact(1) + item
 
 
 def twox(data: bytes, width: int) -> bytes:
@@ -366,7 +356,7 @@ def metadata_versions(instance: RuntimeInstance) -> list[int]:
     if "Metadata_metadata_versions" not in set(instance.exports()):
         return []
     raw = instance.call("Metadata_metadata_versions")
-    count, offset = decode_compact(raw)
+    count, offset = decodescale_compact(raw)
     return [
         int.from_bytes(raw[offset + 4 * i : offset + 4 * i + 4], "little") for i in range(count)
     ]

@@ -350,7 +350,7 @@ def scale_compact_oracle(value: int) -> bytes:
     "value", [0, 1, 63, 64, 16383, 16384, 2**30 - 1, 2**30, 2**32 - 1, 2**64 - 1]
 )
 def test_compact_encoding_matches_scalecodec(value: int) -> None:
-    assert artifact._compact(value) == scale_compact_oracle(value)
+    assert artifact.scale_compact(value) == scale_compact_oracle(value)
 
 
 @pytest.mark.parametrize("size", [63, 64, 16383, 16384, 70000])
