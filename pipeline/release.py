@@ -35,21 +35,18 @@ from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
 from pipeline.freeze import check_freeze, tag_freeze
 from pipeline.ledger import Ledger, read_records, releases_dir, replay
-from pipeline.plan import (
-    STAGES,
+from pipeline.plan import STAGES, Plan, Stage, load_plan
+from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation
+from pipeline.project import Project
+from pipeline.report import report_data, write_report
+from pipeline.schedule import (
     MilestoneRow,
-    Plan,
-    Stage,
     done_from_ledger,
-    load_plan,
     milestone_table,
     outstanding_by_subsystem,
     overdue_warnings,
     release_deadline_blocks,
 )
-from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation
-from pipeline.project import Project
-from pipeline.report import report_data, write_report
 from pipeline.suites import run_suite
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,9 @@ from typing import Any
 import requests
 
 from pipeline.ledger import replay
-from pipeline.plan import STAGES, MilestoneRow, format_span
+from pipeline.plan import STAGES
 from pipeline.report_html import write_release_html
+from pipeline.schedule import MilestoneRow, format_span
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipeline.plan import format_span
+from pipeline.schedule import format_span
 
 REPORT_HTML = "report.html"
 INDEX_HTML = "index.html"

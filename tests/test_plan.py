@@ -15,24 +15,19 @@ from invoke.exceptions import Exit
 from pipeline import ledger
 from pipeline.cli import plan as plan_cli
 from pipeline.errors import PipelineError
-from pipeline.plan import (
-    STAGES,
+from pipeline.plan import STAGES, MilestoneState, Plan, load_plan, new_plan, parse_duration
+from pipeline.policy import FreezeRule
+from pipeline.schedule import (
     UNASSIGNED,
-    MilestoneState,
     Outstanding,
-    Plan,
     done_from_ledger,
     format_span,
-    load_plan,
     milestone_state,
     milestone_table,
-    new_plan,
     outstanding_by_subsystem,
     overdue_warnings,
-    parse_duration,
     release_deadline_blocks,
 )
-from pipeline.policy import FreezeRule
 
 REPO = Path(__file__).resolve().parents[1]
 

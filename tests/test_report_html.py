@@ -17,9 +17,10 @@ import pytest
 from pipeline.governance import EnactResult
 from pipeline.ledger import open_ledger
 from pipeline.motions import MotionStatus
-from pipeline.plan import load_plan, milestone_table
+from pipeline.plan import load_plan
 from pipeline.report import report_data, write_report
 from pipeline.report_html import render_index, render_release
+from pipeline.schedule import milestone_table
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")

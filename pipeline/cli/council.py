@@ -22,9 +22,9 @@ from pipeline.cli import friendly
 from pipeline.cli.render import make_console
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
-from pipeline.plan import format_span
 from pipeline.policy import FALLBACK_POLICIES, check_confirmation
 from pipeline.project import Project, load_project
+from pipeline.schedule import format_span
 from pipeline.shorthash import short_hash
 
 if TYPE_CHECKING:

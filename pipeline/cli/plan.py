@@ -17,17 +17,15 @@ from pipeline import ledger
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console, render_milestones
 from pipeline.config import Environment, load_environment
-from pipeline.plan import (
-    Plan,
+from pipeline.plan import Plan, load_plan, new_plan
+from pipeline.project import load_project
+from pipeline.schedule import (
     done_from_ledger,
     format_span,
-    load_plan,
     milestone_table,
-    new_plan,
     overdue_warnings,
     release_deadline_blocks,
 )
-from pipeline.project import load_project
 
 
 @task(

@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
-from pipeline.plan import MilestoneRow, MilestoneState, Plan, format_span
+from pipeline.plan import MilestoneState, Plan
+from pipeline.schedule import MilestoneRow, format_span
 
 LOG_WIDTH = 200  # rich would use 80 columns when not on a terminal: too narrow for tables
 
