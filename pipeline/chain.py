@@ -30,6 +30,7 @@ from websocket import (
 from pipeline import config
 from pipeline.config import Environment, Network
 from pipeline.errors import PipelineError
+from pipeline.scale_metadata import decode_versioned
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,20 @@ def dispatch_error_name(
     return f"{variant}.{dispatch_error_name(inner, module_name, error_name)}"
 
 
+class _SharedMetadataInterface(SubstrateInterface):  # type: ignore[misc]
+    """substrate-interface that takes decoded metadata from the process-wide cache: it decodes
+    each runtime's metadata per connection otherwise (about a second each, several per stage)."""
+
+    def get_block_metadata(self, block_hash: str | None = None, decode: bool = True) -> Any:
+        if not decode:
+            return super().get_block_metadata(block_hash, decode=False)
+        response = self.rpc_request("state_getMetadata", [block_hash] if block_hash else None)
+        if "error" in response:
+            raise SubstrateRequestException(response["error"]["message"])
+        result = response.get("result")
+        return decode_versioned(bytes.fromhex(result.removeprefix("0x"))) if result else response
+
+
 class BroadcastUncertain(PipelineError):
     """The extrinsic left this machine but its fate is unknown (the connection dropped before
     its inclusion was seen): it may land, so it must not be recorded as failed or sent again."""
@@ -233,7 +248,7 @@ class Chain:
             ws_options.update(http_proxy_host=host, http_proxy_port=1, http_no_proxy=[host])
         while True:
             try:
-                return SubstrateInterface(
+                return _SharedMetadataInterface(
                     url=self.endpoint, ws_options=dict(ws_options), auto_reconnect=False
                 )
             except CONNECTION_ERRORS as exc:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
-from scalecodec.type_registry import load_type_registry_preset
 
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
+from pipeline.scale_metadata import decode_versioned, version_of
 
 
 @dataclass(frozen=True)
@@ -40,97 +40,6 @@ class Metadata:
         return None
 
 
-# scalecodec 1.2 knows metadata up to v14; runtimes offer v15 through their Metadata API. v15
-# (frame-metadata 16) keeps v14's registry, storage, calls, events, constants and errors, adds
-# docs to pallets, a richer extrinsic record, runtime API descriptions, outer enums and custom
-# values: declared here in scalecodec's own type language.
-METADATA_V15_TYPES: Final[dict[str, Any]] = {
-    "MetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["types", "PortableRegistry"],
-            ["pallets", "Vec<PalletMetadataV15>"],
-            ["extrinsic", "ExtrinsicMetadataV15"],
-            ["runtime_type", "SiLookupTypeId"],
-            ["apis", "Vec<RuntimeApiMetadataV15>"],
-            ["outer_enums", "OuterEnumsV15"],
-            ["custom", "Vec<(Text, CustomValueMetadataV15)>"],
-        ],
-    },
-    "PalletMetadataV15": {
-        "type": "struct",
-        "base_class": "ScaleInfoPalletMetadata",
-        "type_mapping": [
-            ["name", "Text"],
-            ["storage", "Option<StorageMetadataV14>"],
-            ["calls", "Option<PalletCallMetadataV14>"],
-            ["event", "Option<PalletEventMetadataV14>"],
-            ["constants", "Vec<PalletConstantMetadataV14>"],
-            ["error", "Option<PalletErrorMetadataV14>"],
-            ["index", "u8"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "ExtrinsicMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["version", "u8"],
-            ["address_ty", "SiLookupTypeId"],
-            ["call_ty", "SiLookupTypeId"],
-            ["signature_ty", "SiLookupTypeId"],
-            ["extra_ty", "SiLookupTypeId"],
-            ["signed_extensions", "Vec<SignedExtensionMetadataV14>"],
-        ],
-    },
-    "RuntimeApiMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["name", "Text"],
-            ["methods", "Vec<RuntimeApiMethodMetadataV15>"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "RuntimeApiMethodMetadataV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["name", "Text"],
-            ["inputs", "Vec<RuntimeApiMethodParamMetadataV15>"],
-            ["output", "SiLookupTypeId"],
-            ["docs", "Vec<Text>"],
-        ],
-    },
-    "RuntimeApiMethodParamMetadataV15": {
-        "type": "struct",
-        "type_mapping": [["name", "Text"], ["ty", "SiLookupTypeId"]],
-    },
-    "OuterEnumsV15": {
-        "type": "struct",
-        "type_mapping": [
-            ["call_type", "SiLookupTypeId"],
-            ["event_type", "SiLookupTypeId"],
-            ["error_type", "SiLookupTypeId"],
-        ],
-    },
-    "CustomValueMetadataV15": {
-        "type": "struct",
-        "type_mapping": [["ty", "SiLookupTypeId"], ["value", "Bytes"]],
-    },
-}
-
-
-def _type_registry() -> dict[str, Any]:
-    """scalecodec's core types, with metadata v15 added to its versions."""
-    registry: dict[str, Any] = load_type_registry_preset("core")
-    versions = registry["types"]["MetadataAll"]
-    mapping = [*versions["type_mapping"], ["V15", "MetadataV15"]]
-    registry["types"] = {
-        **registry["types"],
-        **METADATA_V15_TYPES,
-        "MetadataAll": {**versions, "type_mapping": mapping},
-    }
-    return registry
-
-
 def chain_metadata(chain: Chain) -> Metadata:
     """The metadata of the runtime a chain runs now (constants, pallet names)."""
     raw = bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
@@ -143,24 +52,18 @@ def decode_metadata(raw: bytes, what: str) -> Metadata:
     Decoded once per distinct metadata in a process (a second or so each time otherwise):
     a release reads the same runtime's metadata in several checks of several stages."""
     key = hashlib.blake2b(raw, digest_size=32).digest()
-    if key not in _DECODED:
-        _DECODED[key] = _decode(raw, what)
-    return _DECODED[key]
+    if key not in _READ:
+        _READ[key] = _read(raw, what)
+    return _READ[key]
 
 
-_DECODED: dict[bytes, Metadata] = {}
+_READ: dict[bytes, Metadata] = {}
 
 
-def _decode(raw: bytes, what: str) -> Metadata:
-    rc = RuntimeConfigurationObject()
-    rc.update_type_registry(_type_registry())
+def _read(raw: bytes, what: str) -> Metadata:
     try:
-        decoded = rc.create_scale_object("MetadataVersioned", data=ScaleBytes(raw))
-        decoded.decode()
-        number, body = decoded.value_object[1].value_object
-        version = int(str(number).removeprefix("V"))
-        if version >= 14:
-            rc.add_portable_registry(decoded)
+        decoded = decode_versioned(raw)
+        version = version_of(decoded)
     except Exception as exc:  # scalecodec raises bare Exceptions for layouts it does not know
         raise PipelineError(
             f"cannot decode the metadata of {what} ({exc}): only metadata v14 and v15 are read"
@@ -170,7 +73,8 @@ def _decode(raw: bytes, what: str) -> Metadata:
             f"{what} has metadata v{version}: only v14 and later describe types; "
             "use a runtime built with a recent FRAME"
         )
-    return Metadata(version=version, value=body.value, body=body, registry=rc)
+    body = decoded.value_object[1].value_object[1]
+    return Metadata(version=version, value=body.value, body=body, registry=decoded.runtime_config)
 
 
 def authorized_upgrade(chain: Chain) -> str | None:

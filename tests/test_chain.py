@@ -18,7 +18,7 @@ import pytest
 from substrateinterface import Keypair
 from websocket import WebSocketBadStatusException
 
-from pipeline import devrpc, localnet
+from pipeline import devrpc, localnet, metadata
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import (
     REFUSED_GRACE,
@@ -272,6 +272,17 @@ def test_signed_transfer_lands(chain: Chain) -> None:
         timeout=10, since=receipt.block_number,
     )  # fmt: skip
     assert found == transfer
+
+
+@pytest.mark.chain
+def test_connections_share_one_decoded_metadata_per_runtime(net: Net, chain: Chain) -> None:
+    """A second connection (and the metadata reader) reuse the first one's decoding instead of
+    a second or so of their own: same runtime, same decoded object."""
+    free_balance(chain, DAVE)
+    with Chain(net.net.endpoint) as other:
+        free_balance(other, DAVE)
+        assert other._substrate.metadata is chain._substrate.metadata
+        assert metadata.chain_metadata(other).body is chain._substrate.metadata[1][1]
 
 
 @pytest.mark.chain
