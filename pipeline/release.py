@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from pipeline import (
     builder,
@@ -238,6 +239,9 @@ def release_status(project: Project, release_id: str, now: datetime) -> ReleaseS
     )
 
 
+DEPLOY_STAGES: Final[Mapping[str, str]] = {"deploy-reckless": "reckless", "deploy-lts": "lts"}
+
+
 class Release:
     """One run of the state machine over a release's ledger."""
 
@@ -257,6 +261,7 @@ class Release:
         self.repo = gitops.open_repo(project.root)
         self.dir = release_dir(project, settings.release_id)
         self._loaded: upgrade.Candidate | None = None
+        self._restarting: dict[str, Future[None]] = {}  # role -> its early fresh start
         if settings.votes != "approve" and not self.env.local:
             raise PipelineError(
                 f"--votes {settings.votes} simulates councillors: only on local environments,"
@@ -302,9 +307,38 @@ class Release:
         """Run every pending stage in order; a failure is journaled and raised."""
         for warning in self.ledger.state.warnings():
             self.progress(f"warning: {warning}")
-        while pending := self.pending():
-            self.run_stage(pending[0])
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fresh-networks") as pool:
+            self._restarting = self._restart_early(pool, self.pending())
+            try:
+                while pending := self.pending():
+                    self.run_stage(pending[0])
+            finally:
+                self._restarting = {}
         self.check_still_live()
+
+    def _restart_early(
+        self, pool: ThreadPoolExecutor, pending: list[str]
+    ) -> dict[str, Future[None]]:
+        """Start the fresh staging networks this run's deploys need, side by side and in the
+        background from the first stage on: a chopsticks start costs seconds of node start-up
+        each. Early is the same state: reckless starts from genesis, and lts forks production,
+        which nothing before deploy-lts touches."""
+        nets = localnet.networks_for(self.env)
+        names = {
+            role: network.name
+            for stage, role in DEPLOY_STAGES.items()
+            if stage in pending and (network := config.network(self.env, role)).name in nets
+        }
+        if not names:
+            return {}
+
+        def restart() -> None:
+            for name in names.values():
+                localnet.stop(self.project, nets[name])
+            localnet.up(self.project, nets, list(names.values()))
+
+        started = pool.submit(restart)
+        return dict.fromkeys(names, started)
 
     def check_still_live(self) -> None:
         """A release is complete only while production runs its artifact: the ledger says
@@ -389,8 +423,11 @@ class Release:
         nets = localnet.networks_for(self.env)
         if network.name not in nets:
             return  # a real endpoint: nothing of ours to restart
-        localnet.stop(self.project, nets[network.name])
-        localnet.up(self.project, nets, [network.name])
+        if role in self._restarting:
+            self._restarting.pop(role).result()  # started early by run(); its error is raised
+        else:
+            localnet.stop(self.project, nets[network.name])
+            localnet.up(self.project, nets, [network.name])
         for intent in self.ledger.state.unresolved:
             if intent.network == network.name:
                 self.ledger.result(

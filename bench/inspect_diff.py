@@ -6,7 +6,7 @@ Prints ratios measured side by side in this run (machines here are shared and no
 - `invoke diff A B` cold (an empty cache: each runtime compiled, its metadata and genesis
   read) and warm (summaries from the cache); goal: cold under 3 s for two 1.5-2 MB runtimes.
 
-    .venv/bin/python bench/inspect.py [--a OLD.wasm] [--b NEW.wasm] [--runs 3]
+    .venv/bin/python bench/inspect_diff.py [--a OLD.wasm] [--b NEW.wasm] [--runs 3]
 
 Defaults to the example's committed spec 100 and HEAD's build; pass other chains' runtimes to
 measure those (nothing is kept of them).
