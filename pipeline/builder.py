@@ -59,7 +59,8 @@ from pipeline.builder_image import (
 )
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
-from pipeline.project import Project, cache_dir
+from pipeline.progress import CargoProgress
+from pipeline.project import Project, cache_dir, write_atomic
 
 TARGET_VOLUME: Final = "runtime-pipeline-target"  # cargo target dir kept between builds
 
@@ -381,7 +382,16 @@ def _build_in_container(
         log.flush()
         with contextlib.nullcontext() if fresh_target else target_volume_lock(progress):
             container_started = time.monotonic()
-            code = run_in_builder(client, image.id, script, volumes, key, log, progress=progress)
+            code = run_in_builder(
+                client,
+                image.id,
+                script,
+                volumes,
+                key,
+                log,
+                progress=progress,
+                units_key=f"runtime:{lock_hash}",
+            )
             container_seconds = time.monotonic() - container_started
         if code != 0:
             log.close()
@@ -480,6 +490,7 @@ def run_in_builder(
     activity: str = "building the runtime",
     progress: Progress = logger.info,
     cpu_shares: int | None = None,
+    units_key: str | None = None,
 ) -> int:
     """Run `script` in the builder with no network, streaming output to the log; exit code.
 
@@ -496,6 +507,7 @@ def run_in_builder(
         labels={f"{LABEL}build": key},
         cpu_shares=cpu_shares,
     )
+    crates = CargoProgress(activity, expected_units(units_key))
     try:
         progress(activity)
         with _terminate_as_exit():
@@ -504,12 +516,45 @@ def run_in_builder(
                 log.write(text)
                 log.flush()  # the log is what users tail while a build runs
                 crash_point("build:running")  # the container runs on without us
-                lines = [x.strip() for x in text.splitlines() if x.strip()]
-                if lines:
-                    progress(f"{activity}: {lines[-1][:100]}")
-        return int(container.wait()["StatusCode"])
+                if crates.feed(text):
+                    progress(crates.line())
+        code = int(container.wait()["StatusCode"])
+        if code == 0:
+            remember_units(units_key, crates.compiled)
+        return code
     finally:
         container.remove(force=True)
+
+
+def _units_file() -> Path:
+    return cache_dir() / "progress-units.json"
+
+
+def expected_units(units_key: str | None) -> int | None:
+    """Crates the largest complete build of these inputs compiled on this machine, if any."""
+    if units_key is None:
+        return None
+    try:
+        known = json.loads(_units_file().read_text())
+    except (OSError, ValueError):
+        return None
+    value = known.get(units_key) if isinstance(known, dict) else None
+    return value if isinstance(value, int) else None
+
+
+def remember_units(units_key: str | None, compiled: int) -> None:
+    """Keep a complete build's crate count as the next build's total, when it is the largest
+    (a warm build compiles a few crates of the same total)."""
+    if units_key is None or compiled <= (expected_units(units_key) or 0):
+        return
+    path = _units_file()
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    known[units_key] = compiled
+    write_atomic(path, json.dumps(known, indent=1, sort_keys=True).encode())
 
 
 def remove_stale_containers(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Final, Literal
 from pipeline import builder, builder_image, gitops
 from pipeline.artifact import blake2_256
 from pipeline.errors import PipelineError
-from pipeline.project import Project, cache_dir
+from pipeline.project import Project, cache_dir, write_atomic
 
 Check = Literal["fmt", "test"]
 
@@ -108,11 +107,8 @@ def _remembered_pass(key: str) -> str | None:
 
 
 def _remember_pass(key: str, check: Check, detail: str) -> None:
-    path = cache_dir() / "checks" / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps({"check": check, "ok": True, "detail": detail}) + "\n")
-    partial.replace(path)
+    record = json.dumps({"check": check, "ok": True, "detail": detail}) + "\n"
+    write_atomic(cache_dir() / "checks" / f"{key}.json", record.encode())
 
 
 def run_check(
@@ -159,7 +155,15 @@ def run_check(
         log.flush()
         with builder.target_volume_lock(progress) if recipe.compiles else contextlib.nullcontext():
             code = builder.run_in_builder(
-                client, image_id, recipe.script, volumes, key, log, recipe.activity, progress
+                client,
+                image_id,
+                recipe.script,
+                volumes,
+                key,
+                log,
+                recipe.activity,
+                progress,
+                units_key=f"{check}:{lock_hash}",
             )
     output = log_path.read_text(errors="replace")
     if code != 0 and builder_image.lock_is_stale(output):

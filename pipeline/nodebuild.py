@@ -227,6 +227,7 @@ def _build_in_container(
                 activity="building the node",
                 progress=progress,
                 cpu_shares=CPU_SHARES,
+                units_key=f"node:{lock_hash}",
             )
             seconds = time.monotonic() - started
         if code != 0:

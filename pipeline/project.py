@@ -8,6 +8,7 @@ same machine (CI) reuses them; per-checkout state (local networks, releases) liv
 from __future__ import annotations
 
 import os
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,20 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "runtime-pipeline"
     )
     return Path(base)
+
+
+def write_atomic(path: Path, data: bytes | bytearray) -> None:
+    """Write a cache file whole or not at all: readers (other processes too) never see half of
+    it. Its folder is made when missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def load_project(root: Path | None = None) -> Project:

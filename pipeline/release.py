@@ -38,6 +38,7 @@ from pipeline.freeze import check_freeze, tag_freeze
 from pipeline.ledger import Ledger, read_records, releases_dir, replay
 from pipeline.plan import STAGES, Plan, Stage, load_plan
 from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation
+from pipeline.progress import Heartbeat
 from pipeline.project import Project
 from pipeline.report import report_data, write_report
 from pipeline.schedule import (
@@ -400,7 +401,8 @@ class Release:
         return self._loaded
 
     def _build(self) -> dict[str, Any]:
-        result = builder.build(self.project, self.settings.candidate)
+        with Heartbeat(self.progress) as heartbeat:  # a cold build runs for many minutes
+            result = builder.build(self.project, self.settings.candidate, progress=heartbeat)
         spec = result.compressed.version.spec_version
         if self.plan is not None and spec != self.plan.spec_version:
             raise PipelineError(

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Final
 
 from pipeline.artifact import RuntimeBlob, RuntimeVersion, decode_runtime_version, info
 from pipeline.errors import PipelineError
-from pipeline.project import cache_dir
+from pipeline.project import cache_dir, write_atomic
 
 SECTION: Final = "runtime_version section"
 EXECUTED: Final = "Core_version (executed: the blob has no runtime_version section)"
@@ -92,11 +90,7 @@ def _metadata_facts(blob: RuntimeBlob) -> dict[str, Any]:
         "reserved_meta_valid": metadata[:4] == b"meta",
     }
     with contextlib.suppress(OSError):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".facts-")
-        with os.fdopen(fd, "w") as out:
-            json.dump(facts, out)
-        os.replace(tmp, cached)
+        write_atomic(cached, json.dumps(facts).encode())
     return facts
 
 

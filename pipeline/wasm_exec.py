@@ -11,10 +11,9 @@ later calls (and later processes) only instantiate.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from wasmtime import _ffi as wasmtime_ffi
 
 from pipeline.artifact import scale_compact
 from pipeline.errors import PipelineError
-from pipeline.project import cache_dir
+from pipeline.project import cache_dir, write_atomic
 
 PAGE: Final = 65536
 ERROR_LEVEL: Final = 0  # sp-io passes RuntimeLogLevel::Error as 0; panics are logged at it
@@ -73,14 +72,8 @@ def compile_module(wasm: bytes) -> wasmtime.Module:
         module = wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as exc:
         raise RuntimeCallError(f"not a valid wasm module: {_first_line(exc)}") from None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".module-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(module.serialize())
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs the next call a compile
+    with contextlib.suppress(OSError):  # a cache not written only costs the next call a compile
+        write_atomic(path, module.serialize())
     return module
 
 

@@ -13,6 +13,7 @@ from rich.status import Status
 from rich.table import Table
 
 from pipeline.plan import MilestoneState, Plan
+from pipeline.progress import HEARTBEAT_S, Heartbeat
 from pipeline.schedule import MilestoneRow, format_span
 
 LOG_WIDTH = 200  # rich would use 80 columns when not on a terminal: too narrow for tables
@@ -64,21 +65,39 @@ def make_console(stderr: bool = False) -> Console:
 
 
 @contextlib.contextmanager
-def spinner() -> Iterator[Callable[[str], None]]:
-    """A progress callback showing its latest line as a spinner on stderr, from the first line
-    on (a cache hit shows nothing)."""
+def spinner(heartbeat_s: float = HEARTBEAT_S) -> Iterator[Callable[[str], None]]:
+    """A progress callback for long steps, from the first line on (a cache hit shows nothing).
+
+    On a terminal: the latest line as a spinner on stderr with the time so far, every second.
+    Otherwise (CI logs, pipes): the first line at once, then the latest one every `heartbeat_s`.
+    """
+    console = make_console(stderr=True)
+    if not console.is_terminal:
+
+        def emit(line: str) -> None:
+            console.print(escape(line), soft_wrap=True)
+
+        with Heartbeat(emit, heartbeat_s) as beat:
+            yield beat
+        return
     status: Status | None = None
 
-    def update(line: str) -> None:
+    def show(line: str) -> None:
         nonlocal status
         if status is None:
-            status = make_console(stderr=True).status(escape(line))
+            status = console.status(escape(line))
             status.start()
         else:
             status.update(escape(line))
 
     try:
-        yield update
+        with Heartbeat(show, interval=1.0) as ticking:
+
+            def update(line: str) -> None:
+                ticking(line)
+                show(ticking.stamped())
+
+            yield update
     finally:
         if status is not None:
             status.stop()

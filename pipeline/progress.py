@@ -1,0 +1,104 @@
+"""Progress of long steps in words: how far a cargo build is, how long a step has run, and a
+heartbeat so that a log never goes quiet for long.
+
+A build streams cargo's output through `CargoProgress`; what it says reaches the user through a
+`Heartbeat`: the first line at once, then the latest one every `HEARTBEAT_S` with the time so
+far (a cargo crate can compile for minutes without a line). A cargo build prints no total when
+its output is not a terminal, so the total is what the last complete build of the same inputs
+compiled (`expected`), shown as an estimate; the first build shows the count alone.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+HEARTBEAT_S: Final = 30.0  # at most this long without a line in a log
+_COMPILING: Final = re.compile(r"^\s*Compiling (\S+) v\S+", re.MULTILINE)
+
+
+@dataclass
+class CargoProgress:
+    """Counts the crates a cargo build compiled, from its output as it streams."""
+
+    activity: str  # "building the runtime"
+    expected: int | None = None  # crates the last complete build of the same inputs compiled
+    compiled: int = 0
+    latest: str = ""  # the crate compiling now
+
+    def feed(self, text: str) -> bool:
+        """Read a chunk of cargo's output; whether a crate started compiling in it."""
+        crates = _COMPILING.findall(text)
+        if crates:
+            self.compiled += len(crates)
+            self.latest = crates[-1]
+        return bool(crates)
+
+    def line(self) -> str:
+        """`building the runtime: 312 of ~936 crates (sc-network)`."""
+        if self.compiled == 0:
+            return self.activity
+        if self.expected and self.expected >= self.compiled:
+            count = f"{self.compiled} of ~{self.expected} crates"
+        else:
+            count = f"{self.compiled} crates"
+        return f"{self.activity}: {count} ({self.latest})"
+
+
+def elapsed(seconds: float) -> str:
+    """`45s`, `4m10s`, `1h02m`: how long a step has run, for a progress line."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class Heartbeat:
+    """A progress callback that forwards to `emit`, stamped with the time so far: the first
+    line at once, then the latest line every `interval` seconds while it runs (a thread), so
+    frequent updates are thinned and a long silence still shows the step is alive."""
+
+    def __init__(self, emit: Callable[[str], None], interval: float = HEARTBEAT_S) -> None:
+        self._emit = emit
+        self._interval = interval
+        self._started = time.monotonic()
+        self._latest: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="progress-heartbeat", daemon=True)
+
+    def __call__(self, line: str) -> None:
+        first = self._latest is None
+        self._latest = line
+        if first:
+            self._emit(self.stamped())
+            self._thread.start()
+
+    def stamped(self) -> str:
+        """The latest line with the time since the step started: `[4m10s] building …`."""
+        return f"[{elapsed(time.monotonic() - self._started)}] {self._latest or ''}"
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._emit(self.stamped())
+
+    def __enter__(self) -> Heartbeat:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
