@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -203,9 +204,10 @@ def test_release_killed_at_any_point_resumes_to_one_upgrade(
 
 
 def edit_runtime(clone: Path) -> None:
-    """Commit a change to the runtime's source, so that the release builds it (no cache hit)."""
+    """Commit a change to the runtime's source, so that the release builds it: a change of its
+    own, or the machine-wide build cache serves what an earlier run of this test built."""
     lib = clone / "examples/runtime/runtime/src/lib.rs"
-    lib.write_text(lib.read_text() + "\n// rebuilt by the crash matrix\n")
+    lib.write_text(lib.read_text() + f"\n// rebuilt by the crash matrix: {uuid.uuid4().hex}\n")
     repo = git.Repo(clone)
     repo.index.add([str(lib)])
     author = git.Actor("Crash Matrix", "matrix@runtime-pipeline.invalid")
