@@ -26,7 +26,7 @@ from typing import Any, Literal, get_args
 
 from substrateinterface import Keypair
 
-from pipeline import diff, keys, metadata, store, upgrade
+from pipeline import diff, keys, metadata, statements, store, upgrade
 from pipeline.artifact import RuntimeBlob, blake2_256, dumps_digest
 from pipeline.chain import (
     Call,
@@ -114,6 +114,7 @@ class EnactResult:
     steps: tuple[str, ...] = ()  # what was submitted, in order, with its block
     upgraded_in_block: int | None = None
     spec_version: int | None = None  # live after the upgrade
+    attestations: Mapping[str, Any] | None = None  # the members' statements, as counted
 
     @property
     def ok(self) -> bool:
@@ -376,12 +377,6 @@ def proposal_note(
     return "\n".join(lines) + "\n"
 
 
-# --- motions on chain -----------------------------------------------------------------------------
-
-
-# --- tracking -------------------------------------------------------------------------------------
-
-
 # --- local councillors ----------------------------------------------------------------------------
 def require_simulation_allowed(env: Environment, endpoint: str | None = None) -> None:
     """Only local environments (and loopback nodes) have councillors the pipeline may vote for."""
@@ -605,6 +600,10 @@ def enact(
         )
     if decision.action == "refuse":
         return result("refused", decision.reason)
+    found, blocked = statements.gate(env, chain, motion)  # before close, apply and fallback
+    result = replace(result, attestations=found.as_dict())
+    if blocked is not None:
+        return result("refused" if found.mismatches else "waiting", blocked)
     if decision.action == "sudo":
         return _sudo_fallback(env, chain, candidate, decision.reason, result, recorder, produce)
     council_key = keys.signer(env, "council")  # close and apply: any signed origin will do
@@ -642,6 +641,7 @@ class _Results:
     motion_index: int
     policy: str
     votes: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+    attestations: Mapping[str, Any] | None = None
 
     def with_votes(self, status: MotionStatus) -> _Results:
         return replace(self, votes=(status.ayes, status.nays, status.not_voted))
@@ -668,6 +668,7 @@ class _Results:
             steps=steps,
             upgraded_in_block=upgraded_in_block,
             spec_version=spec_version,
+            attestations=self.attestations,
         )
 
 

@@ -18,10 +18,11 @@ from pipeline.artifact import dumps_digest
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console, spinner
 from pipeline.errors import PipelineError
-from pipeline.project import load_project
+from pipeline.project import Project, load_project
 
 if TYPE_CHECKING:
     from pipeline.builder import BuildResult
+    from pipeline.verify import Verdict
 
 
 @task(
@@ -61,6 +62,8 @@ def build(
         "env": "environment whose chain to compare with (its :code, or --motion)",
         "network": "role or name of the network in --env (default production)",
         "motion": "council motion (index or 'latest'): rebuild its commit, compare its hash",
+        "attest": "with --motion: post the verdict on chain from council.member_key "
+        "(System.remark_with_event), for the other members and the release to count",
     },
 )
 @friendly
@@ -72,11 +75,19 @@ def verify(
     env: str | None = None,
     network: str = "production",
     motion: str | None = None,
+    attest: bool = False,
 ) -> None:
     """Rebuild from source (clean) or read a chain: MATCH or MISMATCH, exit 1 unless equal."""
     from pipeline import verify as verification
 
     project = load_project()
+    if attest:
+        if env is None or motion is None:
+            raise PipelineError(
+                "--attest goes with --env NAME --motion: a statement names a motion"
+            )
+        _attest(project, env, network, motion)
+        return
     expected = verification.expectation(
         project,
         ref=ref,
@@ -90,11 +101,44 @@ def verify(
         verdict = verification.verify(
             project, expected, env=env, network=network, progress=progress
         )
-    console = make_console()
-    for line in verification.report_lines(verdict):
-        console.print(escape(line), soft_wrap=True, style="bold" if line[0] != " " else None)
+    _print_verdict(verdict, make_console())
     if not verdict.match:
         raise Exit(code=1)
+
+
+def _attest(project: Project, env_name: str, network: str, motion: str) -> None:
+    """Rebuild the motion's runtime clean, print the verdict, post it as the member's statement
+    (the key and membership are checked before the rebuild); exit 1 on MISMATCH."""
+    from pipeline import verify as verification
+    from pipeline.chain import connect
+    from pipeline.config import load_environment
+
+    environment = load_environment(env_name, project.root)
+    with connect(environment, network) as chain:
+        expected = verification.motion_expectation(environment, chain, motion)
+        assert expected.motion is not None  # a motion's expectation names it
+        keypair = verification.attester(environment, chain, expected.motion)
+    with spinner() as progress:
+        verdict = verification.verify(project, expected, progress=progress)
+    console = make_console()
+    _print_verdict(verdict, console)
+    with connect(environment, network) as chain:  # a long rebuild: a fresh connection
+        receipt = verification.attest(environment, chain, verdict, keypair)
+    said = "MATCH" if verdict.match else "MISMATCH"
+    console.print(
+        f"attested {said} for motion #{expected.motion.index} as {keypair.ss58_address}: "
+        + (f"block #{receipt.block_number}" if receipt else "already on chain, nothing sent"),
+        soft_wrap=True,
+    )
+    if not verdict.match:
+        raise Exit(code=1)
+
+
+def _print_verdict(verdict: Verdict, console: Console) -> None:
+    from pipeline import verify as verification
+
+    for line in verification.report_lines(verdict):
+        console.print(escape(line), soft_wrap=True, style="bold" if line[0] != " " else None)
 
 
 def _load_digest(path: Path) -> dict[str, Any]:
