@@ -1,0 +1,97 @@
+"""Attestations as users run them (subprocesses in a clone of this repo, real local networks):
+a member's `invoke verify --attest`, `invoke track` showing it, and `invoke release` that
+requires two members' statements before it enacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_release_e2e import candidate_hash, invoke, make_clone, production_up, stop_networks
+
+from pipeline.chain import Chain
+from pipeline.statements import Reader
+
+pytestmark = [pytest.mark.chain, pytest.mark.docker]
+__all__ = ["candidate_hash"]  # the fixture, imported for this module's tests
+
+
+def require_attestations(clone: Path, count: int) -> None:
+    environment = clone / "environments/e2e.toml"
+    environment.write_text(environment.read_text() + f"attestations = {count}\n")
+
+
+def test_release_waits_for_two_members_statements_and_shows_them(tmp_path: Path) -> None:
+    clone, production = make_clone(
+        tmp_path, release="e2e-attest", first_deadline="2026-12-01T12:00:00+00:00"
+    )
+    require_attestations(clone, 2)
+    try:
+        production_up(clone, production)
+        done = invoke(clone, "release")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "release e2e-attest complete" in done.stdout
+        assert "2 of 3 members reproduced" in done.stdout  # track's progress and the status
+
+        status = invoke(clone, "release.status", "--json")
+        assert status.returncode == 0, status.stderr
+        attested = json.loads(status.stdout)["attestations"]
+        assert (len(attested["matches"]), attested["mismatches"], attested["members"]) == (
+            2,
+            [],
+            3,
+        )
+        report = (clone / ".pipeline/releases/e2e-attest/report.md").read_text()
+        assert "## Attestations" in report and "2 of 3 members reproduced" in report
+        with Chain(f"ws://127.0.0.1:{production}") as chain:
+            statements = [r for r in Reader(1).read(chain) if b"runtime-pipeline/attest/1" in r[2]]
+            assert len(statements) == 2  # one per member, never twice
+            signers = {signer for signer, _, _ in statements}
+            assert signers == set(attested["matches"])
+            again = invoke(clone, "release")  # complete: nothing more is posted
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert len(Reader(1).read(chain)) == 2
+    finally:
+        stop_networks(clone)
+
+
+@pytest.mark.slow
+def test_a_member_attests_a_clean_rebuild_and_track_shows_it(
+    tmp_path: Path, candidate_hash: str
+) -> None:
+    clone, production = make_clone(
+        tmp_path, release="e2e-verify", first_deadline="2026-12-01T12:00:00+00:00"
+    )
+    try:
+        production_up(clone, production)
+        assert invoke(clone, "build").returncode == 0
+        proposed = invoke(clone, "propose", "--artifact", candidate_hash, "--env", "e2e")
+        assert proposed.returncode == 0, proposed.stdout + proposed.stderr
+
+        wrong = invoke(clone, "verify", "--env", "e2e", "--attest")
+        assert wrong.returncode == 1
+        assert (
+            wrong.stderr.strip()
+            .splitlines()[-1]
+            .endswith("--attest goes with --env NAME --motion only: a statement names a motion")
+        )
+
+        attested = invoke(clone, "verify", "--env", "e2e", "--motion", "latest", "--attest")
+        assert attested.returncode == 0, attested.stdout + attested.stderr
+        assert attested.stdout.startswith("MATCH")
+        assert (
+            "attested MATCH for motion #0 as 5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+            in (attested.stdout.replace("\n", ""))
+        )
+
+        tracked = invoke(clone, "track", "--env", "e2e", "--json")  # silent: to its end
+        assert tracked.returncode == 0, tracked.stdout + tracked.stderr
+        lines = [json.loads(line) for line in tracked.stdout.splitlines()]
+        assert lines[-1]["state"] == "expired"
+        assert lines[-1]["attestations"]["matches"] == [
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+        ]
+        assert lines[-1]["attestations"]["code_hash"] == candidate_hash
+    finally:
+        stop_networks(clone)
