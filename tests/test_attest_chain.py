@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from fixtures.runtimes import candidate_build
-from test_governance import ALICE, BOB, CHARLIE, DAVE, Net, live, net, project_at, write_artifact
+from test_governance import ALICE, BOB, CHARLIE, DAVE, Net, live, make_chain_project, net
 
-from pipeline import governance, localnet, motions, statements
+from pipeline import governance, motions, statements
 from pipeline import verify as verification
 from pipeline.attestation import Statement, image_digest
 from pipeline.chain import Call, Chain
@@ -35,20 +35,14 @@ def chain_project(
     tmp_path_factory: pytest.TempPathFactory, upgrade_wasms: tuple[Path, Path]
 ) -> Iterator[tuple[Path, dict[str, str]]]:
     """test_governance's project, but the candidate is HEAD's artifact with its real digest."""
-    production, _ = upgrade_wasms
-    root = tmp_path_factory.mktemp("attest")
-    (root / "pipeline.toml").write_text(
-        '[runtime]\npath = "examples/runtime"\npackage = "example-runtime"\n'
-    )
     built = candidate_build()
-    candidate = built.compressed.blake2_256
-    shutil.copytree(built.artifact_dir, root / "artifacts" / candidate.removeprefix("0x"))
-    hashes = {
-        "production": write_artifact(root / "artifacts", production.read_bytes()),
-        "candidate": candidate,
-    }
-    localnet.ensure_spec(project_at(root), localnet.LocalNet("spec", 1), production)
-    yield root, hashes
+
+    def copy_build(artifacts: Path) -> str:
+        shutil.copytree(built.artifact_dir, artifacts / built.compressed.blake2_256[2:])
+        return built.compressed.blake2_256
+
+    root = tmp_path_factory.mktemp("attest")
+    yield root, make_chain_project(root, upgrade_wasms[0], copy_build)
 
 
 def statement_of(motion: Motion, verdict: str = "MATCH", **changes: object) -> Statement:

@@ -15,6 +15,7 @@ from pipeline.statements import Reader
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 __all__ = ["candidate_hash"]  # the fixture, imported for this module's tests
+ALICE = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"  # local.toml's member_key, //Alice
 
 
 def require_attestations(clone: Path, count: int) -> None:
@@ -89,9 +90,7 @@ def test_a_member_attests_a_clean_rebuild_and_track_shows_it(
         assert tracked.returncode == 0, tracked.stdout + tracked.stderr
         lines = [json.loads(line) for line in tracked.stdout.splitlines()]
         assert lines[-1]["state"] == "expired"
-        assert lines[-1]["attestations"]["matches"] == [
-            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
-        ]
+        assert lines[-1]["attestations"]["matches"] == [ALICE]
         assert lines[-1]["attestations"]["code_hash"] == candidate_hash
     finally:
         stop_networks(clone)

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -564,23 +564,35 @@ class Net:
         return governance.load_candidate(self.project, code_hash or self.candidate_hash)
 
 
-@pytest.fixture(scope="module")
-def chain_project(
-    tmp_path_factory: pytest.TempPathFactory, upgrade_wasms: tuple[Path, Path]
-) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A project dir with both runtimes as artifacts and production's chain spec built once."""
-    production, candidate = upgrade_wasms
-    root = tmp_path_factory.mktemp("governance")
+def make_chain_project(
+    root: Path, production: Path, add_candidate: Callable[[Path], str]
+) -> dict[str, str]:
+    """A project dir with production's artifact, the candidate's (`add_candidate` writes it
+    into the artifacts dir and returns its hash) and production's chain spec built once."""
     (root / "pipeline.toml").write_text(
         '[runtime]\npath = "examples/runtime"\npackage = "example-runtime"\n'
     )
     hashes = {
         "production": write_artifact(root / "artifacts", production.read_bytes()),
-        "candidate": write_artifact(root / "artifacts", candidate.read_bytes()),
+        "candidate": add_candidate(root / "artifacts"),
     }
-    project = project_at(root)
-    localnet.ensure_spec(project, localnet.LocalNet("spec", 1), production)
-    yield root, hashes
+    localnet.ensure_spec(project_at(root), localnet.LocalNet("spec", 1), production)
+    return hashes
+
+
+@pytest.fixture(scope="module")
+def chain_project(
+    tmp_path_factory: pytest.TempPathFactory, upgrade_wasms: tuple[Path, Path]
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A project dir with both runtimes as artifacts (the candidate's digest: FACTS)."""
+    production, candidate = upgrade_wasms
+    root = tmp_path_factory.mktemp("governance")
+    yield (
+        root,
+        make_chain_project(
+            root, production, lambda artifacts: write_artifact(artifacts, candidate.read_bytes())
+        ),
+    )
 
 
 @pytest.fixture
