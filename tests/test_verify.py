@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 
 from pipeline.artifact import ABSENT, diff_digests
-from pipeline.verify import Expectation, Verdict, digest_verdict, report_lines, touches_code
+from pipeline.attestation import parse
+from pipeline.errors import PipelineError
+from pipeline.motions import Motion
+from pipeline.verify import (
+    Expectation,
+    Verdict,
+    digest_verdict,
+    report_lines,
+    statement,
+    touches_code,
+)
 
 COMMITTED = Path(__file__).parent.parent / "examples/runtime/releases/100/digest.json"
 
@@ -97,3 +107,26 @@ def test_report_of_an_equal_digest(committed: dict[str, Any]) -> None:
     verdict = Verdict(Expectation(code_hash, "digest.json", "bc1eddc", committed), "0x00", "x", [])
     assert report_lines(verdict)[0] == "MISMATCH"
     assert report_lines(verdict)[-1] == "  every digest field is equal"
+
+
+def test_a_rebuild_of_a_motion_states_what_the_member_got(committed: dict[str, Any]) -> None:
+    code = committed["runtimes"]["compressed"]["blake2_256"]
+    motion = Motion("Council", 4, "0x" + "AB" * 32, code, "authorize", 2, 30,
+                    100, None, True)  # fmt: skip
+    expected = Expectation(motion.code_hash, "motion #4", committed["commit"], motion=motion)
+    match = statement(Verdict(expected, motion.code_hash, "HEAD", [], committed))
+    assert (match.verdict, match.code_hash, match.motion_hash) == (
+        "MATCH",
+        motion.code_hash,
+        "0x" + "ab" * 32,  # as the chain's events spell it
+    )
+    assert (match.motion_index, match.commit) == (4, committed["commit"])
+    assert match.image.startswith("sha256:") and match.image in committed["builder"]["image"]
+    assert parse(match.encode()) == match
+
+    other = "0x" + "99" * 32  # a mismatch states the hash the member got, as a warning
+    mismatch = statement(Verdict(expected, other, "HEAD", [], committed))
+    assert (mismatch.verdict, mismatch.code_hash) == ("MISMATCH", other)
+
+    with pytest.raises(PipelineError, match="only a rebuild of a motion's runtime"):
+        statement(Verdict(Expectation(other, "--expect", "HEAD"), other, "HEAD", [], committed))
