@@ -82,9 +82,9 @@ def verify(
 
     project = load_project()
     if attest:
-        if env is None or motion is None:
+        if env is None or motion is None or ref or expect or digest:
             raise PipelineError(
-                "--attest goes with --env NAME --motion: a statement names a motion"
+                "--attest goes with --env NAME --motion only: a statement names a motion"
             )
         _attest(project, env, network, motion)
         return
