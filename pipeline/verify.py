@@ -31,7 +31,7 @@ from pipeline.motions import (
     public_key,
 )
 from pipeline.project import Project
-from pipeline.proposal import source_from_motion
+from pipeline.proposal import dossier_hash, source_from_motion
 from pipeline.submission import Recorder
 
 
@@ -44,6 +44,7 @@ class Expectation:
     ref: str | None  # what to rebuild; None: compare without building
     digest: Mapping[str, Any] | None = None
     motion: Motion | None = None  # the council motion whose runtime this is
+    dossier: str | None = None  # the blake2-256 of the dossier the motion commits to
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,26 @@ def motion_expectation(env: Environment, chain: Chain, which: int | str) -> Expe
         f"motion #{found.index} on {chain.endpoint}",
         str(proposed["commit"]),
         motion=motion_from_chain(env, chain, found.index),
+        dossier=proposed.get("dossier"),
+    )
+
+
+def dossier_check(expected: Expectation, note: str, name: str) -> tuple[bool, str]:
+    """Whether a voter's proposal note holds the dossier the motion commits to, in one line."""
+    if expected.motion is None:
+        raise PipelineError("--dossier goes with --env NAME --motion: a motion commits to it")
+    index = expected.motion.index
+    if expected.dossier is None:
+        return False, (
+            f"dossier {name}: motion #{index} commits to no dossier (its source remark names "
+            "none), so it cannot be checked"
+        )
+    held = dossier_hash(note)
+    if held == expected.dossier:
+        return True, f"dossier {name}: the one motion #{index} commits to ({held})"
+    return False, (
+        f"dossier {name} is NOT the one motion #{index} commits to: it hashes to {held}, the "
+        f"motion's source remark names {expected.dossier} (edited after proposing?)"
     )
 
 

@@ -1,6 +1,6 @@
 """Council members' attestations on real chopsticks chains: posted once, read back from the
 chain alone, forged statements shown and not counted, and the policy that blocks close, enact
-and the sudo fallback.
+and the sudo fallback; and the dossier the motion commits to.
 
 The motion proposes HEAD's real build (its digest names this repo's commit), so the rehearsal's
 rebuild is a real build of that commit (served by the build cache after the session's first).
@@ -18,7 +18,7 @@ import pytest
 from fixtures.runtimes import candidate_build
 from test_governance import ALICE, BOB, CHARLIE, DAVE, Net, live, make_chain_project, net
 
-from pipeline import governance, motions, statements
+from pipeline import governance, motions, proposal, statements
 from pipeline import verify as verification
 from pipeline.attestation import Statement, image_digest
 from pipeline.chain import Call, Chain
@@ -149,6 +149,21 @@ def test_a_member_s_mismatch_blocks_the_fallback_and_the_close(net: Net) -> None
         enacted = governance.enact(env, chain, candidate, motion)
         assert enacted.outcome == "enacted", enacted
     assert live(net) == (candidate.code_hash, 101)
+
+
+@pytest.mark.chain
+def test_editing_the_dossier_after_proposing_is_reported(net: Net, tmp_path: Path) -> None:
+    note = tmp_path / "proposal.md"
+    with net.chain() as chain:
+        motion = governance.propose(net.env(), chain, net.candidate(), note_path=note)
+        expected = verification.motion_expectation(net.env(), chain, "latest")
+    assert expected.motion is not None and expected.motion.index == motion.index
+    assert expected.dossier == proposal.dossier_hash(note.read_text())  # read from the chain
+    held, line = verification.dossier_check(expected, note.read_text(), "proposal.md")
+    assert held, line
+    edited = note.read_text().replace("## Against production", "## Against production (fine)")
+    held, line = verification.dossier_check(expected, edited, "proposal.md")
+    assert not held and f"NOT the one motion #{motion.index} commits to" in line
 
 
 @pytest.mark.chain

@@ -25,7 +25,7 @@ import pytest
 from fixtures.runtime_wasm import runtime_version_bytes, runtime_wasm
 from substrateinterface import Keypair
 
-from pipeline import governance, ledger, localnet, motions, proposal, upgrade
+from pipeline import dossier, governance, ledger, localnet, motions, proposal, upgrade
 from pipeline.artifact import BuildFacts, RuntimeBlob, compress, digest, dumps_digest
 from pipeline.chain import Chain, blake2_256_hex
 from pipeline.config import Environment, load_environment
@@ -109,6 +109,10 @@ def test_source_remark_is_canonical_small_json() -> None:
     ("data", "expected"),
     [
         (REMARK.encode(), SOURCE),
+        (  # with the dossier the motion commits to
+            proposal.source_remark(DIGEST, "0x" + "d0" * 32).encode(),
+            {**SOURCE, "dossier": "0x" + "d0" * 32},
+        ),
         (b"hello council", None),  # an ordinary remark
         (b'{"commit": "abc"}', None),  # JSON without our mark
         (json.dumps({"runtime_source": 2, **SOURCE}).encode(), None),  # a future format
@@ -443,13 +447,19 @@ def test_upgrade_proposal_wraps_the_batch_in_the_root_dispatch(tmp_path: Path) -
 def test_proposal_note_tells_voters_how_to_reproduce(tmp_path: Path) -> None:
     candidate = fake_candidate(tmp_path)
     code_hash = candidate.code_hash
-    note = governance.proposal_note(
+    voters = dossier.render(
+        env_name="local",
+        candidate=candidate,
+        method="authorize",
+        changes=["A: production: example-runtime 100", "  ~ spec_version: 100 -> 101"],
+        warnings=["transaction_version changes 1 -> 2: wallets must update"],
+    )
+    note = dossier.proposal_note(
         env_name="local",
         motion=replace(MOTION, code_hash=code_hash),
         candidate=candidate,
-        changes=["A: production: example-runtime 100", "  ~ spec_version: 100 -> 101"],
-        warnings=["transaction_version changes 1 -> 2: wallets must update"],
-        remark=proposal.source_remark(candidate.digest),
+        dossier=voters,
+        remark=proposal.source_remark(candidate.digest, blake2_256_hex(voters.encode())),
         members=3,
         block_time=6.0,
     )
@@ -469,6 +479,17 @@ def test_proposal_note_tells_voters_how_to_reproduce(tmp_path: Path) -> None:
         "System.apply_authorized_upgrade",
     ):
         assert expected in note, expected
+    # the motion's facts sit above the dossier: only the dossier is committed to
+    assert note.endswith("\n" + proposal.DOSSIER_MARK + "\n" + voters)
+    assert "Motion #3" not in voters and f"--expect {code_hash}" in voters
+    assert proposal.dossier_hash(note) == blake2_256_hex(voters.encode())
+    assert proposal.dossier_hash(note.replace("Motion #3", "Motion #4")) == proposal.dossier_hash(
+        note
+    )
+    edited = note.replace("~ spec_version: 100 -> 101", "~ spec_version: 100 -> 102")
+    assert proposal.dossier_hash(edited) != proposal.dossier_hash(note)
+    with pytest.raises(PipelineError, match="no dossier mark"):
+        proposal.dossier_hash(voters)
 
 
 # --- real chains ----------------------------------------------------------------------------------
@@ -655,6 +676,7 @@ def test_approved_motion_is_closed_and_enacted(net: Net, tmp_path: Path) -> None
             "builder_image": FACTS.builder_image,
             "code_hash": candidate.code_hash,
             "method": "authorize",
+            "dossier": proposal.dossier_hash(note.read_text()),  # the note's, committed to
         }
         assert motions.motion_from_chain(env, chain, motion.index) == replace(
             motion, proposed_block=None, reused=True, note=None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from pipeline.artifact import ABSENT, diff_digests
 from pipeline.attestation import parse
 from pipeline.errors import PipelineError
 from pipeline.motions import Motion
+from pipeline.proposal import DOSSIER_MARK, dossier_hash
 from pipeline.verify import (
     Expectation,
     Verdict,
     digest_verdict,
+    dossier_check,
     report_lines,
     statement,
     touches_code,
@@ -130,3 +133,21 @@ def test_a_rebuild_of_a_motion_states_what_the_member_got(committed: dict[str, A
 
     with pytest.raises(PipelineError, match="only a rebuild of a motion's runtime"):
         statement(Verdict(Expectation(other, "--expect", "HEAD"), other, "HEAD", [], committed))
+
+
+def test_the_dossier_a_voter_holds_is_checked_against_the_motion_s() -> None:
+    voters = "## What is proposed\n- Code hash: `0x12`\n"
+    note = f"# Runtime upgrade proposal\nMotion #4\n\n{DOSSIER_MARK}\n{voters}"
+    motion = Motion("Council", 4, "0x" + "ab" * 32, "0x12", "authorize", 2, 30, 100, None, True)
+    committed_to = Expectation(
+        "0x12", "motion #4", "HEAD", motion=motion, dossier=dossier_hash(note)
+    )
+    held, line = dossier_check(committed_to, note, "proposal.md")
+    assert held and line.startswith("dossier proposal.md: the one motion #4 commits to (0x")
+    held, line = dossier_check(committed_to, note.replace("0x12", "0x13"), "proposal.md")
+    assert not held and line.startswith("dossier proposal.md is NOT the one motion #4 commits to")
+    assert "(edited after proposing?)" in line
+    held, line = dossier_check(replace(committed_to, dossier=None), note, "proposal.md")
+    assert not held and "commits to no dossier" in line
+    with pytest.raises(PipelineError, match="--dossier goes with --env NAME --motion"):
+        dossier_check(Expectation("0x12", "--expect", "HEAD"), note, "proposal.md")

@@ -64,6 +64,8 @@ def build(
         "motion": "council motion (index or 'latest'): rebuild its commit, compare its hash",
         "attest": "with --motion: post the verdict on chain from council.member_key "
         "(System.remark_with_event), for the other members and the release to count",
+        "dossier": "with --motion: the proposal note you hold; says whether its dossier is the "
+        "one the motion commits to (exit 1 if not)",
     },
 )
 @friendly
@@ -76,17 +78,21 @@ def verify(
     network: str = "production",
     motion: str | None = None,
     attest: bool = False,
+    dossier: str | None = None,
 ) -> None:
     """Rebuild from source (clean) or read a chain: MATCH or MISMATCH, exit 1 unless equal."""
     from pipeline import verify as verification
 
     project = load_project()
+    if dossier is not None and motion is None:
+        raise PipelineError("--dossier goes with --env NAME --motion: a motion commits to it")
+    note = (dossier, _read_text(Path(dossier))) if dossier is not None else None
     if attest:
         if env is None or motion is None or ref or expect or digest:
             raise PipelineError(
                 "--attest goes with --env NAME --motion only: a statement names a motion"
             )
-        _attest(project, env, network, motion)
+        _attest(project, env, network, motion, note)
         return
     expected = verification.expectation(
         project,
@@ -101,12 +107,14 @@ def verify(
         verdict = verification.verify(
             project, expected, env=env, network=network, progress=progress
         )
-    _print_verdict(verdict, make_console())
-    if not verdict.match:
+    held = _print_verdict(verdict, make_console(), note)
+    if not verdict.match or not held:
         raise Exit(code=1)
 
 
-def _attest(project: Project, env_name: str, network: str, motion: str) -> None:
+def _attest(
+    project: Project, env_name: str, network: str, motion: str, note: tuple[str, str] | None
+) -> None:
     """Rebuild the motion's runtime clean, print the verdict, post it as the member's statement
     (the key and membership are checked before the rebuild); exit 1 on MISMATCH."""
     from pipeline import verify as verification
@@ -121,7 +129,7 @@ def _attest(project: Project, env_name: str, network: str, motion: str) -> None:
     with spinner() as progress:
         verdict = verification.verify(project, expected, progress=progress)
     console = make_console()
-    _print_verdict(verdict, console)
+    held = _print_verdict(verdict, console, note)
     with connect(environment, network) as chain:  # a long rebuild: a fresh connection
         receipt = verification.attest(environment, chain, verdict, keypair)
     said = "MATCH" if verdict.match else "MISMATCH"
@@ -130,15 +138,29 @@ def _attest(project: Project, env_name: str, network: str, motion: str) -> None:
         + (f"block #{receipt.block_number}" if receipt else "already on chain, nothing sent"),
         soft_wrap=True,
     )
-    if not verdict.match:
+    if not verdict.match or not held:
         raise Exit(code=1)
 
 
-def _print_verdict(verdict: Verdict, console: Console) -> None:
+def _print_verdict(verdict: Verdict, console: Console, note: tuple[str, str] | None) -> bool:
+    """Print the verdict, and the dossier check of `note` (name, text); False: the note does not
+    hold the dossier the motion commits to."""
     from pipeline import verify as verification
 
     for line in verification.report_lines(verdict):
         console.print(escape(line), soft_wrap=True, style="bold" if line[0] != " " else None)
+    if note is None:
+        return True
+    held, line = verification.dossier_check(verdict.expected, note[1], note[0])
+    console.print(escape(line), soft_wrap=True)
+    return held
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"{path}: cannot read ({exc}): pass the proposal note") from None
 
 
 def _load_digest(path: Path) -> dict[str, Any]:
