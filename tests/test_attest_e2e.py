@@ -58,7 +58,7 @@ def test_release_waits_for_two_members_statements_and_shows_them(tmp_path: Path)
 
 
 @pytest.mark.slow
-def test_a_member_attests_a_clean_rebuild_and_track_shows_it(
+def test_a_member_attests_a_clean_rebuild_of_the_dossier_s_motion_and_track_shows_it(
     tmp_path: Path, candidate_hash: str
 ) -> None:
     clone, production = make_clone(
@@ -78,9 +78,13 @@ def test_a_member_attests_a_clean_rebuild_and_track_shows_it(
             .endswith("--attest goes with --env NAME --motion only: a statement names a motion")
         )
 
-        attested = invoke(clone, "verify", "--env", "e2e", "--motion", "latest", "--attest")
+        note = proposed.stdout.split("note for voters: ", 1)[1].strip()
+        attested = invoke(
+            clone, "verify", "--env", "e2e", "--motion", "latest", "--attest", "--dossier", note
+        )
         assert attested.returncode == 0, attested.stdout + attested.stderr
         assert attested.stdout.startswith("MATCH")
+        assert f"dossier {note}: the one motion #0 commits to (0x" in attested.stdout
         assert f"attested MATCH for motion #0 as {ALICE}: block #" in attested.stdout
 
         # the dev councillors vote and attest too (a rebuild the build cache serves)
