@@ -31,7 +31,7 @@ from pipeline.motions import (
     public_key,
 )
 from pipeline.project import Project
-from pipeline.proposal import dossier_hash, source_from_motion
+from pipeline.proposal import source_from_motion
 from pipeline.submission import Recorder
 
 
@@ -109,8 +109,9 @@ def motion_expectation(env: Environment, chain: Chain, which: int | str) -> Expe
     )
 
 
-def dossier_check(expected: Expectation, note: str, name: str) -> tuple[bool, str]:
-    """Whether a voter's proposal note holds the dossier the motion commits to, in one line."""
+def dossier_check(expected: Expectation, held: str, name: str) -> tuple[bool, str]:
+    """Whether a voter's proposal note, whose dossier hashes to `held` (`dossier_hash`), holds
+    the dossier the motion commits to, in one line."""
     if expected.motion is None:
         raise PipelineError("--dossier goes with --env NAME --motion: a motion commits to it")
     index = expected.motion.index
@@ -119,7 +120,6 @@ def dossier_check(expected: Expectation, note: str, name: str) -> tuple[bool, st
             f"dossier {name}: motion #{index} commits to no dossier (its source remark names "
             "none), so it cannot be checked"
         )
-    held = dossier_hash(note)
     if held == expected.dossier:
         return True, f"dossier {name}: the one motion #{index} commits to ({held})"
     return False, (

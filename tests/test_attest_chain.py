@@ -159,10 +159,11 @@ def test_editing_the_dossier_after_proposing_is_reported(net: Net, tmp_path: Pat
         expected = verification.motion_expectation(net.env(), chain, "latest")
     assert expected.motion is not None and expected.motion.index == motion.index
     assert expected.dossier == proposal.dossier_hash(note.read_text())  # read from the chain
-    held, line = verification.dossier_check(expected, note.read_text(), "proposal.md")
+    committed_to = proposal.dossier_hash(note.read_text())
+    held, line = verification.dossier_check(expected, committed_to, "proposal.md")
     assert held, line
     edited = note.read_text().replace("## Against production", "## Against production (fine)")
-    held, line = verification.dossier_check(expected, edited, "proposal.md")
+    held, line = verification.dossier_check(expected, proposal.dossier_hash(edited), "proposal.md")
     assert not held and f"NOT the one motion #{motion.index} commits to" in line
 
 

@@ -139,15 +139,15 @@ def test_the_dossier_a_voter_holds_is_checked_against_the_motion_s() -> None:
     voters = "## What is proposed\n- Code hash: `0x12`\n"
     note = f"# Runtime upgrade proposal\nMotion #4\n\n{DOSSIER_MARK}\n{voters}"
     motion = Motion("Council", 4, "0x" + "ab" * 32, "0x12", "authorize", 2, 30, 100, None, True)
-    committed_to = Expectation(
-        "0x12", "motion #4", "HEAD", motion=motion, dossier=dossier_hash(note)
-    )
-    held, line = dossier_check(committed_to, note, "proposal.md")
+    held_hash = dossier_hash(note)
+    committed_to = Expectation("0x12", "motion #4", "HEAD", motion=motion, dossier=held_hash)
+    held, line = dossier_check(committed_to, held_hash, "proposal.md")
     assert held and line.startswith("dossier proposal.md: the one motion #4 commits to (0x")
-    held, line = dossier_check(committed_to, note.replace("0x12", "0x13"), "proposal.md")
+    edited = dossier_hash(note.replace("0x12", "0x13"))
+    held, line = dossier_check(committed_to, edited, "proposal.md")
     assert not held and line.startswith("dossier proposal.md is NOT the one motion #4 commits to")
     assert "(edited after proposing?)" in line
-    held, line = dossier_check(replace(committed_to, dossier=None), note, "proposal.md")
+    held, line = dossier_check(replace(committed_to, dossier=None), held_hash, "proposal.md")
     assert not held and "commits to no dossier" in line
     with pytest.raises(PipelineError, match="--dossier goes with --env NAME --motion"):
-        dossier_check(Expectation("0x12", "--expect", "HEAD"), note, "proposal.md")
+        dossier_check(Expectation("0x12", "--expect", "HEAD"), held_hash, "proposal.md")

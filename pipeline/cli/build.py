@@ -86,7 +86,8 @@ def verify(
     project = load_project()
     if dossier is not None and motion is None:
         raise PipelineError("--dossier goes with --env NAME --motion: a motion commits to it")
-    note = (dossier, _read_text(Path(dossier))) if dossier is not None else None
+    # the note's dossier is hashed now: a note that is none is refused before the rebuild
+    note = (dossier, _dossier_hash(Path(dossier))) if dossier is not None else None
     if attest:
         if env is None or motion is None or ref or expect or digest:
             raise PipelineError(
@@ -143,8 +144,8 @@ def _attest(
 
 
 def _print_verdict(verdict: Verdict, console: Console, note: tuple[str, str] | None) -> bool:
-    """Print the verdict, and the dossier check of `note` (name, text); False: the note does not
-    hold the dossier the motion commits to."""
+    """Print the verdict, and the dossier check of `note` (name, its dossier's hash); False: the
+    note does not hold the dossier the motion commits to."""
     from pipeline import verify as verification
 
     for line in verification.report_lines(verdict):
@@ -156,11 +157,17 @@ def _print_verdict(verdict: Verdict, console: Console, note: tuple[str, str] | N
     return held
 
 
-def _read_text(path: Path) -> str:
+def _dossier_hash(path: Path) -> str:
+    from pipeline.proposal import dossier_hash
+
     try:
-        return path.read_text()
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise PipelineError(f"{path}: cannot read ({exc}): pass the proposal note") from None
+    try:
+        return dossier_hash(text)
+    except PipelineError as exc:
+        raise PipelineError(f"{path}: {exc}") from None
 
 
 def _load_digest(path: Path) -> dict[str, Any]:
