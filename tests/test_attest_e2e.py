@@ -15,6 +15,7 @@ from pipeline.statements import Reader
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 __all__ = ["candidate_hash"]  # the fixture, imported for this module's tests
+CLEAN_REBUILD_TIMEOUT_S = 3600  # no cache, a fresh target dir: long on a busy machine
 ALICE = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"  # local.toml's member_key, //Alice
 
 
@@ -80,7 +81,9 @@ def test_a_member_attests_a_clean_rebuild_of_the_dossier_s_motion_and_track_show
 
         note = proposed.stdout.split("note for voters: ", 1)[1].strip()
         attested = invoke(
-            clone, "verify", "--env", "e2e", "--motion", "latest", "--attest", "--dossier", note
+            clone,
+            *("verify", "--env", "e2e", "--motion", "latest", "--attest", "--dossier", note),
+            timeout=CLEAN_REBUILD_TIMEOUT_S,
         )
         assert attested.returncode == 0, attested.stdout + attested.stderr
         assert attested.stdout.startswith("MATCH")
