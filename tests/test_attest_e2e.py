@@ -58,6 +58,51 @@ def test_release_waits_for_two_members_statements_and_shows_them(tmp_path: Path)
         stop_networks(clone)
 
 
+def test_dev_councillors_attest_and_track_shows_it(tmp_path: Path, candidate_hash: str) -> None:
+    clone, production = make_clone(
+        tmp_path, release="e2e-simulate", first_deadline="2026-12-01T12:00:00+00:00"
+    )
+    try:
+        production_up(clone, production)
+        assert invoke(clone, "build").returncode == 0
+        proposed = invoke(clone, "propose", "--artifact", candidate_hash, "--env", "e2e")
+        assert proposed.returncode == 0, proposed.stdout + proposed.stderr
+
+        # bad input: one line, before any rebuild
+        wrong = invoke(clone, "verify", "--env", "e2e", "--attest")
+        assert wrong.returncode == 1
+        assert wrong.stderr.strip().splitlines()[-1] == (
+            "error: --attest goes with --env NAME --motion only: a statement names a motion"
+        )
+        no_note = invoke(clone, "verify", "--env", "e2e", "--motion", "0", "--dossier", "README.md")
+        assert no_note.returncode == 1 and "README.md: the note has no dossier mark" in (
+            no_note.stderr
+        )
+
+        simulate = ("council.simulate", "--scenario", "approve", "--attest", "2", "--env", "e2e")
+        simulated = invoke(clone, *simulate)
+        assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+        assert simulated.stdout.count(" attested\n") == 2, simulated.stdout
+        again = invoke(clone, *simulate)  # never twice
+        assert again.stdout.count(" had already attested\n") == 2, again.stdout
+
+        tracked = invoke(clone, "track", "--env", "e2e", "--json")
+        assert tracked.returncode == 0, tracked.stdout + tracked.stderr
+        last = json.loads(tracked.stdout.splitlines()[-1])
+        assert last["state"] == "approved"
+        found = last["attestations"]
+        assert (found["code_hash"], found["mismatches"], found["ignored"]) == (
+            candidate_hash,
+            [],
+            [],
+        )
+        assert set(found["matches"]) == set(last["ayes"])  # the two dev councillors who voted
+        shown = invoke(clone, "track", "--env", "e2e")
+        assert "  2 of 3 members reproduced 0x" in shown.stdout, shown.stdout
+    finally:
+        stop_networks(clone)
+
+
 @pytest.mark.slow
 def test_a_member_attests_a_clean_rebuild_of_the_dossier_s_motion_and_track_shows_it(
     tmp_path: Path, candidate_hash: str
