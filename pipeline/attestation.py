@@ -52,6 +52,15 @@ class Statement:
         return f"{PREFIX}{VERSION} {body}".encode()
 
 
+def image_digest(builder_image: str) -> str:
+    """The content digest in a digest.json's `builder.image` (`name:tag (sha256:…)`): what a
+    statement names, since a tag can move and a digest cannot."""
+    found = _IMAGE.search(builder_image)
+    if found is None:
+        raise StatementError(f"builder image {builder_image[:80]!r} names no sha256 digest")
+    return found.group()
+
+
 def is_attestation(remark: bytes) -> bool:
     return remark.startswith(PREFIX.encode())
 
@@ -118,8 +127,16 @@ class Tally:
             + (f" ({len(self.ignored)} statements not counted)" if self.ignored else "")
         )
 
+    def describe(self) -> list[str]:
+        """The summary, then each statement read but not counted, with why."""
+        return [self.summary()] + [
+            f"not counted: {s.statement.verdict} by {s.signer} in block #{s.block} ({s.standing})"
+            for s in self.ignored
+        ]
+
     def as_dict(self) -> dict[str, Any]:
         return {
+            "summary": self.summary(),
             "code_hash": self.code_hash,
             "members": self.members,
             "matches": list(self.matches),

@@ -364,6 +364,11 @@ class Chain:
         records = self._retrying("events", lambda s: s.get_events(block_hash=block_hash))
         return [self._event(record.value) for record in records]
 
+    def extrinsic_calls(self, block_hash: str) -> list[Mapping[str, Any]]:
+        """The decoded call of each extrinsic of a block, by index (an event's extrinsic_idx)."""
+        block = self._retrying("block", lambda s: s.get_block(block_hash=block_hash))
+        return [dict(e.value.get("call") or {}) for e in block["extrinsics"]]
+
     @staticmethod
     def _event(value: Mapping[str, Any]) -> Event:
         return Event(

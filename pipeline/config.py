@@ -45,7 +45,14 @@ _TOP_KEYS = (
 )
 _NETWORK_KEYS = ("name", "kind", "endpoint", "port", "fork_of")
 _KEY_SOURCE_KEYS = ("env", "file", "dev")
-_COUNCIL_KEYS = ("threshold", "voting_blocks", "member_key", "collective", "root_dispatch")
+_COUNCIL_KEYS = (
+    "threshold",
+    "voting_blocks",
+    "member_key",
+    "collective",
+    "root_dispatch",
+    "attestations",
+)
 _PALLET = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CALL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
 DEFAULT_COLLECTIVE = "Council"
@@ -87,6 +94,9 @@ class CouncilSettings:
     # `Module.function` taking one `call` that the motion wraps its proposal in, because an
     # upgrade needs Root and a motion only has the collective's origin; None: sent as is.
     root_dispatch: str | None = None
+    # members' MATCH statements (`invoke verify --attest`) required before the motion is closed
+    # or enacted, or the sudo fallback taken
+    attestations: int = 0
 
 
 @dataclass(frozen=True)
@@ -296,6 +306,7 @@ def _council(
         ),
         collective=collective or DEFAULT_COLLECTIVE,
         root_dispatch=root_dispatch or None,
+        attestations=source.integer(table, "attestations", prefix="council", low=0) or 0,
     )
 
 

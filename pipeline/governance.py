@@ -1,6 +1,7 @@
 """Council upgrades, the actions: propose a motion, vote as local councillors, close and enact
 it, or fall back to sudo. The motion's reads and tracking are `motions`', the proposal's codec
-(source remark, decoded calls) is `proposal`'s.
+(source remark, decoded calls) is `proposal`'s, the voters' dossier `dossier`'s, and the
+members' attestations, which may hold back close, enact and fallback, `statements`'.
 
 The production network upgrades through its council (a `pallet_collective` instance). A motion
 proposes, by default, `root_dispatch(Utility.batch_all([System.remark(source),
@@ -26,8 +27,8 @@ from typing import Any, Literal, get_args
 
 from substrateinterface import Keypair
 
-from pipeline import diff, keys, metadata, store, upgrade
-from pipeline.artifact import RuntimeBlob, blake2_256, dumps_digest
+from pipeline import dossier, keys, metadata, statements, store, upgrade
+from pipeline.artifact import blake2_256
 from pipeline.chain import (
     Call,
     Chain,
@@ -114,6 +115,7 @@ class EnactResult:
     steps: tuple[str, ...] = ()  # what was submitted, in order, with its block
     upgraded_in_block: int | None = None
     spec_version: int | None = None  # live after the upgrade
+    attestations: Mapping[str, Any] | None = None  # the members' statements, as counted
 
     @property
     def ok(self) -> bool:
@@ -223,7 +225,14 @@ def propose(
             "apply it with `invoke enact`"
         )
     checked = check_preflight(chain, candidate, method)
-    proposal, remark = upgrade_proposal(settings, candidate, method)
+    voters = dossier.render(
+        env_name=env.name,
+        candidate=candidate,
+        method=method,
+        changes=dossier.diff_lines(chain, candidate),
+        warnings=checked.warnings,
+    )
+    proposal, remark = upgrade_proposal(settings, candidate, method, blake2_256(voters.encode()))
     try:
         composed = compose_nested(chain, proposal)
     except PipelineError as exc:
@@ -282,104 +291,17 @@ def propose(
     if note_path is not None:
         note_path.parent.mkdir(parents=True, exist_ok=True)
         note_path.write_text(
-            proposal_note(
+            dossier.proposal_note(
                 env_name=env.name,
                 motion=motion,
                 candidate=candidate,
-                changes=_diff_lines(chain, candidate),
-                warnings=checked.warnings,
+                dossier=voters,
                 remark=remark,
                 members=len(members),
                 block_time=env.block_time_estimate,
             )
         )
     return motion
-
-
-def _diff_lines(chain: Chain, candidate: Candidate) -> list[str]:
-    """`invoke diff` of production's code against the candidate, for the voters' note."""
-    production = diff.Runtime(
-        f"production ({chain.endpoint})", RuntimeBlob.from_bytes(chain.code()), None
-    )
-    proposed = diff.Runtime("candidate", candidate.blob, candidate.path)
-    before, after = diff.summaries([production, proposed])
-    return diff.render(production.label, proposed.label, before, after)
-
-
-def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
-def proposal_note(
-    *,
-    env_name: str,
-    motion: Motion,
-    candidate: Candidate,
-    changes: Sequence[str],
-    warnings: Sequence[str],
-    remark: str,
-    members: int,
-    block_time: float,
-) -> str:
-    """Markdown for voters: what is proposed, where it came from, how to reproduce it."""
-    digest = candidate.digest
-    builder = _table(digest, "builder")
-    toolchain = _table(builder, "toolchain")
-    options = _table(_table(digest, "reproducibility"), "build_options")
-    version = candidate.blob.version
-    commit = digest.get("commit") or "(unknown)"
-    how = (
-        "`System.authorize_upgrade(code_hash)`; once approved anyone applies the code with "
-        "`System.apply_authorized_upgrade`"
-        if motion.method == "authorize"
-        else "`System.set_code(code)` with the runtime inline"
-    )
-    lines = [
-        f"# Runtime upgrade proposal: {version.spec_name} spec_version {version.spec_version}",
-        "",
-        f"Motion #{motion.index} on {motion.collective} ({env_name}), "
-        f"proposal hash `{motion.proposal_hash}`.",
-        f"It needs {motion.threshold} of {members} ayes; the council can close it from block "
-        f"#{motion.end} (about {block_time:g}s per block).",
-        "",
-        "## What is proposed",
-        f"- Code hash (blake2-256 of the compressed runtime): `{candidate.code_hash}`",
-        f"- Upgrade: {how}",
-        f"- Size: {candidate.blob.size:,} bytes compressed",
-        f"- Source remark in the proposal: `{remark}`",
-        "",
-        "## Where it came from",
-        f"- Commit: `{commit}`" + (" (dirty: uncommitted changes)" if digest.get("dirty") else ""),
-        f"- Tag: `{digest.get('tag') or '(none)'}`, branch: `{digest.get('branch') or '(none)'}`",
-        f"- Builder image: `{builder.get('image', '(unknown)')}`",
-        f"- rustc: `{digest.get('rustc', '(unknown)')}`",
-    ]
-    lines += [f"- {name}: `{value}`" for name, value in sorted(toolchain.items())]
-    lines += [f"- Build option {name}: `{value}`" for name, value in sorted(options.items())]
-    lines += [
-        f"- digest.json blake2-256: `{blake2_256(dumps_digest(digest).encode())}`",
-        "",
-        "## Reproduce the hash",
-        "```",
-        f"invoke verify --ref {commit} --expect {candidate.code_hash}",
-        "```",
-        f"or from the chain alone: `invoke verify --env {env_name} --motion {motion.index}` "
-        "(reads the commit from the motion's remark, rebuilds it and compares).",
-        "",
-        "## Against production (`invoke diff`)",
-        "```",
-        *changes,
-        "```",
-    ]
-    lines += [f"- warning: {warning}" for warning in warnings]
-    return "\n".join(lines) + "\n"
-
-
-# --- motions on chain -----------------------------------------------------------------------------
-
-
-# --- tracking -------------------------------------------------------------------------------------
 
 
 # --- local councillors ----------------------------------------------------------------------------
@@ -605,6 +527,10 @@ def enact(
         )
     if decision.action == "refuse":
         return result("refused", decision.reason)
+    found, blocked = statements.gate(env, chain, motion)  # before close, apply and fallback
+    result = replace(result, attestations=found.as_dict())
+    if blocked is not None:
+        return result("refused" if found.mismatches else "waiting", blocked)
     if decision.action == "sudo":
         return _sudo_fallback(env, chain, candidate, decision.reason, result, recorder, produce)
     council_key = keys.signer(env, "council")  # close and apply: any signed origin will do
@@ -642,6 +568,7 @@ class _Results:
     motion_index: int
     policy: str
     votes: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+    attestations: Mapping[str, Any] | None = None
 
     def with_votes(self, status: MotionStatus) -> _Results:
         return replace(self, votes=(status.ayes, status.nays, status.not_voted))
@@ -668,6 +595,7 @@ class _Results:
             steps=steps,
             upgraded_in_block=upgraded_in_block,
             spec_version=spec_version,
+            attestations=self.attestations,
         )
 
 

@@ -1,6 +1,7 @@
 """The council proposal's codec, pure: the source remark a motion carries (where its runtime
-came from), the upgrade call built around it, and the reading of a decoded proposal back into
-{commit, tag, digest, builder_image, code_hash, method}, which is all `verify` needs."""
+came from, and the blake2-256 of the voters' dossier), the upgrade call built around it, and the
+reading of a decoded proposal back into {commit, tag, digest, builder_image, code_hash, method}
+(and `dossier`), which is all `verify` needs."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from pipeline.upgrade import METHODS, Candidate, Method
 SOURCE_MARK = "runtime_source"  # key that tells a pipeline source remark from other remarks
 SOURCE_VERSION = 1
 SOURCE_FIELDS = ("commit", "tag", "digest", "builder_image")
+# The proposal note's line above the dossier: the motion's facts come before it (they do not
+# exist before the motion), the dossier the source remark commits to after it.
+DOSSIER_MARK = "<!-- dossier: the motion's source remark holds the blake2-256 of what follows -->"
 REMARK_CALLS = frozenset({("System", "remark"), ("System", "remark_with_event")})
 AUTHORIZE_CALLS = frozenset(
     {("System", "authorize_upgrade"), ("System", "authorize_upgrade_without_checks")}
@@ -25,11 +29,12 @@ AUTHORIZE_CALLS = frozenset(
 SET_CODE_CALLS = frozenset({("System", "set_code"), ("System", "set_code_without_checks")})
 
 
-def source_remark(digest: Mapping[str, Any]) -> str:
+def source_remark(digest: Mapping[str, Any], dossier: str | None = None) -> str:
     """The remark a motion carries: where the runtime came from, as small canonical JSON.
 
     `digest` is the blake2-256 of the artifact's digest.json in its canonical form, so equal
-    sources give equal remarks and therefore the same proposal hash.
+    sources give equal remarks and therefore the same proposal hash; `dossier`, when given, the
+    blake2-256 of the voters' dossier (`dossier_hash`).
     """
     builder = digest.get("builder")
     source = {
@@ -39,7 +44,20 @@ def source_remark(digest: Mapping[str, Any]) -> str:
         "digest": blake2_256(dumps_digest(digest).encode()),
         "builder_image": builder.get("image") if isinstance(builder, Mapping) else None,
     }
+    if dossier is not None:
+        source["dossier"] = dossier
     return json.dumps(source, sort_keys=True, separators=(",", ":"))
+
+
+def dossier_hash(note: str) -> str:
+    """The blake2-256 of a proposal note's dossier: its text after DOSSIER_MARK's line."""
+    _, mark, dossier = note.partition(DOSSIER_MARK + "\n")
+    if not mark:
+        raise PipelineError(
+            "the note has no dossier mark: it is not a proposal note `invoke propose` wrote; "
+            "ask the proposer for theirs"
+        )
+    return blake2_256(dossier.encode())
 
 
 def parse_source_remark(data: bytes) -> dict[str, Any] | None:
@@ -52,7 +70,10 @@ def parse_source_remark(data: bytes) -> dict[str, Any] | None:
         return None
     if any(name not in value for name in SOURCE_FIELDS):
         return None
-    return {name: value[name] for name in SOURCE_FIELDS}
+    source = {name: value[name] for name in SOURCE_FIELDS}
+    if isinstance(value.get("dossier"), str):  # remarks written before dossiers have none
+        source["dossier"] = value["dossier"]
+    return source
 
 
 def value_bytes(value: Any) -> bytes:
@@ -121,12 +142,12 @@ def source_from_motion(proposal: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def upgrade_proposal(
-    settings: CouncilSettings, candidate: Candidate, method: Method
+    settings: CouncilSettings, candidate: Candidate, method: Method, dossier: str | None = None
 ) -> tuple[Call, str]:
     """The call the council votes on, and the source remark inside it."""
     if method not in METHODS:
         raise PipelineError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    remark = source_remark(candidate.digest)
+    remark = source_remark(candidate.digest, dossier)
     upgrade = (
         Call("System", "authorize_upgrade", {"code_hash": candidate.code_hash})
         if method == "authorize"

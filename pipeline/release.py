@@ -27,9 +27,11 @@ from pipeline import (
     keys,
     localnet,
     motions,
+    statements,
     store,
     upgrade,
 )
+from pipeline.attestation import Tally
 from pipeline.chain import Chain, connect
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
@@ -50,6 +52,7 @@ from pipeline.schedule import (
     release_deadline_blocks,
 )
 from pipeline.suites import run_suite
+from pipeline.verify import rehearse_attestations
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,9 @@ def summarize(stage: str, result: Mapping[str, Any]) -> str:
         parts.append(
             f"motion #{motion.get('index')}" + (" (reused)" if motion.get("reused") else "")
         )
+    attestations = result.get("attestations")
+    if isinstance(attestations, Mapping) and attestations.get("summary"):
+        parts.append(str(attestations["summary"]))
     if result.get("skipped"):
         parts.append("effect already on chain")
     return ", ".join(parts) or "done"
@@ -194,6 +200,8 @@ class ReleaseStatus:
     late: tuple[str, ...]  # missed milestones
     warnings: tuple[str, ...]  # the ledger's
     torn: str | None  # a torn last ledger line, when there is one
+    attestations: Tally | None = None  # the motion's, read from production now
+    attestations_unread: str | None = None  # why they could not be read
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -212,8 +220,27 @@ class ReleaseStatus:
                 }
                 for r in self.milestones
             ],
-            "warnings": list(self.warnings) + ([self.torn] if self.torn else []),
+            "attestations": self.attestations.as_dict() if self.attestations else None,
+            "warnings": list(self.warnings)
+            + [w for w in (self.torn, self.attestations_unread) if w],
         }
+
+
+def chain_attestations(
+    project: Project, settings: ReleaseSettings, done: Mapping[str, Mapping[str, Any]]
+) -> tuple[Tally | None, str | None]:
+    """The proposed motion's attestations, read from production now (the ledger says only which
+    motion and from which block): (tally, None), (None, why not), or (None, None) before the
+    proposal."""
+    proposed = done.get("propose")
+    if proposed is None:
+        return None, None
+    motion = motions.Motion.from_dict(proposed["motion"])
+    try:
+        with connect(load_environment(settings.env, project.root)) as chain:
+            return statements.Attestations(chain, motion).tally(chain), None
+    except PipelineError as exc:
+        return None, f"attestations not read from the chain: {exc}"
 
 
 def release_status(project: Project, release_id: str, now: datetime) -> ReleaseStatus:
@@ -226,6 +253,7 @@ def release_status(project: Project, release_id: str, now: datetime) -> ReleaseS
     failed = state.last_failure.stage if state.last_failure else None
     plan = load_plan(settings.plan, project.root) if settings.plan else None
     done = done_from_ledger(records)
+    attested, unread = chain_attestations(project, settings, state.done)
     return ReleaseStatus(
         release_id=release_id,
         settings=settings,
@@ -237,6 +265,8 @@ def release_status(project: Project, release_id: str, now: datetime) -> ReleaseS
         late=tuple(overdue_warnings(plan, done, now)) if plan else (),
         warnings=tuple(state.warnings()),
         torn=torn,
+        attestations=attested,
+        attestations_unread=unread,
     )
 
 
@@ -540,6 +570,18 @@ class Release:
                 governance.simulate_votes(
                     self.env, chain, motion, self.settings.votes, recorder=self.ledger
                 )
+                required = motions.council_settings(self.env).attestations
+                if required:  # dev members rebuild and attest, as real members would
+                    rehearse_attestations(
+                        self.project,
+                        self.env,
+                        chain,
+                        motion,
+                        required,
+                        recorder=self.ledger,
+                        progress=self.progress,
+                    )
+            attested = statements.Attestations(chain, motion)
             status = motions.track(
                 self.env,
                 chain,
@@ -548,10 +590,17 @@ class Release:
                 advance=self.env.local,
                 on_update=lambda s: self.progress(
                     f"motion #{s.index}: {s.state}, {len(s.ayes)} aye / {len(s.nays)} nay of"
-                    f" {s.threshold} needed, {s.blocks_left} blocks left"
+                    f" {s.threshold} needed, {s.blocks_left} blocks left;"
+                    f" {attested.tally(chain).summary()}"
                 ),
             )
-        return {"artifact": self._artifact(), "outcome": status.state, "votes": status.as_dict()}
+            found = attested.tally(chain)
+        return {
+            "artifact": self._artifact(),
+            "outcome": status.state,
+            "votes": status.as_dict(),
+            "attestations": found.as_dict(),
+        }
 
     def _enact(self) -> dict[str, Any]:
         motion = self._motion()

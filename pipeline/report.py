@@ -95,9 +95,19 @@ def report_data(
             }
             for row in milestones
         ],
+        "attestations": attestations(state.done),
         "warnings": state.warnings(),
         "aborted": state.aborted,
     }
+
+
+def attestations(done: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The members' statements as the newest of enact and track read them from the chain."""
+    for stage in ("enact", "track"):
+        found = done.get(stage, {}).get("attestations")
+        if isinstance(found, Mapping):
+            return found
+    return None
 
 
 def render_markdown(data: Mapping[str, Any]) -> str:
@@ -126,6 +136,16 @@ def render_markdown(data: Mapping[str, Any]) -> str:
             state = m["state"] + (f" +{m['slip']}" if m["slip"] else "")
             actual = m["actual"] or ""
             lines.append(f"| {m['name']} | {m['deadline']} | {actual} | {state} | {m['manager']} |")
+    attested = data.get("attestations")
+    if attested:
+        lines += ["", "## Attestations", "", f"- {attested['summary']}"]
+        lines += [f"- MATCH: {member}" for member in attested["matches"]]
+        lines += [f"- MISMATCH: {member}" for member in attested["mismatches"]]
+        lines += [
+            f"- not counted: {s['verdict']} by {s['signer']} in block #{s['block']} "
+            f"({s['standing']})"
+            for s in attested["ignored"]
+        ]
     if data["warnings"]:
         lines += ["", "## Warnings", "", *[f"- {w}" for w in data["warnings"]]]
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from pipeline.attestation import (
     StatementError,
     Tally,
     blocking_reason,
+    image_digest,
     parse,
     statements_from,
     tally,
@@ -101,3 +102,21 @@ def test_only_attestations_are_read_and_broken_ones_are_dropped() -> None:
         ]
     )
     assert found == [("bob", 2, MATCH)]
+
+
+def test_the_builder_image_is_named_by_its_digest() -> None:
+    digest = "sha256:" + "7" * 64
+    assert image_digest(f"runtime-pipeline-builder:17b6694f32d7e390 ({digest})") == digest
+    assert image_digest(digest) == digest
+    with pytest.raises(StatementError, match="names no sha256 digest"):
+        image_digest("runtime-pipeline-builder:latest")
+
+
+def test_what_is_not_counted_is_shown_with_why() -> None:
+    t = count(("alice", 10, MATCH), ("mallory", 11, MATCH))
+    assert t.describe() == [
+        "1 of 3 members reproduced 0xcdcdcdcd…cdcd, 0 mismatches (1 statements not counted)",
+        "not counted: MATCH by mallory in block #11 (not-a-member)",
+    ]
+    assert t.as_dict()["summary"] == t.summary()
+    assert t.as_dict()["ignored"][0]["standing"] == "not-a-member"

@@ -162,6 +162,15 @@ def test_council_pallet_and_root_dispatch(
     assert (env.council.collective, env.council.root_dispatch) == expected
 
 
+def test_attestations_required_default_to_none_and_refuse_a_negative(tmp_path: Path) -> None:
+    env = load_text(tmp_path, BASE)
+    assert env.council is not None and env.council.attestations == 0
+    env = load_text(tmp_path, BASE + "attestations = 2\n")
+    assert env.council is not None and env.council.attestations == 2
+    with pytest.raises(PipelineError, match=r"council\.attestations: -1 is out of range"):
+        load_text(tmp_path, BASE + "attestations = -1\n")
+
+
 def test_live_environment_may_fork_production_on_demand(tmp_path: Path) -> None:
     env = load_text(tmp_path, LIVE)
     lts = env.networks["lts"]

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import pytest
 from fixtures.runtime_wasm import runtime_version_bytes, runtime_wasm
 from substrateinterface import Keypair
 
-from pipeline import governance, ledger, localnet, motions, proposal, upgrade
+from pipeline import dossier, governance, ledger, localnet, motions, proposal, upgrade
 from pipeline.artifact import BuildFacts, RuntimeBlob, compress, digest, dumps_digest
 from pipeline.chain import Chain, blake2_256_hex
 from pipeline.config import Environment, load_environment
@@ -109,6 +109,10 @@ def test_source_remark_is_canonical_small_json() -> None:
     ("data", "expected"),
     [
         (REMARK.encode(), SOURCE),
+        (  # with the dossier the motion commits to
+            proposal.source_remark(DIGEST, "0x" + "d0" * 32).encode(),
+            {**SOURCE, "dossier": "0x" + "d0" * 32},
+        ),
         (b"hello council", None),  # an ordinary remark
         (b'{"commit": "abc"}', None),  # JSON without our mark
         (json.dumps({"runtime_source": 2, **SOURCE}).encode(), None),  # a future format
@@ -443,13 +447,19 @@ def test_upgrade_proposal_wraps_the_batch_in_the_root_dispatch(tmp_path: Path) -
 def test_proposal_note_tells_voters_how_to_reproduce(tmp_path: Path) -> None:
     candidate = fake_candidate(tmp_path)
     code_hash = candidate.code_hash
-    note = governance.proposal_note(
+    voters = dossier.render(
+        env_name="local",
+        candidate=candidate,
+        method="authorize",
+        changes=["A: production: example-runtime 100", "  ~ spec_version: 100 -> 101"],
+        warnings=["transaction_version changes 1 -> 2: wallets must update"],
+    )
+    note = dossier.proposal_note(
         env_name="local",
         motion=replace(MOTION, code_hash=code_hash),
         candidate=candidate,
-        changes=["A: production: example-runtime 100", "  ~ spec_version: 100 -> 101"],
-        warnings=["transaction_version changes 1 -> 2: wallets must update"],
-        remark=proposal.source_remark(candidate.digest),
+        dossier=voters,
+        remark=proposal.source_remark(candidate.digest, blake2_256_hex(voters.encode())),
         members=3,
         block_time=6.0,
     )
@@ -469,6 +479,17 @@ def test_proposal_note_tells_voters_how_to_reproduce(tmp_path: Path) -> None:
         "System.apply_authorized_upgrade",
     ):
         assert expected in note, expected
+    # the motion's facts sit above the dossier: only the dossier is committed to
+    assert note.endswith("\n" + proposal.DOSSIER_MARK + "\n" + voters)
+    assert "Motion #3" not in voters and f"--expect {code_hash}" in voters
+    assert proposal.dossier_hash(note) == blake2_256_hex(voters.encode())
+    assert proposal.dossier_hash(note.replace("Motion #3", "Motion #4")) == proposal.dossier_hash(
+        note
+    )
+    edited = note.replace("~ spec_version: 100 -> 101", "~ spec_version: 100 -> 102")
+    assert proposal.dossier_hash(edited) != proposal.dossier_hash(note)
+    with pytest.raises(PipelineError, match="no dossier mark"):
+        proposal.dossier_hash(voters)
 
 
 # --- real chains ----------------------------------------------------------------------------------
@@ -564,23 +585,35 @@ class Net:
         return governance.load_candidate(self.project, code_hash or self.candidate_hash)
 
 
-@pytest.fixture(scope="module")
-def chain_project(
-    tmp_path_factory: pytest.TempPathFactory, upgrade_wasms: tuple[Path, Path]
-) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A project dir with both runtimes as artifacts and production's chain spec built once."""
-    production, candidate = upgrade_wasms
-    root = tmp_path_factory.mktemp("governance")
+def make_chain_project(
+    root: Path, production: Path, add_candidate: Callable[[Path], str]
+) -> dict[str, str]:
+    """A project dir with production's artifact, the candidate's (`add_candidate` writes it
+    into the artifacts dir and returns its hash) and production's chain spec built once."""
     (root / "pipeline.toml").write_text(
         '[runtime]\npath = "examples/runtime"\npackage = "example-runtime"\n'
     )
     hashes = {
         "production": write_artifact(root / "artifacts", production.read_bytes()),
-        "candidate": write_artifact(root / "artifacts", candidate.read_bytes()),
+        "candidate": add_candidate(root / "artifacts"),
     }
-    project = project_at(root)
-    localnet.ensure_spec(project, localnet.LocalNet("spec", 1), production)
-    yield root, hashes
+    localnet.ensure_spec(project_at(root), localnet.LocalNet("spec", 1), production)
+    return hashes
+
+
+@pytest.fixture(scope="module")
+def chain_project(
+    tmp_path_factory: pytest.TempPathFactory, upgrade_wasms: tuple[Path, Path]
+) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A project dir with both runtimes as artifacts (the candidate's digest: FACTS)."""
+    production, candidate = upgrade_wasms
+    root = tmp_path_factory.mktemp("governance")
+    yield (
+        root,
+        make_chain_project(
+            root, production, lambda artifacts: write_artifact(artifacts, candidate.read_bytes())
+        ),
+    )
 
 
 @pytest.fixture
@@ -643,6 +676,7 @@ def test_approved_motion_is_closed_and_enacted(net: Net, tmp_path: Path) -> None
             "builder_image": FACTS.builder_image,
             "code_hash": candidate.code_hash,
             "method": "authorize",
+            "dossier": proposal.dossier_hash(note.read_text()),  # the note's, committed to
         }
         assert motions.motion_from_chain(env, chain, motion.index) == replace(
             motion, proposed_block=None, reused=True, note=None

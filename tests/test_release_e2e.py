@@ -67,7 +67,7 @@ def user_env(**hooks: str) -> dict[str, str]:
 
 
 def invoke(
-    clone: Path, *args: str, crash_at: str | None = None
+    clone: Path, *args: str, crash_at: str | None = None, timeout: float = RELEASE_TIMEOUT_S
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args],
@@ -75,7 +75,7 @@ def invoke(
         env=user_env(**({CRASH_ENV: crash_at} if crash_at else {})),
         capture_output=True,
         text=True,
-        timeout=RELEASE_TIMEOUT_S,
+        timeout=timeout,
     )
 
 

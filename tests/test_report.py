@@ -111,3 +111,34 @@ def test_notify_failure_never_raises(hook: str) -> None:
 def test_notify_without_url_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PIPELINE_WEBHOOK_URL", raising=False)
     assert notify({"release": "r1"}) is False
+
+
+def test_the_report_shows_the_attestations_enact_read_from_the_chain(tmp_path: Path) -> None:
+    member, mallory = "5Grw" + "a" * 44, "5Dal" + "b" * 44
+    tally = {
+        "summary": "1 of 3 members reproduced 0xcdcdcdcd…cdcd, 0 mismatches",
+        "code_hash": "0x" + "cd" * 32,
+        "members": 3,
+        "matches": [member],
+        "mismatches": [],
+        "ignored": [
+            {"signer": mallory, "block": 9, "standing": "not-a-member", "verdict": "MATCH"}
+        ],
+    }
+    with open_ledger(tmp_path, "r3", create={"candidate": "HEAD"}) as ledger:
+        ledger.stage_started("track")
+        ledger.stage_done(
+            "track", {"outcome": "approved", "attestations": {**tally, "matches": []}}
+        )
+        ledger.stage_started("enact")
+        ledger.stage_done("enact", {"outcome": "enacted", "attestations": tally})
+        records = ledger.records
+    data = report_data(records, written_at=NOW)
+    assert data["attestations"] == tally  # enact's, the newer reading
+    markdown = render_markdown(data)
+    assert (
+        "## Attestations\n\n- 1 of 3 members reproduced 0xcdcdcdcd…cdcd, 0 mismatches" in markdown
+    )
+    assert f"- MATCH: {member}" in markdown
+    assert f"- not counted: MATCH by {mallory} in block #9 (not-a-member)" in markdown
+    assert "## Attestations" not in render_markdown(report_data(journal(tmp_path), written_at=NOW))

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.artifact import ABSENT, diff_digests
-from pipeline.verify import Expectation, Verdict, digest_verdict, report_lines, touches_code
+from pipeline.attestation import parse
+from pipeline.errors import PipelineError
+from pipeline.motions import Motion
+from pipeline.proposal import DOSSIER_MARK, dossier_hash
+from pipeline.verify import (
+    Expectation,
+    Verdict,
+    digest_verdict,
+    dossier_check,
+    report_lines,
+    statement,
+    touches_code,
+)
 
 COMMITTED = Path(__file__).parent.parent / "examples/runtime/releases/100/digest.json"
 
@@ -97,3 +110,44 @@ def test_report_of_an_equal_digest(committed: dict[str, Any]) -> None:
     verdict = Verdict(Expectation(code_hash, "digest.json", "bc1eddc", committed), "0x00", "x", [])
     assert report_lines(verdict)[0] == "MISMATCH"
     assert report_lines(verdict)[-1] == "  every digest field is equal"
+
+
+def test_a_rebuild_of_a_motion_states_what_the_member_got(committed: dict[str, Any]) -> None:
+    code = committed["runtimes"]["compressed"]["blake2_256"]
+    motion = Motion("Council", 4, "0x" + "AB" * 32, code, "authorize", 2, 30,
+                    100, None, True)  # fmt: skip
+    expected = Expectation(motion.code_hash, "motion #4", committed["commit"], motion=motion)
+    match = statement(Verdict(expected, motion.code_hash, "HEAD", [], committed))
+    assert (match.verdict, match.code_hash, match.motion_hash) == (
+        "MATCH",
+        motion.code_hash,
+        "0x" + "ab" * 32,  # as the chain's events spell it
+    )
+    assert (match.motion_index, match.commit) == (4, committed["commit"])
+    assert match.image.startswith("sha256:") and match.image in committed["builder"]["image"]
+    assert parse(match.encode()) == match
+
+    other = "0x" + "99" * 32  # a mismatch states the hash the member got, as a warning
+    mismatch = statement(Verdict(expected, other, "HEAD", [], committed))
+    assert (mismatch.verdict, mismatch.code_hash) == ("MISMATCH", other)
+
+    with pytest.raises(PipelineError, match="only a rebuild of a motion's runtime"):
+        statement(Verdict(Expectation(other, "--expect", "HEAD"), other, "HEAD", [], committed))
+
+
+def test_the_dossier_a_voter_holds_is_checked_against_the_motion_s() -> None:
+    voters = "## What is proposed\n- Code hash: `0x12`\n"
+    note = f"# Runtime upgrade proposal\nMotion #4\n\n{DOSSIER_MARK}\n{voters}"
+    motion = Motion("Council", 4, "0x" + "ab" * 32, "0x12", "authorize", 2, 30, 100, None, True)
+    held_hash = dossier_hash(note)
+    committed_to = Expectation("0x12", "motion #4", "HEAD", motion=motion, dossier=held_hash)
+    held, line = dossier_check(committed_to, held_hash, "proposal.md")
+    assert held and line.startswith("dossier proposal.md: the one motion #4 commits to (0x")
+    edited = dossier_hash(note.replace("0x12", "0x13"))
+    held, line = dossier_check(committed_to, edited, "proposal.md")
+    assert not held and line.startswith("dossier proposal.md is NOT the one motion #4 commits to")
+    assert "(edited after proposing?)" in line
+    held, line = dossier_check(replace(committed_to, dossier=None), held_hash, "proposal.md")
+    assert not held and "commits to no dossier" in line
+    with pytest.raises(PipelineError, match="--dossier goes with --env NAME --motion"):
+        dossier_check(Expectation("0x12", "--expect", "HEAD"), held_hash, "proposal.md")

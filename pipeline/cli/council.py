@@ -19,7 +19,7 @@ from invoke.tasks import task
 from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console
+from pipeline.cli.render import make_console, spinner
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
 from pipeline.policy import FALLBACK_POLICIES, check_confirmation
@@ -126,24 +126,32 @@ def track(
     advance: bool = False,
     deadline: int = 0,
 ) -> None:
-    """Follow the motion live (new heads), until it is approved, disapproved or over."""
-    from pipeline import motions
+    """Follow the motion live (new heads), until it is approved, disapproved or over, with the
+    members' attestations read from the chain."""
+    from pipeline import motions, statements
     from pipeline.chain import connect
 
     project, environment = _context(env)
     console = make_console()
 
-    def show(status: motions.MotionStatus) -> None:
-        if json:
-            print(jsonlib.dumps(status.as_dict()), flush=True)
-        else:
-            console.print(escape(status_line(status)), soft_wrap=True)
-
     with connect(environment) as chain:
+        chosen = motions.chosen_motion(project.state_dir, environment, chain, motion)
+        attested = statements.Attestations(chain, chosen)  # read from the chain on each update
+
+        def show(status: motions.MotionStatus) -> None:
+            found = attested.tally(chain)
+            if json:
+                line = {**status.as_dict(), "attestations": found.as_dict()}
+                print(jsonlib.dumps(line), flush=True)
+                return
+            console.print(escape(status_line(status)), soft_wrap=True)
+            for text in found.describe():
+                console.print(f"  {escape(text)}", soft_wrap=True)
+
         motions.track(
             environment,
             chain,
-            motions.chosen_motion(project.state_dir, environment, chain, motion),
+            chosen,
             deadline_block=deadline or None,
             advance=advance or environment.local,  # time passes locally, as in a release
             on_update=show,
@@ -224,12 +232,18 @@ def enact(
         "motion": MOTION_HELP,
         "scenario": "approve (enough ayes), reject (all nay), silent (nobody), split (one nay, "
         "ayes one short)",
+        "attest": "then this many dev councillors rebuild the motion's commit (the build cache "
+        "may serve it) and post their statements, as `invoke verify --attest` does",
     }
 )
 @friendly
-def simulate(c: Context, scenario: str, env: str = "local", motion: str = "") -> None:
-    """Local networks: make the dev councillors vote on the motion as the scenario says."""
+def simulate(
+    c: Context, scenario: str, env: str = "local", motion: str = "", attest: int = 0
+) -> None:
+    """Local networks: make the dev councillors vote on the motion as the scenario says (and
+    attest it)."""
     from pipeline import governance, motions
+    from pipeline import verify as verification
     from pipeline.chain import connect
 
     if scenario not in governance.SCENARIOS:
@@ -239,17 +253,20 @@ def simulate(c: Context, scenario: str, env: str = "local", motion: str = "") ->
     project, environment = _context(env)
     governance.require_simulation_allowed(environment)  # before connecting anywhere
     with connect(environment) as chain:
-        votes = governance.simulate_votes(
-            environment,
-            chain,
-            motions.chosen_motion(project.state_dir, environment, chain, motion),
-            scenario,
-        )
-    for vote in votes:
-        done = "voted" if vote.submitted else "had already voted"
-        print(f"{vote.member} {done} {'aye' if vote.approve else 'nay'}")
-    if not votes:
-        print("nobody voted (silent)")
+        chosen = motions.chosen_motion(project.state_dir, environment, chain, motion)
+        votes = governance.simulate_votes(environment, chain, chosen, scenario)
+        for vote in votes:
+            done = "voted" if vote.submitted else "had already voted"
+            print(f"{vote.member} {done} {'aye' if vote.approve else 'nay'}")
+        if not votes:
+            print("nobody voted (silent)")
+        if attest:
+            with spinner() as progress:
+                attested = verification.rehearse_attestations(
+                    project, environment, chain, chosen, attest, progress=progress
+                )
+            for member, posted in attested:
+                print(f"{member} {'attested' if posted else 'had already attested'}")
 
 
 ns = Collection("council", simulate)

@@ -124,6 +124,11 @@ def _show(project: Project, release_id: str, console: Console, as_json: bool = F
     console.print(stage_table(title, status.stages))
     if status.plan is not None:
         console.print(render_milestones(status.plan, status.milestones))
+    if status.attestations is not None:
+        for line in status.attestations.describe():
+            console.print(f"attestations: {escape(line)}", soft_wrap=True)
+    if status.attestations_unread:
+        console.print(f"[yellow]warning:[/yellow] {escape(status.attestations_unread)}")
     for warning in status.late:
         console.print(f"[yellow]late:[/yellow] {warning}", soft_wrap=True)
     for warning in status.warnings:
