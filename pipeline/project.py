@@ -38,6 +38,12 @@ class Project:
     def cache_dir(self) -> Path:
         return cache_dir()
 
+    @property
+    def own_dirs(self) -> tuple[Path, ...]:
+        """The pipeline's own output (state, artifacts): never source. When the runtime sits at
+        the repo root these directories are inside its tree, and must not make it dirty."""
+        return (self.state_dir, self.artifacts_dir)
+
 
 def cache_dir() -> Path:
     """Machine-wide cache (vendored crates, build index) shared by every checkout."""

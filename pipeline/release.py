@@ -223,7 +223,7 @@ def release_status(project: Project, release_id: str, now: datetime) -> ReleaseS
     state = replay(records)
     settings = ReleaseSettings.from_ledger(release_id, state.release)
     repo = gitops.open_repo(project.root)
-    commit = gitops.resolve(repo, settings.candidate, project.runtime_path).commit
+    commit = gitops.resolve_runtime(repo, project, settings.candidate).commit
     failed = state.last_failure.stage if state.last_failure else None
     plan = load_plan(settings.plan, project.root) if settings.plan else None
     done = done_from_ledger(records)
@@ -272,7 +272,7 @@ class Release:
 
     # -- observing --------------------------------------------------------------------------
     def candidate_commit(self) -> str:
-        return gitops.resolve(self.repo, self.settings.candidate, self.project.runtime_path).commit
+        return gitops.resolve_runtime(self.repo, self.project, self.settings.candidate).commit
 
     def freeze_rule(self) -> FreezeRule:
         return self.plan.freeze if self.plan else FreezeRule()
