@@ -25,6 +25,7 @@ from pipeline import (
     governance,
     keys,
     localnet,
+    metadata,
     motions,
     store,
     upgrade,
@@ -47,7 +48,7 @@ from pipeline.plan import (
     overdue_warnings,
     release_deadline_blocks,
 )
-from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation
+from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation, governance_problem
 from pipeline.project import Project
 from pipeline.report import report_data, write_report
 from pipeline.suites import run_suite
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 # Stages whose result depends on the artifact: they are stale when the build changed.
 ARTIFACT_STAGES = tuple(stage for stage in STAGES if stage not in ("build", "freeze"))
+SUDO_GOVERNED = "production is upgraded by sudo"  # governance = "sudo": no motion, no votes
 
 
 @dataclass(frozen=True)
@@ -267,7 +269,9 @@ class Release:
             )
         if settings.confirm_hash is not None:
             check_confirmation(settings.confirm_hash, None)
-        for which in ("sudo", "council"):  # refused now, not after the build and the suites
+        self.governance = config.require_governance(self.env)
+        # refused now, not after the build and the suites; staging deploys always take sudo
+        for which in ("sudo", "council") if self.governance == "collective" else ("sudo",):
             keys.signer(self.env, which)
 
     # -- observing --------------------------------------------------------------------------
@@ -465,12 +469,28 @@ class Release:
         tag = tag_freeze(self.repo, self.settings.release_id, commit, self._artifact())
         return {"tag": tag, "commit": commit}
 
-    def _production(self) -> Chain:
+    def _production_up(self) -> None:
         nets = localnet.networks_for(self.env)
         production = config.network(self.env, "production")
         if production.name in nets:
             localnet.up(self.project, nets, [production.name])
+
+    def _production(self) -> Chain:
+        self._production_up()
         return connect(self.env)
+
+    def _check_governance(self, chain: Chain) -> None:
+        """Production has what the environment's governance needs (nothing submitted yet)."""
+        council = self.env.council
+        problem = governance_problem(
+            self.governance,
+            metadata.chain_metadata(chain).pallet_names(),
+            network=f"production ({chain.endpoint})",
+            collective=council.collective if council else None,
+            root_dispatch=council.root_dispatch if council else None,
+        )
+        if problem is not None:
+            raise PipelineError(f"{problem} (environment {self.env.name})")
 
     def _motion(self) -> motions.Motion:
         return motions.Motion.from_dict(self._done("propose")["motion"])
@@ -488,6 +508,9 @@ class Release:
 
     def _propose(self) -> dict[str, Any]:
         with self._production() as chain:
+            self._check_governance(chain)
+            if self.governance == "sudo":
+                return {"artifact": self._artifact(), "outcome": f"no motion: {SUDO_GOVERNED}"}
             motion = governance.propose(
                 self.env,
                 chain,
@@ -498,6 +521,8 @@ class Release:
         return {"artifact": self._artifact(), "motion": motion.as_dict()}
 
     def _track(self) -> dict[str, Any]:
+        if self.governance == "sudo":
+            return {"artifact": self._artifact(), "outcome": f"no votes: {SUDO_GOVERNED}"}
         motion = self._motion()
         with self._production() as chain:
             if self.env.local:
@@ -518,6 +543,8 @@ class Release:
         return {"artifact": self._artifact(), "outcome": status.state, "votes": status.as_dict()}
 
     def _enact(self) -> dict[str, Any]:
+        if self.governance == "sudo":
+            return self._enact_by_sudo()
         motion = self._motion()
         with self._production() as chain:
             result = governance.enact(
@@ -533,6 +560,29 @@ class Release:
         if not result.ok:
             raise PipelineError(f"{result.outcome}: {result.reason}")
         return {"artifact": self._artifact(), "outcome": result.outcome, **result.as_dict()}
+
+    def _enact_by_sudo(self) -> dict[str, Any]:
+        """Production's upgrade is a sudo deploy: checked, journaled, verified like staging's
+        (a non-local one only with --confirm-hash naming the artifact)."""
+        self._production_up()
+        result = deploy.deploy(
+            self.env,
+            "production",
+            self._candidate(),
+            recorder=self.ledger,
+            stage="enact",
+            confirm_hash=self.settings.confirm_hash,
+            progress=self.progress,
+        )
+        done = "already ran it" if result.skipped else f"set it in block #{result.block}"
+        return {
+            "artifact": self._artifact(),
+            "outcome": "already-live" if result.skipped else "enacted",
+            "policy": "sudo governance",
+            "reason": f"{SUDO_GOVERNED}: Sudo.sudo_unchecked_weight(System.set_code) {done}",
+            "spec_version": result.spec_after,
+            "upgraded_in_block": result.block,
+        }
 
     def _verify(self) -> dict[str, Any]:
         with self._production() as chain:
