@@ -178,6 +178,21 @@ def no_longer_live(release_id: str, env: Environment, endpoint: str, code: str, 
     return f"{said}: something else changed production's code; investigate before releasing again"
 
 
+def check_governance(env: Environment, chain: Chain) -> None:
+    """Production (`chain`) has what the environment's governance needs: one line naming what
+    it lacks, before anything is submitted to it."""
+    council = env.council
+    problem = governance_problem(
+        config.require_governance(env),
+        metadata.chain_metadata(chain).pallet_names(),
+        network=f"production ({chain.endpoint})",
+        collective=council.collective if council else None,
+        root_dispatch=council.root_dispatch if council else None,
+    )
+    if problem is not None:
+        raise PipelineError(f"{problem} (environment {env.name})")
+
+
 def release_dir(project: Project, release_id: str) -> Path:
     return releases_dir(project.state_dir) / release_id
 
@@ -479,19 +494,6 @@ class Release:
         self._production_up()
         return connect(self.env)
 
-    def _check_governance(self, chain: Chain) -> None:
-        """Production has what the environment's governance needs (nothing submitted yet)."""
-        council = self.env.council
-        problem = governance_problem(
-            self.governance,
-            metadata.chain_metadata(chain).pallet_names(),
-            network=f"production ({chain.endpoint})",
-            collective=council.collective if council else None,
-            root_dispatch=council.root_dispatch if council else None,
-        )
-        if problem is not None:
-            raise PipelineError(f"{problem} (environment {self.env.name})")
-
     def _motion(self) -> motions.Motion:
         return motions.Motion.from_dict(self._done("propose")["motion"])
 
@@ -508,7 +510,7 @@ class Release:
 
     def _propose(self) -> dict[str, Any]:
         with self._production() as chain:
-            self._check_governance(chain)
+            check_governance(self.env, chain)
             if self.governance == "sudo":
                 return {"artifact": self._artifact(), "outcome": f"no motion: {SUDO_GOVERNED}"}
             motion = governance.propose(
