@@ -36,7 +36,7 @@ from typing import Any
 import requests
 from substrateinterface import Keypair
 
-from pipeline import config, devrpc, executor, metadata
+from pipeline import config, devrpc, executor, metadata, store
 from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpoint
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 PRODUCTION, LTS, RECKLESS = "production", "staging-lts", "staging-reckless"
 DEFAULT_PORTS = {PRODUCTION: 9944, LTS: 9945, RECKLESS: 9946}
-RELEASED_WASM_DIR = "examples/runtime/releases/100"
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 15.0
 
@@ -143,15 +142,8 @@ def networks_for(env: Environment) -> dict[str, LocalNet]:
 
 
 def released_wasm(project: Project) -> Path:
-    """The runtime 'in production': the committed release fixture."""
-    folder = project.root / RELEASED_WASM_DIR
-    found = sorted(folder.glob("*.compact.compressed.wasm"))
-    if not found:
-        raise PipelineError(
-            f"no released runtime (*.compact.compressed.wasm) in {folder}: commit the release "
-            "artifact there or pass --wasm"
-        )
-    return found[0]
+    """The runtime 'in production': the newest committed release of the runtime."""
+    return store.blob_in(store.released_folder(project))
 
 
 def net_dir(project: Project, name: str) -> Path:

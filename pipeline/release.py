@@ -448,7 +448,9 @@ class Release:
         return self._deploy_to("lts", "deploy-lts")
 
     def _suite(self, suite: str, role: str) -> dict[str, Any]:
-        result = run_suite(self.project, self.env, suite, self.dir, network=role)
+        result = run_suite(
+            self.project, self.env, suite, self.dir, network=role, artifact=self._artifact_path()
+        )
         summary = {
             "artifact": self._artifact(),
             "passed": result.passed,

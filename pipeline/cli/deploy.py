@@ -142,18 +142,23 @@ def diff(c: Context, a: str, b: str, json_: bool = False) -> None:
         "network": "network role or name (default: reckless for subsystem, lts for final)",
         "out": "directory for junit-<suite>.xml and suite-<suite>.json "
         "(default: <state dir>/suites/<env>)",
+        "artifact": "the runtime the network should run (hash, directory or blob), for the "
+        "generic upgrade checks",
     }
 )
 @friendly
-def test(c: Context, suite: str, env: str = "local", network: str = "", out: str = "") -> None:
+def test(
+    c: Context, suite: str, env: str = "local", network: str = "", out: str = "", artifact: str = ""
+) -> None:
     """Run a chain test suite against a network; JUnit XML and a summary JSON are written."""
-    from pipeline import suites
+    from pipeline import store, suites
 
     project = load_project()
     environment = config.load_environment(env, project.root)
     out_dir = Path(out) if out else project.state_dir / "suites" / env
+    blob = store.resolve_artifact(project, artifact) if artifact else None
     result = suites.run_suite(
-        project, environment, suite, out_dir, network=network or None, echo=True
+        project, environment, suite, out_dir, network=network or None, echo=True, artifact=blob
     )
     console = make_console()
     console.print(

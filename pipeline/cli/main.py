@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from invoke.collection import Collection
 from invoke.program import Program
 
-from pipeline.cli import build, council, deploy, gate, inspect, net, node, plan, release
+from pipeline.cli import adopt, build, council, deploy, gate, inspect, net, node, plan, release
 
 BINARY = "runtime-pipeline"
 
@@ -21,6 +21,7 @@ def namespace() -> Collection:
     """Every command: top-level tasks, then one collection per area."""
     ns = Collection()
     for top_level in (
+        adopt.init,
         build.build,
         build.verify,
         inspect.inspect,
