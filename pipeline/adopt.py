@@ -242,14 +242,20 @@ def init(
     artifact directory, blob or hash); default: a build of HEAD."""
     result = InitResult()
     settings = root / SETTINGS_FILE
+    crate = None
     if settings.is_file():
-        result.kept.append(settings)
+        project = load_project(root)
     else:
         crate = find_runtime_crate(root)
         result.notes.append(f"runtime crate: {crate.package} in workspace {crate.workspace}")
-        _write(result, settings, settings_toml(crate))
-    project = load_project(root)
+        suites = {"subsystem": SUITE_DIR, "final": SUITE_DIR}
+        project = Project(root.resolve(), crate.workspace, crate.package, suites)
+    # built before anything is written: with the runtime at the root, a new file is a change
     blob = _production_release(project, production, result, progress)
+    if crate is None:
+        result.kept.append(settings)
+    else:
+        _write(result, settings, settings_toml(crate))
     summary = diff.summary_of(diff.Runtime(str(blob), RuntimeBlob.load(blob), blob))
     governance = governance_of(summary)
     result.notes += governance.notes
