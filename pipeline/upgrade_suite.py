@@ -26,6 +26,7 @@ __all__ = [
     "Target",
     "artifact",
     "chain",
+    "connect",
     "sudo",
     "target",
     "test_blocks_continue_on_the_new_code",
@@ -62,13 +63,16 @@ def target() -> Target:
     return Target(env, network, _variable(suites.ENDPOINT_VAR))
 
 
+def connect(target: Target, endpoint: str) -> Chain:
+    """A connection to `endpoint` with the timeouts of the suite's environment."""
+    return Chain(
+        endpoint, timeout=target.env.inclusion_timeout, connect_timeout=target.env.connect_timeout
+    )
+
+
 @pytest.fixture(scope="session")
 def chain(target: Target) -> Iterator[Chain]:
-    with Chain(
-        target.endpoint,
-        timeout=target.env.inclusion_timeout,
-        connect_timeout=target.env.connect_timeout,
-    ) as connection:
+    with connect(target, target.endpoint) as connection:
         yield connection
 
 
