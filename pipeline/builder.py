@@ -290,7 +290,7 @@ def build(
     """
     started = time.monotonic()
     repo = gitops.open_repo(project.root)
-    revision = gitops.resolve(repo, ref, project.runtime_path, dirty)
+    revision = gitops.resolve_runtime(repo, project, ref, dirty)
     lock = cargo_lock(repo, revision, project.runtime_path)
     lock_hash = blake2_256(lock)
     client = docker_client()

@@ -126,7 +126,7 @@ def run_check(
         raise PipelineError(f"unknown check {check!r}: use one of {', '.join(RECIPES)}")
     recipe = RECIPES[check]
     repo = gitops.open_repo(project.root)
-    revision = gitops.resolve(repo, ref, project.runtime_path)
+    revision = gitops.resolve_runtime(repo, project, ref)
     lock_hash = blake2_256(builder.cargo_lock(repo, revision, project.runtime_path))
     client = builder_image.docker_client()
     image_id = builder_image.ensure_builder_image(client, progress)

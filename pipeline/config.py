@@ -19,9 +19,11 @@ from pipeline.errors import PipelineError
 from pipeline.tomlfile import TomlSource, parse
 
 Role = Literal["production", "lts", "reckless"]
+Governance = Literal["collective", "sudo"]
 Kind = Literal["endpoint", "chopsticks-genesis", "chopsticks-fork", "chopsticks-db"]
 
 ROLES: tuple[Role, ...] = get_args(Role)
+GOVERNANCES: tuple[Governance, ...] = get_args(Governance)
 KINDS: tuple[Kind, ...] = get_args(Kind)
 DEFAULT_NAMES: dict[Role, str] = {
     "production": "production",
@@ -40,6 +42,7 @@ _TOP_KEYS = (
     "inclusion_timeout",
     "block_time_estimate",
     "networks",
+    "governance",
     "sudo",
     "council",
 )
@@ -109,6 +112,8 @@ class Environment:
     networks: dict[Role, Network]
     sudo_key: KeySource | None
     council: CouncilSettings | None
+    # how production is upgraded: a council motion, or its sudo key; None: the file has neither
+    governance: Governance | None
     connect_timeout: float  # seconds to wait for a websocket connection
     inclusion_timeout: float  # seconds to wait for an extrinsic to be included
     block_time_estimate: float  # seconds per block, to turn voting periods into wall time
@@ -158,17 +163,29 @@ def parse_environment(name: str, text: str, path: Path, root: Path) -> Environme
     sudo_key = None
     if "sudo" in data:
         sudo_key = _key_source(source, data["sudo"], "sudo", name, local, root)
+    council = _council(source, data, name, local, root)
     return Environment(
         name=name,
         local=local,
         ss58_format=42 if ss58_format is None else ss58_format,
         networks=networks,
         sudo_key=sudo_key,
-        council=_council(source, data, name, local, root),
+        council=council,
+        governance=_governance(source, data, council is not None, sudo_key is not None),
         connect_timeout=source.seconds(data, "connect_timeout", default=30.0),
         inclusion_timeout=source.seconds(data, "inclusion_timeout", default=120.0),
         block_time_estimate=source.seconds(data, "block_time_estimate", default=6.0),
     )
+
+
+def require_governance(env: Environment) -> Governance:
+    """How production is upgraded; refused when the environment says neither."""
+    if env.governance is None:
+        raise PipelineError(
+            f"environment {env.name} says not how production is upgraded: add a [council] "
+            'table (a collective votes) or a [sudo] key with governance = "sudo"'
+        )
+    return env.governance
 
 
 def network(env: Environment, role_or_name: str) -> Network:
@@ -275,6 +292,26 @@ def _check_network_set(source: TomlSource, networks: dict[Role, Network]) -> Non
                     f"networks.{role}.fork_of",
                     f"{net.fork_of!r} is not another, non-fork role: use one of {others}",
                 )
+
+
+def _governance(
+    source: TomlSource, data: dict[str, Any], has_council: bool, has_sudo: bool
+) -> Governance | None:
+    """`governance`, or what the tables imply: a [council] votes, else a [sudo] key decides."""
+    value = source.string(data, "governance")
+    if value is None:
+        return "collective" if has_council else ("sudo" if has_sudo else None)
+    if value not in GOVERNANCES:
+        raise source.error(
+            "governance", f"{value!r} is not a governance: use one of {', '.join(GOVERNANCES)}"
+        )
+    table = "council" if value == "collective" else "sudo"
+    if not (has_council if value == "collective" else has_sudo):
+        raise source.error(
+            "governance",
+            f'"{value}" needs a [{table}] table: add it, or choose the governance production has',
+        )
+    return value
 
 
 def _council(

@@ -1,4 +1,5 @@
 """Deploy a runtime to a staging network with its sudo key: preflight, upgrade, verification.
+Under sudo governance the same deploy is production's upgrade (the release's enact stage).
 
 The order is the rule "refuse early, effects before submissions": the blob is checked offline
 (valid wasm, readable version, its genesis builds) and the key resolved, then the chain is read
@@ -32,12 +33,13 @@ from substrateinterface import Keypair
 
 from pipeline import config, devrpc, executor, keys, localnet, metadata
 from pipeline.chain import Call, Chain, Event, Receipt, connect
-from pipeline.config import Environment, Network
+from pipeline.config import Environment, Governance, Network
 from pipeline.errors import PipelineError
 from pipeline.policy import (
     Preflight,
     chain_info,
     check_signer_is_sudo,
+    confirmation_problem,
     preflight,
 )
 from pipeline.project import Project
@@ -115,15 +117,28 @@ def next_step(on_chain_code: str, candidate: str, authorized: str | None, method
     return "apply" if authorized == candidate else "authorize"
 
 
-def staging_only(network: Network, dry_run: bool) -> str | None:
+def staging_only(
+    network: Network, dry_run: bool, governance: Governance | None = "collective"
+) -> str | None:
     """Production changes through its council (`invoke propose`), never by a staging deploy;
-    rehearsing its upgrade on a fork (`dry_run`) is fine."""
-    if network.role == "production" and not dry_run:
+    rehearsing its upgrade on a fork (`dry_run`) is fine. Under sudo governance this deploy is
+    production's upgrade (confirmed by hash on real chains: `production_unconfirmed`)."""
+    if network.role == "production" and not dry_run and governance != "sudo":
         return (
             f"{network.name} is production: it is upgraded through the council "
             "(`invoke propose`, `invoke enact`); rehearse it with --dry-run"
         )
     return None
+
+
+def production_unconfirmed(
+    network: Network, local: bool, confirm_hash: str | None, code_hash: str
+) -> str | None:
+    """Why a sudo upgrade of a real production may not go ahead: it must name the code it sets."""
+    problem = None if local else confirmation_problem(confirm_hash, code_hash)
+    if network.role != "production" or problem is None:
+        return None
+    return f"{network.name} is production, upgraded by sudo: its upgrade {problem}"
 
 
 def refusal(checks: Preflight, network: str) -> PipelineError:
@@ -141,6 +156,7 @@ def deploy(
     preset: str = executor.DEFAULT_PRESET,
     recorder: Recorder | None = None,
     stage: str = "deploy",
+    confirm_hash: str | None = None,
     progress: Callable[[str], None] = log.info,
 ) -> DeployResult:
     """Upgrade `network` (a role or name of `env`) to `artifact` (a blob's path, or the
@@ -150,15 +166,20 @@ def deploy(
     chain is still verified. Raises PipelineError before submitting anything when a check
     fails, DeployVerificationError when the upgrade went in but the chain does not show it.
     `preset` names the genesis preset whose storage gives the in-code storage versions.
+    Production is upgraded here only under sudo governance, and on a non-local environment only
+    with `confirm_hash` naming the candidate.
     """
     if method not in METHODS:
         raise PipelineError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     net = config.network(env, network)
-    refused = staging_only(net, dry_run)
+    refused = staging_only(net, dry_run, env.governance)
     if refused:
         raise PipelineError(refused)
     sudo = None if dry_run else keys.signer(env, "sudo")  # refused before the wasm is loaded
     candidate = artifact if isinstance(artifact, Candidate) else load_candidate(artifact, preset)
+    unconfirmed = production_unconfirmed(net, env.local, confirm_hash, candidate.code_hash)
+    if unconfirmed and not dry_run:
+        raise PipelineError(unconfirmed)
     if sudo is None:
         return _dry_run(env, net, candidate, method, progress)
     job = _Job(net, candidate, sudo, method, recorder, stage, progress)

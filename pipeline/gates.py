@@ -19,8 +19,6 @@ from pipeline.freeze import check_freeze
 from pipeline.policy import FreezeRule, spec_bump_required
 from pipeline.project import Project
 
-RELEASES_SUBDIR = "releases"
-
 
 @dataclass(frozen=True)
 class GateResult:
@@ -31,30 +29,19 @@ class GateResult:
 
 def released_digest(project: Project) -> dict[str, Any]:
     """The digest of the newest committed release: what production runs."""
-    content: dict[str, Any] = json.loads((_released_folder(project) / "digest.json").read_text())
+    path = store.released_folder(project) / store.DIGEST_FILE
+    if not path.is_file():
+        raise PipelineError(
+            f"no {path}: the gates compare against production's build record; commit the"
+            " digest.json of its release there"
+        )
+    content: dict[str, Any] = json.loads(path.read_text())
     return content
 
 
 def released_blob(project: Project) -> Path:
     """The compressed runtime of the newest committed release, beside its digest."""
-    return store.blob_in(_released_folder(project))
-
-
-def _released_folder(project: Project) -> Path:
-    folder = project.root / project.runtime_path / RELEASES_SUBDIR
-    specs = sorted(
-        (
-            int(p.name)
-            for p in folder.glob("*")
-            if p.name.isdigit() and (p / "digest.json").is_file()
-        ),
-    )
-    if not specs:
-        raise PipelineError(
-            f"no released runtime under {folder}/<spec>/digest.json: commit production's"
-            " release artifact there"
-        )
-    return folder / str(specs[-1])
+    return store.blob_in(store.released_folder(project))
 
 
 def runtime_changed(project: Project, base: str, head: str) -> list[str]:
@@ -62,7 +49,7 @@ def runtime_changed(project: Project, base: str, head: str) -> list[str]:
     repo = gitops.open_repo(project.root)
     path = project.runtime_path
     out = repo.git.diff(
-        "--name-only", base, head, "--", path, f":(exclude){path}/{RELEASES_SUBDIR}"
+        "--name-only", base, head, "--", path, f":(exclude){path}/{store.RELEASES_SUBDIR}"
     )
     return [line for line in out.splitlines() if line]
 

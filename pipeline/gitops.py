@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -21,6 +22,7 @@ import git
 from gitdb.exc import BadName, BadObject
 
 from pipeline.errors import PipelineError
+from pipeline.project import Project
 
 # Keep `git status` from rewriting the index's stat cache: building must not touch git state.
 _READ_ONLY_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
@@ -38,6 +40,7 @@ class Revision:
     dirty: bool  # the working tree is built, not the commit
     subdir: str  # runtime directory, relative to the repo root ("" for the root)
     source_tree: str  # git tree id of subdir at commit, or WORKTREE_PREFIX + blake2 if dirty
+    excluded: tuple[str, ...] = ()  # repo-relative paths that are never source (see `resolve`)
 
 
 def open_repo(path: Path) -> git.Repo:
@@ -51,13 +54,30 @@ def open_repo(path: Path) -> git.Repo:
         ) from None
 
 
-def resolve(repo: git.Repo, ref: str | None, subdir: str, dirty: bool = False) -> Revision:
+def resolve_runtime(
+    repo: git.Repo, project: Project, ref: str | None, dirty: bool = False
+) -> Revision:
+    """`resolve` for the project's runtime: the pipeline's own directories are never source."""
+    return resolve(repo, ref, project.runtime_path, dirty, exclude=project.own_dirs)
+
+
+def resolve(
+    repo: git.Repo,
+    ref: str | None,
+    subdir: str,
+    dirty: bool = False,
+    *,
+    exclude: Iterable[Path] = (),
+) -> Revision:
     """Resolve `ref` (default HEAD) and check that it can be built as asked.
 
     Uncommitted changes under `subdir` only matter when building HEAD: they are refused, since
     the artifact would not match the commit it names, unless `dirty` builds the working tree.
+    Paths in `exclude` (the pipeline's state and artifacts, written while it works) are never a
+    change and never part of a dirty build, wherever they sit.
     """
     subdir = _normalise(subdir)
+    excluded = _inside(repo, exclude)
     name = ref or "HEAD"
     commit = _commit(repo, name)
     if dirty and commit.hexsha != _head_sha(repo):
@@ -65,14 +85,16 @@ def resolve(repo: git.Repo, ref: str | None, subdir: str, dirty: bool = False) -
             f"--dirty builds the working tree, which is not at {name}: drop --ref or drop --dirty"
         )
     if commit.hexsha == _head_sha(repo) and not dirty:
-        changed = uncommitted_paths(repo, subdir)
+        changed = uncommitted_paths(repo, subdir, excluded)
         if changed:
             shown = ", ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
             raise PipelineError(
                 f"uncommitted changes under {subdir or '.'} ({shown}): commit them, or pass"
                 " --dirty to build the working tree (recorded as dirty in the digest)"
             )
-    source_tree = worktree_hash(repo, subdir) if dirty else tree_id(repo, commit.hexsha, subdir)
+    source_tree = (
+        worktree_hash(repo, subdir, excluded) if dirty else tree_id(repo, commit.hexsha, subdir)
+    )
     return Revision(
         ref=name,
         commit=commit.hexsha,
@@ -81,6 +103,7 @@ def resolve(repo: git.Repo, ref: str | None, subdir: str, dirty: bool = False) -
         dirty=dirty,
         subdir=subdir,
         source_tree=source_tree,
+        excluded=excluded,
     )
 
 
@@ -103,10 +126,16 @@ def tree_id(repo: git.Repo, commit: str, subdir: str) -> str:
     return str(entry.hexsha)
 
 
-def uncommitted_paths(repo: git.Repo, subdir: str) -> list[str]:
-    """Paths under `subdir` that differ from HEAD: staged, modified, deleted or untracked."""
+def uncommitted_paths(repo: git.Repo, subdir: str, excluded: Iterable[str] = ()) -> list[str]:
+    """Paths under `subdir`, but not under `excluded`, that differ from HEAD: staged, modified,
+    deleted or untracked."""
     out = repo.git.status(
-        "--porcelain=v1", "-z", "--untracked-files=all", "--", subdir or ".", env=_READ_ONLY_ENV
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--",
+        *_pathspecs(subdir, excluded),
+        env=_READ_ONLY_ENV,
     )
     entries = [entry for entry in out.split("\0") if entry]
     paths: list[str] = []
@@ -120,11 +149,11 @@ def uncommitted_paths(repo: git.Repo, subdir: str) -> list[str]:
     return paths
 
 
-def worktree_hash(repo: git.Repo, subdir: str) -> str:
+def worktree_hash(repo: git.Repo, subdir: str, excluded: Iterable[str] = ()) -> str:
     """A content hash of the working tree under `subdir`, as a dirty build exports it."""
     digest = hashlib.blake2b(digest_size=32)
     root = Path(str(repo.working_tree_dir))
-    for rel in _worktree_files(repo, subdir):
+    for rel in _worktree_files(repo, subdir, excluded):
         path = root / rel
         mode = path.lstat().st_mode
         content = os.readlink(path).encode() if stat.S_ISLNK(mode) else path.read_bytes()
@@ -156,7 +185,7 @@ def export(repo: git.Repo, revision: Revision, dest: Path) -> None:
     if revision.dirty:
         root = Path(str(repo.working_tree_dir))
         prefix = f"{revision.subdir}/" if revision.subdir else ""
-        for rel in _worktree_files(repo, revision.subdir):
+        for rel in _worktree_files(repo, revision.subdir, revision.excluded):
             target = dest / rel[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, target, follow_symlinks=False)
@@ -169,15 +198,16 @@ def export(repo: git.Repo, revision: Revision, dest: Path) -> None:
         archive.extractall(dest, filter="data")
 
 
-def _worktree_files(repo: git.Repo, subdir: str) -> list[str]:
-    """Tracked and untracked, non-ignored files under `subdir` that exist, sorted."""
+def _worktree_files(repo: git.Repo, subdir: str, excluded: Iterable[str] = ()) -> list[str]:
+    """Tracked and untracked, non-ignored files under `subdir` but not `excluded`, that exist,
+    sorted."""
     out = repo.git.ls_files(
         "-z",
         "--cached",
         "--others",
         "--exclude-standard",
         "--",
-        subdir or ".",
+        *_pathspecs(subdir, excluded),
         env=_READ_ONLY_ENV,
     )
     root = Path(str(repo.working_tree_dir))
@@ -188,6 +218,23 @@ def _worktree_files(repo: git.Repo, subdir: str) -> list[str]:
             if rel and ((root / rel).is_symlink() or (root / rel).is_file())
         }
     )
+
+
+def _inside(repo: git.Repo, paths: Iterable[Path]) -> tuple[str, ...]:
+    """The paths inside the working tree, relative to it (others cannot touch its status)."""
+    root = Path(str(repo.working_tree_dir)).resolve()
+    inside = []
+    for path in paths:
+        try:
+            inside.append(Path(path).resolve().relative_to(root).as_posix())
+        except ValueError:
+            continue
+    return tuple(sorted(rel for rel in set(inside) if rel != "."))
+
+
+def _pathspecs(subdir: str, excluded: Iterable[str]) -> list[str]:
+    """git pathspecs for `subdir` without `excluded` (literal paths, not globs)."""
+    return [subdir or ".", *(f":(exclude,literal){rel}" for rel in excluded)]
 
 
 def _normalise(subdir: str) -> str:

@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from substrateinterface import Keypair
 
-from pipeline import config, devrpc, executor
+from pipeline import config, devrpc, executor, metadata, store
 from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpoint
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 PRODUCTION, LTS, RECKLESS = "production", "staging-lts", "staging-reckless"
 DEFAULT_PORTS = {PRODUCTION: 9944, LTS: 9945, RECKLESS: 9946}
-RELEASED_WASM_DIR = "examples/runtime/releases/100"
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 15.0
 
@@ -142,15 +142,8 @@ def networks_for(env: Environment) -> dict[str, LocalNet]:
 
 
 def released_wasm(project: Project) -> Path:
-    """The runtime 'in production': the committed release fixture."""
-    folder = project.root / RELEASED_WASM_DIR
-    found = sorted(folder.glob("*.compact.compressed.wasm"))
-    if not found:
-        raise PipelineError(
-            f"no released runtime (*.compact.compressed.wasm) in {folder}: commit the release "
-            "artifact there or pass --wasm"
-        )
-    return found[0]
+    """The runtime 'in production': the newest committed release of the runtime."""
+    return store.blob_in(store.released_folder(project))
 
 
 def net_dir(project: Project, name: str) -> Path:
@@ -630,12 +623,14 @@ UNIT = 10**12
 
 def seed(endpoint: str) -> None:
     """Give a fresh local chain the kind of state a mirror must carry, through real signed
-    extrinsics: transfers among dev accounts, notes from several accounts, a council motion
-    proposed, voted and closed."""
+    extrinsics: transfers among dev accounts and, when the runtime has the pallets (the example
+    runtime does, another may not), notes from several accounts and a council motion proposed,
+    voted and closed."""
     if not is_local_endpoint(endpoint):
         raise PipelineError(f"refusing to seed {endpoint}: only local networks are seeded")
     keys = {name: local_dev_keypair(endpoint, name) for name in DEV_ACCOUNTS}
     with Chain(endpoint) as chain:
+        pallets = set(metadata.chain_metadata(chain).pallet_names())
         for sender, receiver, amount in (
             ("Alice", "Dave", 1_000),
             ("Bob", "Eve", 500),
@@ -646,33 +641,37 @@ def seed(endpoint: str) -> None:
                 Call("Balances", "transfer_keep_alive", {"dest": dest, "value": amount * UNIT}),
                 keys[sender],
             )
-        for name in ("Alice", "Bob", "Dave", "Eve"):
+        for name in ("Alice", "Bob", "Dave", "Eve") if "Notes" in pallets else ():
             chain.submit(
                 Call("Notes", "set_note", {"text": f"note from {name}, seeded at genesis + 1"}),
                 keys[name],
             )
-        remark = Call("System", "remark_with_event", {"remark": "seeded council motion"})
-        length = len(chain.compose(remark).data.data)
-        receipt = chain.submit(
-            Call(
-                "Council", "propose", {"threshold": 2, "proposal": remark, "length_bound": length}
-            ),
-            keys["Alice"],
+        if "Council" in pallets:
+            _seed_motion(chain, keys)
+
+
+def _seed_motion(chain: Chain, keys: Mapping[str, Keypair]) -> None:
+    """A council motion proposed, voted by three dev councillors and closed."""
+    remark = Call("System", "remark_with_event", {"remark": "seeded council motion"})
+    length = len(chain.compose(remark).data.data)
+    receipt = chain.submit(
+        Call("Council", "propose", {"threshold": 2, "proposal": remark, "length_bound": length}),
+        keys["Alice"],
+    )
+    proposed = receipt.find("Council", "Proposed")
+    if not proposed:
+        raise PipelineError(
+            "Council.propose did not emit Council.Proposed: is Council a pallet_collective?"
         )
-        proposed = receipt.find("Council", "Proposed")
-        if not proposed:
-            raise PipelineError(
-                "Council.propose did not emit Council.Proposed: is Council a pallet_collective?"
-            )
-        index = proposed[0].attributes["proposal_index"]
-        proposal_hash = proposed[0].attributes["proposal_hash"]
-        for voter, approve in (("Alice", True), ("Bob", True), ("Charlie", False)):
-            vote = {"proposal": proposal_hash, "index": index, "approve": approve}
-            chain.submit(Call("Council", "vote", vote), keys[voter])
-        close = {
-            "proposal_hash": proposal_hash,
-            "index": index,
-            "proposal_weight_bound": {"ref_time": 10**10, "proof_size": 10**6},
-            "length_bound": length,
-        }
-        chain.submit(Call("Council", "close", close), keys["Alice"])
+    index = proposed[0].attributes["proposal_index"]
+    proposal_hash = proposed[0].attributes["proposal_hash"]
+    for voter, approve in (("Alice", True), ("Bob", True), ("Charlie", False)):
+        vote = {"proposal": proposal_hash, "index": index, "approve": approve}
+        chain.submit(Call("Council", "vote", vote), keys[voter])
+    close = {
+        "proposal_hash": proposal_hash,
+        "index": index,
+        "proposal_weight_bound": {"ref_time": 10**10, "proof_size": 10**6},
+        "length_bound": length,
+    }
+    chain.submit(Call("Council", "close", close), keys["Alice"])

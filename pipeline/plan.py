@@ -187,7 +187,7 @@ def new_plan(name: str, root: Path, today: date, manager: str) -> Path:
     return path
 
 
-def plan_template(name: str, today: date, manager: str) -> str:
+def plan_template(name: str, today: date, manager: str, spec_version: int = 101) -> str:
     """A valid plan with weekly deadlines from `today`, every field explained."""
     noon = time(12, tzinfo=UTC)
 
@@ -202,7 +202,7 @@ def plan_template(name: str, today: date, manager: str) -> str:
 # The release id, under which the ledger records this release.
 name = {_toml_string(name)}
 candidate = "HEAD"          # git ref of the runtime to release (branch, tag or commit)
-spec_version = 101          # the spec_version the candidate must carry: above production's
+spec_version = {spec_version:<13}# the spec_version the candidate must carry: above production's
 env = "local"               # environments/<env>.toml the release goes through
 
 # Milestones in pipeline order; each is reached when its `stage` completes. Stages:

@@ -7,7 +7,7 @@ with its reason, so every rule is table-tested and the same inputs always give t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
@@ -73,22 +73,28 @@ def fallback_decision(
             "refuse",
             f"{ended} without approval and no sudo key is configured: nothing to fall back on",
         )
-    if not local:
-        if confirm_hash is None:
-            return Decision(
-                "refuse",
-                f"{ended} without approval; the sudo fallback on a non-local environment needs "
-                f"an explicit confirmation: rerun confirming {code_hash}",
-            )
-        if _normal_hash(confirm_hash) != _normal_hash(code_hash):
-            return Decision(
-                "refuse",
-                f"the confirmation names {confirm_hash} but the candidate is {code_hash}: "
-                "confirm the hash being enacted",
-            )
+    unconfirmed = None if local else confirmation_problem(confirm_hash, code_hash)
+    if unconfirmed is not None:
+        return Decision(
+            "refuse",
+            f"{ended} without approval; the sudo fallback on a non-local environment {unconfirmed}",
+        )
     return Decision(
         "sudo", f"{ended} without approval and policy {policy!r} allows the sudo fallback"
     )
+
+
+def confirmation_problem(confirm_hash: str | None, code_hash: str) -> str | None:
+    """Why a sudo upgrade of a real chain is not confirmed (it must name the code it sets), as
+    the end of a sentence about that upgrade; None when it is."""
+    if confirm_hash is None:
+        return f"needs an explicit confirmation: rerun confirming {code_hash} (--confirm-hash)"
+    if _normal_hash(confirm_hash) != _normal_hash(code_hash):
+        return (
+            f"is refused: the confirmation names {confirm_hash} but the candidate is {code_hash}: "
+            "confirm the hash being enacted"
+        )
+    return None
 
 
 def check_confirmation(confirm_hash: str, code_hash: str | None) -> None:
@@ -280,6 +286,38 @@ def preflight(candidate: CandidateInfo, current: CandidateInfo, code_size_limit:
                 f"runtime API {label} changes v{version} -> v{new_version}: check its clients"
             )
     return Preflight(errors, warnings)
+
+
+def governance_problem(
+    governance: str,
+    pallets: Collection[str],
+    *,
+    network: str,
+    collective: str | None = None,
+    root_dispatch: str | None = None,
+) -> str | None:
+    """What `network` lacks for the governance its environment names, as one line with the
+    fix; None when the chain has it. `root_dispatch` is a `Module.function` call."""
+    shown = ", ".join(sorted(pallets))
+    has_sudo = "Sudo" in pallets
+    if governance == "sudo":
+        if has_sudo:
+            return None
+        return (
+            f'{network} has no Sudo pallet, so governance "sudo" cannot upgrade it: set governance'
+            f' = "collective" and a [council] naming its collective (pallets: {shown})'
+        )
+    wanted = [("council.collective", collective)]
+    if root_dispatch:
+        wanted.append(("council.root_dispatch", root_dispatch.split(".", 1)[0]))
+    missing = [f"{name} ({field})" for field, name in wanted if name and name not in pallets]
+    if not missing:
+        return None
+    instead = '; or, as it has Sudo, governance = "sudo"' if has_sudo else ""
+    return (
+        f"{network} has no pallet {', '.join(missing)}: name its own in [council] "
+        f"(pallets: {shown}){instead}"
+    )
 
 
 def check_signer_is_sudo(signer_address: str, sudo_address: str | None) -> str | None:

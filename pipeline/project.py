@@ -39,6 +39,12 @@ class Project:
     def cache_dir(self) -> Path:
         return cache_dir()
 
+    @property
+    def own_dirs(self) -> tuple[Path, ...]:
+        """The pipeline's own output (state, artifacts): never source. When the runtime sits at
+        the repo root these directories are inside its tree, and must not make it dirty."""
+        return (self.state_dir, self.artifacts_dir)
+
 
 def cache_dir() -> Path:
     """Machine-wide cache (vendored crates, build index) shared by every checkout."""
@@ -62,9 +68,22 @@ def write_atomic(path: Path, data: bytes | bytearray) -> None:
         raise
 
 
+def find_root(start: Path) -> Path:
+    """The nearest directory from `start` upwards holding `pipeline.toml`: commands run from
+    anywhere inside the runtime repo, as git's do."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / SETTINGS_FILE).is_file():
+            return folder
+    raise PipelineError(
+        f"no {SETTINGS_FILE} in {start} or above: run the command inside the runtime repo, "
+        "or write one there with `runtime-pipeline init`"
+    )
+
+
 def load_project(root: Path | None = None) -> Project:
-    """Read `pipeline.toml` from the repo root (default: the current directory)."""
-    root = (root or Path.cwd()).resolve()
+    """Read `pipeline.toml` from the repo root (default: found from the current directory up)."""
+    root = root.resolve() if root is not None else find_root(Path.cwd())
     settings_path = root / SETTINGS_FILE
     if not settings_path.is_file():
         raise PipelineError(

@@ -26,6 +26,7 @@ from pipeline import (
     governance,
     keys,
     localnet,
+    metadata,
     motions,
     statements,
     store,
@@ -39,7 +40,7 @@ from pipeline.faults import crash_point
 from pipeline.freeze import check_freeze, tag_freeze
 from pipeline.ledger import Ledger, read_records, releases_dir, replay
 from pipeline.plan import STAGES, Plan, Stage, load_plan
-from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation
+from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation, governance_problem
 from pipeline.progress import Heartbeat
 from pipeline.project import Project
 from pipeline.report import report_data, write_report
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 
 # Stages whose result depends on the artifact: they are stale when the build changed.
 ARTIFACT_STAGES = tuple(stage for stage in STAGES if stage not in ("build", "freeze"))
+SUDO_GOVERNED = "production is upgraded by sudo"  # governance = "sudo": no motion, no votes
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,21 @@ def no_longer_live(release_id: str, env: Environment, endpoint: str, code: str, 
     return f"{said}: something else changed production's code; investigate before releasing again"
 
 
+def check_governance(env: Environment, chain: Chain) -> None:
+    """Production (`chain`) has what the environment's governance needs: one line naming what
+    it lacks, before anything is submitted to it."""
+    council = env.council
+    problem = governance_problem(
+        config.require_governance(env),
+        metadata.chain_metadata(chain).pallet_names(),
+        network=f"production ({chain.endpoint})",
+        collective=council.collective if council else None,
+        root_dispatch=council.root_dispatch if council else None,
+    )
+    if problem is not None:
+        raise PipelineError(f"{problem} (environment {env.name})")
+
+
 def release_dir(project: Project, release_id: str) -> Path:
     return releases_dir(project.state_dir) / release_id
 
@@ -249,7 +266,7 @@ def release_status(project: Project, release_id: str, now: datetime) -> ReleaseS
     state = replay(records)
     settings = ReleaseSettings.from_ledger(release_id, state.release)
     repo = gitops.open_repo(project.root)
-    commit = gitops.resolve(repo, settings.candidate, project.runtime_path).commit
+    commit = gitops.resolve_runtime(repo, project, settings.candidate).commit
     failed = state.last_failure.stage if state.last_failure else None
     plan = load_plan(settings.plan, project.root) if settings.plan else None
     done = done_from_ledger(records)
@@ -300,12 +317,14 @@ class Release:
             )
         if settings.confirm_hash is not None:
             check_confirmation(settings.confirm_hash, None)
-        for which in ("sudo", "council"):  # refused now, not after the build and the suites
+        self.governance = config.require_governance(self.env)
+        # refused now, not after the build and the suites; staging deploys always take sudo
+        for which in ("sudo", "council") if self.governance == "collective" else ("sudo",):
             keys.signer(self.env, which)
 
     # -- observing --------------------------------------------------------------------------
     def candidate_commit(self) -> str:
-        return gitops.resolve(self.repo, self.settings.candidate, self.project.runtime_path).commit
+        return gitops.resolve_runtime(self.repo, self.project, self.settings.candidate).commit
 
     def freeze_rule(self) -> FreezeRule:
         return self.plan.freeze if self.plan else FreezeRule()
@@ -495,7 +514,9 @@ class Release:
         return self._deploy_to("lts", "deploy-lts")
 
     def _suite(self, suite: str, role: str) -> dict[str, Any]:
-        result = run_suite(self.project, self.env, suite, self.dir, network=role)
+        result = run_suite(
+            self.project, self.env, suite, self.dir, network=role, artifact=self._artifact_path()
+        )
         summary = {
             "artifact": self._artifact(),
             "passed": result.passed,
@@ -531,11 +552,14 @@ class Release:
         tag = tag_freeze(self.repo, self.settings.release_id, commit, self._artifact())
         return {"tag": tag, "commit": commit}
 
-    def _production(self) -> Chain:
+    def _production_up(self) -> None:
         nets = localnet.networks_for(self.env)
         production = config.network(self.env, "production")
         if production.name in nets:
             localnet.up(self.project, nets, [production.name])
+
+    def _production(self) -> Chain:
+        self._production_up()
         return connect(self.env)
 
     def _motion(self) -> motions.Motion:
@@ -554,6 +578,9 @@ class Release:
 
     def _propose(self) -> dict[str, Any]:
         with self._production() as chain:
+            check_governance(self.env, chain)
+            if self.governance == "sudo":
+                return {"artifact": self._artifact(), "outcome": f"no motion: {SUDO_GOVERNED}"}
             motion = governance.propose(
                 self.env,
                 chain,
@@ -564,6 +591,8 @@ class Release:
         return {"artifact": self._artifact(), "motion": motion.as_dict()}
 
     def _track(self) -> dict[str, Any]:
+        if self.governance == "sudo":
+            return {"artifact": self._artifact(), "outcome": f"no votes: {SUDO_GOVERNED}"}
         motion = self._motion()
         with self._production() as chain:
             if self.env.local:
@@ -603,6 +632,8 @@ class Release:
         }
 
     def _enact(self) -> dict[str, Any]:
+        if self.governance == "sudo":
+            return self._enact_by_sudo()
         motion = self._motion()
         with self._production() as chain:
             result = governance.enact(
@@ -618,6 +649,29 @@ class Release:
         if not result.ok:
             raise PipelineError(f"{result.outcome}: {result.reason}")
         return {"artifact": self._artifact(), "outcome": result.outcome, **result.as_dict()}
+
+    def _enact_by_sudo(self) -> dict[str, Any]:
+        """Production's upgrade is a sudo deploy: checked, journaled, verified like staging's
+        (a non-local one only with --confirm-hash naming the artifact)."""
+        self._production_up()
+        result = deploy.deploy(
+            self.env,
+            "production",
+            self._candidate(),
+            recorder=self.ledger,
+            stage="enact",
+            confirm_hash=self.settings.confirm_hash,
+            progress=self.progress,
+        )
+        done = "already ran it" if result.skipped else f"set it in block #{result.block}"
+        return {
+            "artifact": self._artifact(),
+            "outcome": "already-live" if result.skipped else "enacted",
+            "policy": "sudo governance",
+            "reason": f"{SUDO_GOVERNED}: Sudo.sudo_unchecked_weight(System.set_code) {done}",
+            "spec_version": result.spec_after,
+            "upgraded_in_block": result.block,
+        }
 
     def _verify(self) -> dict[str, Any]:
         with self._production() as chain:

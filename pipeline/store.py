@@ -20,6 +20,7 @@ from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
 
 DIGEST_FILE = "digest.json"
+RELEASES_SUBDIR = "releases"  # <runtime>/releases/<spec>/: production's committed release
 
 
 _HASH = re.compile(r"(0x)?[0-9a-fA-F]{64}")
@@ -90,6 +91,24 @@ def blob_in(folder: Path) -> Path:
             f"{folder} holds {what} *.compact.compressed.wasm: pass the blob's path instead"
         )
     return found[0]
+
+
+def released_folder(project: Project) -> Path:
+    """The newest release committed under `<runtime>/releases/<spec>/`: what production runs
+    (its compressed blob, and its digest.json when the pipeline built it)."""
+    folder = project.root / project.runtime_path / RELEASES_SUBDIR
+    specs = sorted(
+        int(p.name)
+        for p in folder.glob("*")
+        if p.name.isdigit()
+        and ((p / DIGEST_FILE).is_file() or any(p.glob("*.compact.compressed.wasm")))
+    )
+    if not specs:
+        raise PipelineError(
+            f"no released runtime under {folder}/<spec>/: commit production's release there"
+            " (its *.compact.compressed.wasm and digest.json), e.g. with `runtime-pipeline init`"
+        )
+    return folder / str(specs[-1])
 
 
 def _known_artifacts(project: Project) -> str:

@@ -38,6 +38,7 @@ ENVIRONMENT_VAR: Final = "PIPELINE_SUITE_ENVIRONMENT"
 NETWORK_VAR: Final = "PIPELINE_SUITE_NETWORK"  # the network's role (reckless, lts, production)
 ROOT_VAR: Final = "PIPELINE_SUITE_ROOT"  # the repo whose environments/ the suite reads
 RESULTS_VAR: Final = "PIPELINE_SUITE_RESULTS"  # where this plugin writes per-test outcomes
+ARTIFACT_VAR: Final = "PIPELINE_SUITE_ARTIFACT"  # the blob the network should run, when known
 DEFAULT_NETWORKS: Final = {"subsystem": "reckless", "final": "lts"}
 DEFAULT_TIMEOUT: Final = 1800.0
 MESSAGE_WIDTH: Final = 300
@@ -126,11 +127,13 @@ def run_suite(
     pytest_args: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
     echo: bool = False,
+    artifact: Path | None = None,
 ) -> SuiteResult:
     """Run `suite` against `network` (role or name; default: reckless for subsystem, lts for
     final) of `env`, writing `junit-<suite>.xml` and `suite-<suite>.json` into `out_dir`.
 
     pytest's own output goes to `suite-<suite>.log` there, or to this terminal with `echo`.
+    `artifact` is the blob the network should run (the generic upgrade checks compare with it).
     """
     path = suite_path(project, suite)
     net = config.network(env, network or DEFAULT_NETWORKS.get(suite, "reckless"))
@@ -160,6 +163,7 @@ def run_suite(
         NETWORK_VAR: net.role,
         ROOT_VAR: str(project.root),
         RESULTS_VAR: str(results),
+        **({ARTIFACT_VAR: str(artifact)} if artifact else {}),
     }
     output = out_dir / f"suite-{suite}.log"
     started = time.monotonic()

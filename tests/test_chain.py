@@ -211,7 +211,7 @@ def runtime_wasm() -> Path:
         return Path(override)
     root = Path(__file__).resolve().parent.parent
     return localnet.released_wasm(
-        Project(root=root, runtime_path="", runtime_package="", suites={})
+        Project(root=root, runtime_path="examples/runtime", runtime_package="", suites={})
     )
 
 
@@ -219,7 +219,9 @@ class Net:
     """One fresh chopsticks chain from the released runtime's genesis, in a private state dir."""
 
     def __init__(self, root: Path) -> None:
-        self.project = Project(root=root, runtime_path="", runtime_package="", suites={})
+        self.project = Project(
+            root=root, runtime_path="examples/runtime", runtime_package="", suites={}
+        )
         self.net = localnet.LocalNet(
             "chain-test", localnet.free_ports(1)[0], spec_owner="chain-test"
         )

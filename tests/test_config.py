@@ -12,6 +12,7 @@ from pipeline.config import (
     available_environments,
     load_environment,
     network,
+    require_governance,
 )
 from pipeline.errors import PipelineError
 
@@ -568,3 +569,51 @@ def test_secret_pasted_into_the_file_is_not_echoed(tmp_path: Path, misplaced: st
     with pytest.raises(PipelineError) as info:
         load_text(tmp_path, text)
     assert "sudo" in str(info.value) and "thank" not in str(info.value)
+
+
+def without_council(text: str) -> str:
+    return text.split("[council]")[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (BASE, "collective"),  # a [council]: it votes (as every environment before `governance`)
+        (without_council(BASE), "sudo"),  # only a sudo key: it decides
+        ('governance = "sudo"\n' + BASE, "sudo"),  # a council on chain, but sudo upgrades
+        (without_council(BASE).replace('[sudo]\ndev = "//Alice"\n', ""), None),
+    ],
+    ids=["council", "sudo-only", "explicit-sudo", "neither"],
+)
+def test_governance_named_or_implied_by_the_tables(
+    tmp_path: Path, text: str, expected: str | None
+) -> None:
+    env = load_text(tmp_path, text)
+    assert env.governance == expected
+    if expected is None:
+        with pytest.raises(PipelineError) as info:
+            require_governance(env)
+        assert str(info.value) == (
+            "environment test says not how production is upgraded: add a [council] table (a "
+            'collective votes) or a [sudo] key with governance = "sudo"'
+        )
+    else:
+        assert require_governance(env) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('governance = "democracy"\n' + BASE, "'democracy' is not a governance: use one of"),
+        ('governance = "collective"\n' + without_council(BASE), '"collective" needs a [council]'),
+        ('governance = "sudo"\n' + BASE.replace('[sudo]\ndev = "//Alice"\n', ""), "a [sudo]"),
+    ],
+)
+def test_governance_without_what_it_needs_is_one_located_line(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    with pytest.raises(PipelineError) as info:
+        load_text(tmp_path, text)
+    path = tmp_path.resolve() / "environments" / "test.toml"
+    assert str(info.value).startswith(f"{path}:1: governance: ")
+    assert problem in str(info.value)

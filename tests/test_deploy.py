@@ -128,16 +128,43 @@ def test_verification_problems() -> None:
     assert "(Notes on chain 0 != in code 1): a migration is missing" in problems[3]
 
 
-@pytest.mark.parametrize(("role", "dry_run", "refused"), [
-    ("production", False, True), ("production", True, False), ("lts", False, False),
-    ("reckless", False, False),
+@pytest.mark.parametrize(("role", "dry_run", "governance", "refused"), [
+    ("production", False, "collective", True), ("production", True, "collective", False),
+    ("lts", False, "collective", False), ("reckless", False, "collective", False),
+    ("production", False, "sudo", False),  # under sudo governance this deploy is the upgrade
+    ("production", False, None, True),
 ])  # fmt: skip
-def test_staging_only(role: config.Role, dry_run: bool, refused: bool) -> None:
+def test_staging_only(
+    role: config.Role, dry_run: bool, governance: config.Governance | None, refused: bool
+) -> None:
     network = config.Network(role=role, name=f"net-{role}", kind="endpoint", endpoint="ws://x:1")
-    message = deploy.staging_only(network, dry_run)
+    message = deploy.staging_only(network, dry_run, governance)
     assert (message is not None) == refused
     if message:
         assert "invoke propose" in message and "--dry-run" in message
+
+
+CODE = "0x" + "ab" * 32
+
+
+@pytest.mark.parametrize(("role", "local", "confirm", "problem"), [
+    ("production", True, None, None),  # local: nothing to confirm
+    ("production", False, CODE, None),
+    ("production", False, CODE[2:].upper(), None),
+    ("lts", False, None, None),  # staging is the sudo key's business
+    ("production", False, None, f"needs an explicit confirmation: rerun confirming {CODE}"),
+    ("production", False, "0x" + "cd" * 32, "the confirmation names 0xcdcd"),
+])  # fmt: skip
+def test_production_by_sudo_is_confirmed_by_hash_on_real_chains(
+    role: config.Role, local: bool, confirm: str | None, problem: str | None
+) -> None:
+    network = config.Network(role=role, name="prod", kind="endpoint", endpoint="ws://x:1")
+    found = deploy.production_unconfirmed(network, local, confirm, CODE)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith("prod is production, upgraded by sudo: ")
+        assert problem in found
 
 
 def test_migration_log_lines_come_from_the_blocks_initialization() -> None:

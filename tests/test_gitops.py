@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import gitops
 from pipeline.errors import PipelineError
+from pipeline.project import Project
 
 RUNTIME = "examples/runtime"
 FILES = {
@@ -199,3 +200,45 @@ def test_resolving_does_not_touch_the_index(repo: git.Repo) -> None:
     (Path(str(repo.working_tree_dir)) / RUNTIME / "Cargo.toml").touch()
     gitops.resolve(repo, None, RUNTIME)
     assert index.stat().st_mtime_ns == before
+
+
+def test_pipeline_state_never_makes_a_root_runtime_dirty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runtime at the repo root (`path = "."`): the pipeline's own state and artifacts, written
+    inside that tree by the first build, neither refuse the second build nor enter a dirty one;
+    a real source change still does."""
+    monkeypatch.delenv("PIPELINE_STATE_DIR", raising=False)
+    root = tmp_path / "solo"
+    repository = git.Repo.init(root, initial_branch="main")
+    commit(repository, {"Cargo.toml": "[workspace]\n", "runtime/src/lib.rs": "#![no_std]\n"}, "c")
+    project = Project(root=root, runtime_path=".", runtime_package="solo-runtime", suites={})
+    first = gitops.resolve_runtime(repository, project, None)
+    (root / ".pipeline" / "logs").mkdir(parents=True)
+    (root / ".pipeline" / "logs" / "build-0123.log").write_text("compiling\n")
+    (root / "artifacts" / "ab12").mkdir(parents=True)
+    (root / "artifacts" / "ab12" / "digest.json").write_text("{}\n")
+    second = gitops.resolve_runtime(repository, project, None)
+    assert second.source_tree == first.source_tree and not second.dirty
+    assert second.excluded == (".pipeline", "artifacts")
+    # the same files under a name that is not the pipeline's are a change
+    (root / "pipeline-notes.txt").write_text("mine\n")
+    with pytest.raises(PipelineError, match=r"uncommitted changes under \. \(pipeline-notes"):
+        gitops.resolve_runtime(repository, project, None)
+    dirty = gitops.resolve_runtime(repository, project, None, dirty=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    gitops.export(repository, dirty, out)
+    assert sorted(files_under(out)) == ["Cargo.toml", "pipeline-notes.txt", "runtime/src/lib.rs"]
+    (root / ".pipeline" / "logs" / "build-4567.log").write_text("another build\n")
+    again = gitops.resolve_runtime(repository, project, None, dirty=True)
+    assert again.source_tree == dirty.source_tree  # the state is not part of the dirty hash
+
+
+def test_state_outside_the_repo_excludes_nothing(
+    repo: git.Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "elsewhere"))
+    root = Path(str(repo.working_tree_dir))
+    project = Project(root=root, runtime_path=RUNTIME, runtime_package="r", suites={})
+    assert gitops.resolve_runtime(repo, project, None).excluded == ("artifacts",)

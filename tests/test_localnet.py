@@ -310,7 +310,7 @@ def runtime_wasm() -> Path:
     override = os.environ.get("PIPELINE_TEST_WASM")
     if override:
         return Path(override)
-    project = Project(root=REPO, runtime_path="", runtime_package="", suites={})
+    project = Project(root=REPO, runtime_path="examples/runtime", runtime_package="", suites={})
     return localnet.released_wasm(project)
 
 

@@ -19,6 +19,7 @@ from pipeline.policy import (
     check_signer_is_sudo,
     fallback_decision,
     freeze_violations,
+    governance_problem,
     preflight,
     spec_bump_required,
 )
@@ -376,3 +377,53 @@ def test_spec_bump_required(
     result = spec_bump_required(changed, candidate, production)
     assert (result is None) == (message is None)
     assert message is None or (result is not None and message in result)
+
+
+EXAMPLE_PALLETS = ("System", "Balances", "Sudo", "Council", "CouncilRoot", "Utility")
+SOLO_PALLETS = ("System", "Balances", "Sudo", "Template")
+
+
+@pytest.mark.parametrize(
+    ("governance", "pallets", "collective", "root_dispatch", "problem"),
+    [
+        ("sudo", SOLO_PALLETS, None, None, None),
+        ("collective", EXAMPLE_PALLETS, "Council", "CouncilRoot.dispatch_as_root", None),
+        ("collective", EXAMPLE_PALLETS, "Council", None, None),
+        (
+            "sudo",
+            ("System", "Council"),
+            None,
+            None,
+            'prod has no Sudo pallet, so governance "sudo" cannot upgrade it: set governance = '
+            '"collective" and a [council] naming its collective (pallets: Council, System)',
+        ),
+        (
+            "collective",
+            SOLO_PALLETS,
+            "Council",
+            "CouncilRoot.dispatch_as_root",
+            "prod has no pallet Council (council.collective), CouncilRoot (council.root_dispatch):"
+            " name its own in [council] (pallets: Balances, Sudo, System, Template); or, as it "
+            'has Sudo, governance = "sudo"',
+        ),
+        (
+            "collective",
+            ("System", "TechCommittee"),
+            "Council",
+            None,
+            "prod has no pallet Council (council.collective): name its own in [council] "
+            "(pallets: System, TechCommittee)",
+        ),
+    ],
+)
+def test_governance_problem_names_what_the_chain_lacks(
+    governance: str,
+    pallets: tuple[str, ...],
+    collective: str | None,
+    root_dispatch: str | None,
+    problem: str | None,
+) -> None:
+    found = governance_problem(
+        governance, pallets, network="prod", collective=collective, root_dispatch=root_dispatch
+    )
+    assert found == problem

@@ -29,7 +29,8 @@ ENV_HELP = "environment (environments/<env>.toml)"
 @task(
     help={
         "env": ENV_HELP,
-        "network": "network role or name to upgrade: reckless (default) or lts",
+        "network": "network role or name to upgrade: reckless (default) or lts; production "
+        'only under governance = "sudo"',
         "artifact": "artifact hash (a directory under artifacts/) or blob path; "
         "default: the newest build of HEAD's runtime",
         "method": "set_code (Sudo.sudo_unchecked_weight(System.set_code)) or authorize "
@@ -37,6 +38,7 @@ ENV_HELP = "environment (environments/<env>.toml)"
         "dry_run": "rehearse on a throwaway chopsticks fork; the network itself is untouched",
         "preset": "genesis preset whose storage gives the in-code storage versions",
         "json": "print the result as JSON",
+        "confirm_hash": "sudo-governed production of a non-local environment: its code hash",
     }
 )
 @friendly
@@ -49,6 +51,7 @@ def deploy(
     dry_run: bool = False,
     preset: str = executor.DEFAULT_PRESET,
     json_: bool = False,
+    confirm_hash: str | None = None,
 ) -> None:
     """Upgrade a staging network to an artifact with the sudo key, then verify the chain."""
     from pipeline import deploy as deployment
@@ -68,6 +71,7 @@ def deploy(
             method=method,  # narrowed to a Method by the check above
             dry_run=dry_run,
             preset=preset,
+            confirm_hash=confirm_hash,
             progress=lambda line: err.print(escape(line)),
         )
     except deployment.DeployVerificationError as exc:
@@ -138,18 +142,23 @@ def diff(c: Context, a: str, b: str, json_: bool = False) -> None:
         "network": "network role or name (default: reckless for subsystem, lts for final)",
         "out": "directory for junit-<suite>.xml and suite-<suite>.json "
         "(default: <state dir>/suites/<env>)",
+        "artifact": "the runtime the network should run (hash, directory or blob), for the "
+        "generic upgrade checks",
     }
 )
 @friendly
-def test(c: Context, suite: str, env: str = "local", network: str = "", out: str = "") -> None:
+def test(
+    c: Context, suite: str, env: str = "local", network: str = "", out: str = "", artifact: str = ""
+) -> None:
     """Run a chain test suite against a network; JUnit XML and a summary JSON are written."""
-    from pipeline import suites
+    from pipeline import store, suites
 
     project = load_project()
     environment = config.load_environment(env, project.root)
     out_dir = Path(out) if out else project.state_dir / "suites" / env
+    blob = store.resolve_artifact(project, artifact) if artifact else None
     result = suites.run_suite(
-        project, environment, suite, out_dir, network=network or None, echo=True
+        project, environment, suite, out_dir, network=network or None, echo=True, artifact=blob
     )
     console = make_console()
     console.print(

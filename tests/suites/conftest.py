@@ -7,18 +7,19 @@ command line. Accounts the tests create have fresh random secrets that live only
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from substrateinterface import Keypair
 
-from pipeline import config, devrpc, keys, suites
+from pipeline import devrpc, keys
 from pipeline.chain import Call, Chain
-from pipeline.config import Environment, Network
+from pipeline.upgrade_suite import Target as Target
+from pipeline.upgrade_suite import chain as chain
+from pipeline.upgrade_suite import connect as connect
+from pipeline.upgrade_suite import sudo as sudo
+from pipeline.upgrade_suite import target as target
 
 # Sub-systems by marker: the release plan maps its sub-systems to these names.
 MARKERS = {
@@ -34,45 +35,6 @@ BLOCK_TIMEOUT_S = 120.0
 def pytest_configure(config: pytest.Config) -> None:
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
-
-
-@dataclass(frozen=True)
-class Target:
-    env: Environment
-    network: Network
-    endpoint: str
-
-
-def _variable(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: run this suite with `invoke test --suite NAME --env ENV`")
-    return value
-
-
-@pytest.fixture(scope="session")
-def target() -> Target:
-    root = Path(_variable(suites.ROOT_VAR))
-    env = config.load_environment(_variable(suites.ENVIRONMENT_VAR), root)
-    network = config.network(env, _variable(suites.NETWORK_VAR))
-    return Target(env, network, _variable(suites.ENDPOINT_VAR))
-
-
-def connect(target: Target, endpoint: str) -> Chain:
-    return Chain(
-        endpoint, timeout=target.env.inclusion_timeout, connect_timeout=target.env.connect_timeout
-    )
-
-
-@pytest.fixture(scope="session")
-def chain(target: Target) -> Iterator[Chain]:
-    with connect(target, target.endpoint) as connection:
-        yield connection
-
-
-@pytest.fixture(scope="session")
-def sudo(target: Target) -> Keypair:
-    return keys.signer(target.env, "sudo")
 
 
 @pytest.fixture(scope="session")
