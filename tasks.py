@@ -5,7 +5,7 @@ No logic here; each collection is a thin layer over one `pipeline` module.
 
 from invoke.collection import Collection
 
-from pipeline.cli import build, council, deploy, gate, inspect, net, node, plan, release
+from pipeline.cli import build, check, council, deploy, gate, inspect, net, node, plan, release
 
 ns = Collection()
 for top_level in (
@@ -26,3 +26,4 @@ ns.add_collection(Collection.from_module(node, name="node"))
 ns.add_collection(Collection.from_module(plan, name="plan"))
 ns.add_collection(Collection.from_module(release, name="release"))
 ns.add_collection(Collection.from_module(gate, name="gate"))
+ns.add_collection(Collection.from_module(check, name="check"))

@@ -21,7 +21,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pipeline.artifact import RuntimeBlob, RuntimeVersion, decode_runtime_version, info
+from pipeline.artifact import (
+    RuntimeBlob,
+    RuntimeVersion,
+    decode_runtime_version,
+    info,
+    is_try_runtime,
+)
 from pipeline.errors import PipelineError
 from pipeline.project import cache_dir
 
@@ -55,6 +61,7 @@ def describe(blob: RuntimeBlob) -> dict[str, Any]:
     return {
         **info(blob, version),
         **_metadata_facts(blob),
+        "try_runtime": is_try_runtime(blob),
         "version_source": source,
         "compression": {
             "size_compressed": blob.size if blob.compressed else None,

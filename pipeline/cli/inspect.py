@@ -54,7 +54,14 @@ def _print(details: dict[str, Any], console: Console) -> None:
     offered = ", ".join(f"v{v}" for v in details["metadata_versions"]) or "none listed"
     if details["metadata_unstable_offered"]:
         offered += f" and unstable ({UNSTABLE_METADATA})"
+    build = (
+        "try-runtime (TryRuntime API: migration checks on a fork only; deploy, propose and"
+        " enact refuse it)"
+        if details["try_runtime"]
+        else "release (no TryRuntime API)"
+    )
     rows = (
+        ("Build", build),
         ("Core version", details["core_version"]),
         ("Version read from", details["version_source"]),
         ("spec_name", details["spec_name"]),
