@@ -1,12 +1,16 @@
-"""The migration safety gate: try-runtime checks of a candidate on a fork of a network's state.
+"""The migration safety gate: try-runtime checks of a candidate on a copy of a network's state.
 
-Engine: chopsticks' `try-runtime` command (the project's pinned chopsticks), which forks the
-network at a block, overrides its code with the candidate's try-runtime build and calls
-`TryRuntime_on_runtime_upgrade` (pre/post-upgrade hooks, decoding of the whole state,
-try-state of every pallet). It has no idempotency check, so the pipeline runs it a second time
-on the first run's result (its storage diff imported onto the same block, checks off) and
-compares the states, ignoring `System.Events`/`EventCount` as try-runtime-cli does: equal
-states are equal storage roots, and the keys that differ name the pallet at fault.
+The network's state at its finalized head is read over RPC (any endpoint, ours or not), and the
+candidate's try-runtime build runs `TryRuntime_on_runtime_upgrade` on it in this process
+(`wasm_exec`, wasmtime) with every check: pre/post-upgrade hooks, decoding of the whole state,
+try-state of every pallet. Then it runs again on the migrated state, checks off, and the two
+states' roots are compared without `System.Events`/`EventCount` (try-runtime-cli's rule): a
+migration that changes anything the second time is not idempotent, and the keys name the pallet.
+
+Why not chopsticks' `try-runtime` command (1.5.1): with any check on, FRAME iterates the whole
+state, and chopsticks' executor aborts (smoldot `storage_diff.rs` "in_parent_next_key > key")
+when a chopsticks node serves the state, since its `state_getKeysPaged` returns the start key
+itself; it also has no second run. try-runtime-cli is not on crates.io in a current version.
 
 The decisions (weight against the block's maximum, keys per pallet, idempotency, the one line
 that names the failing pallet and check) are pure functions; `check_migrations` runs them.
@@ -18,25 +22,23 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pipeline import builder, config, diff, executor, store
+from pipeline import builder, config, diff, store, wasm_exec
 from pipeline.artifact import RuntimeBlob, is_try_runtime
 from pipeline.builder_image import Progress, logger
-from pipeline.chain import connect
+from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
+from pipeline.trie import state_root
 from pipeline.wasm_exec import twox
 
 WEIGHT_WARN: Final = 0.80  # of the block's max ref_time: warn at and above
 WEIGHT_FAIL: Final = 1.00  # above: the upgrade block could not hold the migrations
-CHOPSTICKS_TIMEOUT_S: Final = 900.0
 # Rewritten every block: a second run's events are no state change (try-runtime-cli's rule).
 IGNORED_ITEMS: Final = (("System", "Events"), ("System", "EventCount"))
 MEMO_FORMAT: Final = 1
@@ -223,17 +225,19 @@ def report_of(
     block: str,
     try_runtime_hash: str,
     spec_version: tuple[int, int],
-    first: Mapping[str, Any],
+    result: str,
+    first: Mapping[str, str | None],
     changed_again: Sequence[str],
+    roots: tuple[str, str],
     pallets: Iterable[str],
     seconds: float,
 ) -> MigrationReport:
-    """The gate's findings from a passing first run (all checks) and the second run's changes."""
+    """The gate's findings from a passing first run (all checks: its result and storage diff)
+    and what the second run changed; `roots` are both migrated states' roots without events."""
     names = list(pallets)
-    (consumed, _), (maximum, _) = decode_weights(str(first["result"]))
+    (consumed, _), (maximum, _) = decode_weights(result)
     level, fraction = weight_level(consumed, maximum)
-    diff = dict(_diff(first))
-    keys = keys_by_pallet((k for k in diff if k not in IGNORED_KEYS), names)
+    keys = keys_by_pallet((k for k in first if k not in IGNORED_KEYS), names)
     again = keys_by_pallet(changed_again, names)
     shown = ", ".join(f"{pallet} {count}" for pallet, count in keys.items()) or "none"
     checks = (
@@ -257,9 +261,10 @@ def report_of(
             "fail" if changed_again else "pass",
             f"a second on_runtime_upgrade changed {len(changed_again)} key(s) of "
             + ", ".join(f"{pallet} ({count})" for pallet, count in again.items())
-            + ": guard the migration by its storage version (VersionedMigration)"
+            + f" (storage root {roots[0]} -> {roots[1]}): guard the migration by its storage"
+            " version (VersionedMigration)"
             if changed_again
-            else "a second on_runtime_upgrade leaves the state (storage root) unchanged",
+            else f"a second on_runtime_upgrade leaves the storage root at {roots[0]}",
         ),
         CheckLine("keys", "pass", f"keys changed per pallet: {shown}"),
     )
@@ -277,9 +282,21 @@ def report_of(
     )
 
 
-def _diff(output: Mapping[str, Any]) -> Iterable[tuple[str, str | None]]:
-    for key, value in output.get("storageDiff", []):
-        yield str(key).lower(), None if value is None else str(value).lower()
+def state_diff(
+    before: Mapping[bytes, bytes], after: Mapping[bytes, bytes]
+) -> dict[str, str | None]:
+    """What a run changed, as hex: key -> new value (None: deleted)."""
+    changed: dict[str, str | None] = {
+        "0x" + k.hex(): "0x" + v.hex() for k, v in after.items() if before.get(k) != v
+    }
+    changed.update({"0x" + k.hex(): None for k in before if k not in after})
+    return changed
+
+
+def root_without_events(state: Mapping[bytes, bytes], state_version: int) -> str:
+    ignored = {bytes.fromhex(k[2:]) for k in IGNORED_KEYS}
+    kept = {k: v for k, v in state.items() if k not in ignored}
+    return "0x" + state_root(kept, state_version).hex()
 
 
 # --- running it -------------------------------------------------------------------------------
@@ -300,7 +317,7 @@ def gate_migrations(
         built = builder.build(project, ref, try_runtime=True, progress=progress)
         path = store.blob_in(built.artifact_dir)
     runtime = diff.Runtime(str(path), RuntimeBlob.load(path), path)
-    progress("checking the migrations on a fork (chopsticks try-runtime)")
+    progress("checking the migrations on a copy of the network's state (try-runtime)")
     return check_migrations(env, network, path, diff.summary_of(runtime).pallets)
 
 
@@ -320,11 +337,9 @@ def check_migrations(
             " API): pass a try-runtime build (`invoke build --try-runtime`) or no --artifact"
         )
     net = config.network(env, network)
-    chain = connect(env, net)
-    try:
+    with connect(env, net) as chain:
         block = str(chain.rpc("chain_getFinalizedHead"))
-        on_chain = int(chain.runtime_version(block)["specVersion"])
-        spec = (on_chain, blob.version.spec_version)
+        spec = (int(chain.runtime_version(block)["specVersion"]), blob.version.spec_version)
         if spec[1] <= spec[0]:
             raise PipelineError(
                 f"{net.name} already runs spec_version {spec[0]}, not below the candidate's"
@@ -335,29 +350,37 @@ def check_migrations(
         remembered = _remembered(key)
         if remembered is not None:
             return remembered
-        with tempfile.TemporaryDirectory(prefix="pipeline-migrations-") as tmp:
-            wasm = Path(tmp) / "try-runtime.wasm"
-            wasm.write_bytes(blob.wasm)
-            first, failure = _try_runtime(net.endpoint, block, wasm, "All", None, Path(tmp))
-            if failure is not None:
-                return _failed(net.name, block, blob, spec, failure, time.monotonic() - started)
-            state = Path(tmp) / "migrated.json"
-            state.write_text(json.dumps([[k, v] for k, v in _diff(first)]))
-            second, failure = _try_runtime(net.endpoint, block, wasm, "None", state, Path(tmp))
-            if failure is not None:
-                line = f"the second on_runtime_upgrade failed: {failure}"
-                return _failed(net.name, block, blob, spec, line, time.monotonic() - started)
-        diff1, diff2 = dict(_diff(first)), dict(_diff(second))
-        before = {key: _hex(chain.storage(key, block)) for key in diff2 if key not in diff1}
-    finally:
-        chain.close()
+        state = snapshot(chain, block)
+
+    def failed(line: str) -> MigrationReport:
+        check = next((name for name in CHECKS if line.startswith(name)), "on_runtime_upgrade")
+        return MigrationReport(
+            network=net.name,
+            block=block,
+            try_runtime_hash=blob.blake2_256,
+            spec_version=spec,
+            checks=(CheckLine(check, "fail", line),),
+            seconds=time.monotonic() - started,
+        )
+
+    migrated, result, failure = run_upgrade(blob, state, ALL_CHECKS)
+    if failure is not None:
+        return failed(failure)
+    again, _, failure = run_upgrade(blob, migrated, NO_CHECKS)
+    if failure is not None:
+        return failed(f"idempotency: the second on_runtime_upgrade failed: {failure}")
+    first, second = state_diff(state, migrated), state_diff(migrated, again)
+    before = {k: first.get(k, _hex(state.get(bytes.fromhex(k[2:])))) for k in second}
+    version = blob.version.state_version
     report = report_of(
         network=net.name,
         block=block,
         try_runtime_hash=blob.blake2_256,
         spec_version=spec,
+        result="0x" + result.hex(),
         first=first,
-        changed_again=not_idempotent(diff1, diff2, before),
+        changed_again=not_idempotent(first, second, before),
+        roots=(root_without_events(migrated, version), root_without_events(again, version)),
         pallets=pallets,
         seconds=time.monotonic() - started,
     )
@@ -366,12 +389,63 @@ def check_migrations(
     return report
 
 
+ALL_CHECKS: Final = b"\x01"  # frame_try_runtime::UpgradeCheckSelect::All
+NO_CHECKS: Final = b"\x00"  # ::None
+LOG_INFO: Final = 3  # the runtime's log filter: FRAME names pallets at info
+
+
+def run_upgrade(
+    blob: RuntimeBlob, state: Mapping[bytes, bytes], checks: bytes
+) -> tuple[dict[bytes, bytes], bytes, str | None]:
+    """`TryRuntime_on_runtime_upgrade` on a copy of `state`: the state after it, its result,
+    and the one line naming the failed check (None when it passed)."""
+    storage = wasm_exec.Storage(values=dict(state))
+    instance = wasm_exec.RuntimeInstance(blob.wasm, storage, log_level=LOG_INFO)
+    try:
+        result = instance.call("TryRuntime_on_runtime_upgrade", checks)
+    except wasm_exec.RuntimeCallError as exc:
+        return storage.values, b"", failure_line("\n".join([*instance.logs, str(exc)]))
+    return storage.values, result, None
+
+
+SNAPSHOT_PAGE: Final = 1000
+
+
+def snapshot(chain: Chain, block: str) -> dict[bytes, bytes]:
+    """Every top-level key and value of the chain at `block`, over RPC.
+
+    Pages overlap on purpose: some servers (chopsticks) return the start key again."""
+    keys: set[str] = set()
+    start: str | None = None
+    while True:
+        page = [
+            str(k) for k in chain.rpc("state_getKeysPaged", ["0x", SNAPSHOT_PAGE, start, block])
+        ]
+        fresh = [k for k in page if k not in keys]
+        keys.update(page)
+        if not fresh or len(page) < SNAPSHOT_PAGE:
+            break
+        start = max(page)
+    ordered = sorted(keys)
+    state: dict[bytes, bytes] = {}
+    for i in range(0, len(ordered), SNAPSHOT_PAGE):
+        for change_set in chain.rpc(
+            "state_queryStorageAt", [ordered[i : i + SNAPSHOT_PAGE], block]
+        ):
+            for key, value in change_set["changes"]:
+                if value is not None:
+                    state[bytes.fromhex(key[2:])] = bytes.fromhex(value[2:])
+    return state
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else "0x" + value.hex()
+
+
 def _memo_key(try_runtime_hash: str, genesis: str, block: str) -> str:
-    """The inputs of a check: the try-runtime blob, the chain and the block it forks, and the
-    engine (chopsticks' version). A pass with equal inputs is remembered, never a failure."""
-    package = executor.chopsticks_cli().parent / "package.json"
-    engine = json.loads(package.read_text())["version"]
-    payload = json.dumps([try_runtime_hash, genesis, block, engine, MEMO_FORMAT])
+    """The inputs of a check: the try-runtime blob, the chain and the block whose state it
+    read, and the gate's own rules. A pass with equal inputs is remembered, never a failure."""
+    payload = json.dumps([try_runtime_hash, genesis, block, MEMO_FORMAT])
     return "migrations-" + hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
@@ -390,73 +464,3 @@ def _remember(key: str, report: MigrationReport) -> None:
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(report.as_dict()) + "\n")
     partial.replace(path)
-
-
-def _hex(value: bytes | None) -> str | None:
-    return None if value is None else "0x" + value.hex()
-
-
-def _failed(
-    network: str, block: str, blob: RuntimeBlob, spec: tuple[int, int], line: str, seconds: float
-) -> MigrationReport:
-    check = next((name for name in CHECKS if line.startswith(name)), "on_runtime_upgrade")
-    return MigrationReport(
-        network=network,
-        block=block,
-        try_runtime_hash=blob.blake2_256,
-        spec_version=spec,
-        checks=(CheckLine(check, "fail", line),),
-        seconds=seconds,
-    )
-
-
-def _try_runtime(
-    endpoint: str,
-    block: str,
-    wasm: Path,
-    checks: str,
-    import_storage: Path | None,
-    workdir: Path,
-) -> tuple[dict[str, Any], str | None]:
-    """One `chopsticks try-runtime` run: its response (result, storageDiff, runtimeLogs), or
-    the one line saying why the runtime refused."""
-    out = workdir / f"try-runtime-{checks}.json"
-    command = [
-        str(executor.node_binary()),
-        str(executor.chopsticks_cli()),
-        "try-runtime",
-        "--endpoint",
-        endpoint,
-        "--block",
-        block,
-        "--runtime",
-        str(wasm),
-        "--checks",
-        checks,
-        "--output-path",
-        str(out),
-    ]
-    if import_storage is not None:
-        command += ["--import-storage", str(import_storage)]
-    try:
-        proc = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=CHOPSTICKS_TIMEOUT_S,
-            env=executor.node_env("info"),
-            cwd=workdir,
-        )
-    except subprocess.TimeoutExpired:
-        raise PipelineError(
-            f"chopsticks try-runtime took over {CHOPSTICKS_TIMEOUT_S:.0f}s on {endpoint}: the"
-            " network is slow or the migration loops"
-        ) from None
-    output = proc.stdout + proc.stderr
-    if proc.returncode == 0 and out.is_file():
-        response: dict[str, Any] = json.loads(out.read_text())
-        return response, None
-    for refusal in ("Spec name does not match", "Spec version must increase"):
-        if refusal in output:
-            raise PipelineError(f"chopsticks try-runtime refused the candidate: {refusal}")
-    return {}, failure_line(output)

@@ -14,9 +14,12 @@ from pipeline.migrations import (
     keys_by_pallet,
     not_idempotent,
     report_of,
+    root_without_events,
+    state_diff,
     storage_prefix,
     weight_level,
 )
+from pipeline.trie import state_root
 
 NOTES = storage_prefix("Notes", "Notes")
 VERSION = storage_prefix("Notes", ":__STORAGE_VERSION__:")
@@ -72,21 +75,16 @@ def test_a_second_run_that_changes_a_migrated_or_untouched_key_is_not_idempotent
     assert not_idempotent(first, second, {NOTES + "bb": "0x02"}) == [NOTES + "aa", NOTES + "bb"]
 
 
-def first_run(consumed: int, maximum: int = 2_000_000_000_000) -> dict[str, object]:
-    return {
-        "result": weights(consumed, maximum),
-        "storageDiff": [[NOTES + "aa", "0x01"], [VERSION, "0x0100"], [EVENTS, "0x00"]],
-    }
-
-
 def report(consumed: int, changed_again: list[str] | None = None) -> MigrationReport:
     return report_of(
         network="production",
         block="0xab",
         try_runtime_hash="0xcd",
         spec_version=(100, 101),
-        first=first_run(consumed),
+        result=weights(consumed, 2_000_000_000_000),
+        first={NOTES + "aa": "0x01", VERSION: "0x0100", EVENTS: "0x00"},
         changed_again=changed_again or [],
+        roots=("0x01", "0x02" if changed_again else "0x01"),
         pallets=["System", "Notes"],
         seconds=1.5,
     )
@@ -115,8 +113,8 @@ def test_a_non_idempotent_migration_fails_naming_the_pallet() -> None:
     failed = report(1, changed_again=[NOTES + "aa"])
     assert failed.idempotent is False
     assert failed.problem == (
-        "idempotency: a second on_runtime_upgrade changed 1 key(s) of Notes (1): guard the"
-        " migration by its storage version (VersionedMigration)"
+        "idempotency: a second on_runtime_upgrade changed 1 key(s) of Notes (1) (storage root"
+        " 0x01 -> 0x02): guard the migration by its storage version (VersionedMigration)"
     )
 
 
@@ -150,3 +148,16 @@ def test_a_try_state_failure_names_its_pallet() -> None:
         + PANIC
     )
     assert failure_line(output).startswith("try_state of Notes failed: ")
+
+
+def test_a_state_diff_lists_writes_and_deletions_as_hex() -> None:
+    before = {b"\x01": b"a", b"\x02": b"b", b"\x03": b"c"}
+    after = {b"\x01": b"a", b"\x02": b"B", b"\x04": b"d"}
+    assert state_diff(before, after) == {"0x02": "0x42", "0x04": "0x64", "0x03": None}
+
+
+def test_roots_without_events_ignore_only_events() -> None:
+    events = bytes.fromhex(EVENTS[2:])
+    state = {b"\x01": b"a"}
+    assert root_without_events({**state, events: b"\x04"}, 1) == "0x" + state_root(state).hex()
+    assert root_without_events({b"\x01": b"b"}, 1) != root_without_events(state, 1)
