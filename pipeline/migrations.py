@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pipeline import builder, config, diff, store, wasm_exec
+from pipeline import builder, config, diff, store, verdicts, wasm_exec
 from pipeline.artifact import RuntimeBlob, is_try_runtime
 from pipeline.builder_image import Progress, logger
 from pipeline.chain import Chain, connect
@@ -300,6 +300,16 @@ def root_without_events(state: Mapping[bytes, bytes], state_version: int) -> str
 
 
 # --- running it -------------------------------------------------------------------------------
+def diff_problems(production_code: bytes, candidate: RuntimeBlob) -> list[str]:
+    """The diff's "migration missing" errors from the code production runs to the candidate."""
+    runtimes = [
+        diff.Runtime("production", RuntimeBlob.from_bytes(production_code), None),
+        diff.Runtime("candidate", candidate, None),
+    ]
+    before, after = diff.summaries(runtimes)
+    return verdicts.problems(diff.judge(before, after, diff.diff_summaries(before, after)))
+
+
 def gate_migrations(
     project: Project,
     env: config.Environment,

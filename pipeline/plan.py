@@ -63,6 +63,7 @@ from pipeline.tomlfile import TomlSource, join, parse
 
 Stage = Literal[
     "build",
+    "migrations",
     "deploy-reckless",
     "suite-subsystem",
     "freeze",

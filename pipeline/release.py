@@ -25,6 +25,7 @@ from pipeline import (
     governance,
     keys,
     localnet,
+    migrations,
     motions,
     store,
     upgrade,
@@ -384,6 +385,30 @@ class Release:
             "cached": result.cached,
         }
 
+    def _migrations(self) -> dict[str, Any]:
+        """The migration gate before anything touches a network: the candidate's try-runtime
+        build on production's state, and the diff's verdicts against production's code."""
+        with self._production() as chain:
+            problems = migrations.diff_problems(chain.code(), self._candidate().blob)
+        report = migrations.gate_migrations(
+            self.project,
+            self.env,
+            "production",
+            ref=str(self._done("build")["commit"]),
+            progress=self.progress,
+        )
+        for line in report.lines():
+            self.progress(f"migrations: {line}")
+        if problems:
+            raise PipelineError(f"migration missing: {problems[0]}")
+        if report.problem is not None:
+            raise PipelineError(f"migrations refused: {report.problem}")
+        return {
+            "artifact": self._artifact(),
+            "migrations": report.as_dict(),
+            "report_lines": report.lines(),
+        }
+
     def _fresh_network(self, role: str) -> None:
         """Restart a chopsticks network of this environment from scratch (reckless: production's
         genesis; lts: a fork of production's head). Submissions journaled against the old chain
@@ -495,7 +520,15 @@ class Release:
                 note_path=self.dir / "proposal.md",
                 recorder=self.ledger,
             )
+        self._note_migrations(self.dir / "proposal.md")
         return {"artifact": self._artifact(), "motion": motion.as_dict()}
+
+    def _note_migrations(self, note: Path) -> None:
+        """The migration gate's findings, for voters, at the end of their note."""
+        lines = self._done("migrations").get("report_lines", [])
+        section = ["", "## Migration checks (try-runtime on production's state)", ""]
+        with note.open("a") as out:
+            out.write("\n".join([*section, *(f"- {line}" for line in lines)]) + "\n")
 
     def _track(self) -> dict[str, Any]:
         motion = self._motion()
@@ -549,6 +582,7 @@ class Release:
 # The release's stages in pipeline order, each with its action: the whole state machine's map.
 STAGE_ACTIONS: Mapping[Stage, Callable[[Release], dict[str, Any]]] = {
     "build": Release._build,
+    "migrations": Release._migrations,
     "deploy-reckless": Release._deploy_reckless,
     "suite-subsystem": Release._suite_subsystem,
     "freeze": Release._freeze,

@@ -15,7 +15,7 @@ from fixtures.runtimes import REPO, runtime_wasm
 from fixtures.variants import variant_build
 from test_deploy import Repo
 
-from pipeline import builder, deploy, diff, localnet, migrations, store, upgrade, verdicts
+from pipeline import builder, deploy, diff, gates, localnet, migrations, store, upgrade, verdicts
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
@@ -106,6 +106,9 @@ def test_heads_migrations_pass_with_weight_keys_and_idempotency(
     assert again.remembered and again.ok
     with pytest.raises(PipelineError, match="is a release build"):
         migrations.check_migrations(production.env, "production", runtime_wasm(101), [])
+    gate = gates.gate_migrations(load_project(REPO), production.env, "HEAD")
+    assert gate.ok and "idempotent; weight 0.0" in gate.detail
+    assert gate.detail.endswith("(a remembered pass of these exact inputs)")
 
 
 REFUSALS = {
