@@ -38,7 +38,7 @@ from pipeline.trie import state_root
 from pipeline.wasm_exec import twox
 
 WEIGHT_WARN: Final = 0.80  # of the block's max ref_time: warn at and above
-WEIGHT_FAIL: Final = 1.00  # above: the upgrade block could not hold the migrations
+WEIGHT_FAIL: Final = 1.00  # and above: the upgrade block holds nothing but the migrations
 # Rewritten every block: a second run's events are no state change (try-runtime-cli's rule).
 IGNORED_ITEMS: Final = (("System", "Events"), ("System", "EventCount"))
 MEMO_FORMAT: Final = 1
@@ -90,9 +90,10 @@ def _compact(data: bytes, offset: int) -> tuple[int, int]:
 
 
 def weight_level(consumed: int, maximum: int) -> tuple[Level, float]:
-    """The migrations' ref_time against the block's: warn from 80 %, fail above 100 %."""
+    """The migrations' ref_time against the block's: warn from 80 %, fail from 100 % (the
+    upgrade block would hold nothing else)."""
     fraction = consumed / maximum if maximum else float("inf")
-    if fraction > WEIGHT_FAIL:
+    if fraction >= WEIGHT_FAIL:
         return "fail", fraction
     return ("warn" if fraction >= WEIGHT_WARN else "pass"), fraction
 
@@ -136,6 +137,9 @@ def not_idempotent(
 _PALLET_LOG: Final = re.compile(r"Pallet \\?\"(?P<name>\w+)\\?\" VersionedMigration migrating")
 _TRY_STATE_LOG: Final = re.compile(r"❌ \\?\"(?P<name>\w+)\\?\" try_state checks failed")
 _RUNNING_TRY_STATE: Final = re.compile(r"Running \\?\"(?P<name>\w+)\\?\" try-state checks")
+_UNDECODABLE: Final = re.compile(
+    r"error: `(?P<pallet>\w+)::(?P<item>\w+)` key `0x[0-9a-f]*` is undecodable"
+)
 _PANIC: Final = re.compile(r"try_runtime_upgrade failed: (?P<error>.*?)(?:\\n|\n|$)")
 
 
@@ -148,8 +152,13 @@ def failure_line(output: str) -> str:
     failed_state = _TRY_STATE_LOG.findall(output)
     if failed_state:
         return f"try_state of {failed_state[-1]} failed: {error}"
-    if "try_decode_entire_state` failed" in output:
-        return f"decode of the migrated state failed: {error}"
+    undecodable = _UNDECODABLE.findall(output)
+    if undecodable:
+        pallet, item = undecodable[0]
+        return (
+            f"decode of the migrated state failed: {pallet}.{item} does not decode"
+            f" ({len(undecodable)} key(s)): migrate it and bump {pallet}'s storage version"
+        )
     if _RUNNING_TRY_STATE.search(output):
         return f"try_state of {_RUNNING_TRY_STATE.findall(output)[-1]} failed: {error}"
     migrating = _PALLET_LOG.findall(output)
@@ -252,7 +261,7 @@ def report_of(
             + {
                 "pass": "",
                 "warn": f": at or above {WEIGHT_WARN:.0%}, the upgrade block is nearly full",
-                "fail": ": over the block's maximum; split the migration (multi-block) or"
+                "fail": ": the block's maximum or more; split the migration (multi-block) or"
                 " lighten it",
             }[level],
         ),

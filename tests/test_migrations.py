@@ -46,9 +46,9 @@ def test_the_two_weights_decode_from_scale_compacts() -> None:
 
 @pytest.mark.parametrize(
     ("consumed", "level"),
-    [(0, "pass"), (79, "pass"), (80, "warn"), (100, "warn"), (101, "fail")],
+    [(0, "pass"), (79, "pass"), (80, "warn"), (99, "warn"), (100, "fail"), (101, "fail")],
 )
-def test_weight_warns_from_80_percent_and_fails_above_the_block(consumed: int, level: str) -> None:
+def test_weight_warns_from_80_percent_and_fails_from_100(consumed: int, level: str) -> None:
     assert weight_level(consumed, 100) == (level, consumed / 100)
 
 
@@ -161,3 +161,15 @@ def test_roots_without_events_ignore_only_events() -> None:
     state = {b"\x01": b"a"}
     assert root_without_events({**state, events: b"\x04"}, 1) == "0x" + state_root(state).hex()
     assert root_without_events({b"\x01": b"b"}, 1) != root_without_events(state, 1)
+
+
+def test_an_undecodable_state_names_the_storage_item() -> None:
+    output = (
+        "try-runtime::executive: `try_decode_entire_state` failed with 2 errors\n"
+        "try-runtime::executive: - 0. error: `Notes::Notes` key `0x00ab` is undecodable\n"
+        "try-runtime::executive: - 1. error: `Notes::Notes` key `0x00cd` is undecodable\n" + PANIC
+    )
+    assert failure_line(output) == (
+        "decode of the migrated state failed: Notes.Notes does not decode (2 key(s)): migrate"
+        " it and bump Notes's storage version"
+    )
