@@ -63,6 +63,12 @@ def test_a_try_runtime_build_is_marked_and_never_reaches_a_chain(
 ) -> None:
     assert describe(RuntimeBlob.load(try_runtime_blob))["try_runtime"] is True
     assert describe(RuntimeBlob.load(runtime_wasm(101)))["try_runtime"] is False
+    shown = subprocess.run(
+        [*INVOKE, "inspect", str(try_runtime_blob)], capture_output=True, text=True, timeout=300
+    )
+    assert "Build                   try-runtime (checks only; deploy/propose/enact refuse)" in (
+        shown.stdout
+    )
     with pytest.raises(PipelineError, match=r"is a try-runtime build .* must never reach a chain"):
         upgrade.load_candidate(try_runtime_blob)
     env = Repo(tmp_path).env  # nothing listens there: the refusal comes first

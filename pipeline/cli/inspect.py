@@ -55,8 +55,7 @@ def _print(details: dict[str, Any], console: Console) -> None:
     if details["metadata_unstable_offered"]:
         offered += f" and unstable ({UNSTABLE_METADATA})"
     build = (
-        "try-runtime (TryRuntime API: migration checks on a fork only; deploy, propose and"
-        " enact refuse it)"
+        "try-runtime (checks only; deploy/propose/enact refuse)"
         if details["try_runtime"]
         else "release (no TryRuntime API)"
     )
