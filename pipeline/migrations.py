@@ -249,6 +249,8 @@ def report_of(
     keys = keys_by_pallet((k for k in first if k not in IGNORED_KEYS), names)
     again = keys_by_pallet(changed_again, names)
     shown = ", ".join(f"{pallet} {count}" for pallet, count in keys.items()) or "none"
+    # FRAME reports one total: the pallets whose storage the migrations rewrote are the suspects
+    migrated = [p for p in keys if p not in ("System", ":well-known")] or list(keys)
     checks = (
         CheckLine("pre_upgrade", "pass", "every pre_upgrade hook passed"),
         CheckLine("post_upgrade", "pass", "every post_upgrade hook passed"),
@@ -261,8 +263,8 @@ def report_of(
             + {
                 "pass": "",
                 "warn": f": at or above {WEIGHT_WARN:.0%}, the upgrade block is nearly full",
-                "fail": ": the block's maximum or more; split the migration (multi-block) or"
-                " lighten it",
+                "fail": f": the block's maximum or more, migrating {', '.join(migrated)};"
+                " split the migration (multi-block) or lighten it",
             }[level],
         ),
         CheckLine(
