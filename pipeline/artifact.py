@@ -107,6 +107,9 @@ def api_id(trait_name: str) -> str:
 
 
 _API_NAMES: Final = {api_id(name): name for name in KNOWN_API_TRAITS}
+# A runtime built with `--features try-runtime` exports this API (migration checks): such a
+# blob is for checks on a fork only and must never become a chain's code.
+TRY_RUNTIME_API: Final = "TryRuntime"
 _CORE_API_ID: Final = api_id("Core")
 
 
@@ -531,6 +534,22 @@ def scale_compact(value: int) -> bytes:
     return bytes([((len(body) - 4) << 2) | 0b11]) + body
 
 
+def is_try_runtime(blob: RuntimeBlob) -> bool:
+    """Whether the blob is a try-runtime build: the mark is in the blob, so no copy of it,
+    wherever it travels without its digest, can pass for a release build."""
+    return any(api.name == TRY_RUNTIME_API for api in blob.apis)
+
+
+def refuse_try_runtime(blob: RuntimeBlob, where: str) -> None:
+    """The one refusal every path that puts code on a chain gives a try-runtime build."""
+    if is_try_runtime(blob):
+        raise PipelineError(
+            f"{where}: runtime {blob.blake2_256} is a try-runtime build (it exports the"
+            " TryRuntime API, for migration checks only) and must never reach a chain: pass"
+            " the release build of the same commit (`invoke build`, without --try-runtime)"
+        )
+
+
 def info(blob: RuntimeBlob, version: RuntimeVersion | None = None) -> dict[str, Any]:
     """What `subwasm info` tells about a blob, as plain data (JSON-ready, no timestamps).
 
@@ -604,7 +623,10 @@ def digest(compact: RuntimeBlob, compressed: RuntimeBlob, facts: BuildFacts) -> 
         )
     names = wasm_file_names(facts.package)
     hashes = call_hashes(compressed)
+    # Only a try-runtime build carries the field: release digests stay as they were.
+    variant = {"try_runtime": True} if is_try_runtime(compressed) else {}
     return {
+        **variant,
         "gen": f"runtime-pipeline {distribution_version('runtime-pipeline')}",
         "src": "git",
         "version": facts.crate_version,

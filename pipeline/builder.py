@@ -63,6 +63,7 @@ from pipeline.progress import CargoProgress
 from pipeline.project import Project, cache_dir, write_atomic
 
 TARGET_VOLUME: Final = "runtime-pipeline-target"  # cargo target dir kept between builds
+TRY_RUNTIME_FEATURE: Final = "try-runtime"
 
 
 # Fixed paths inside the build container. Source and crate paths end up in the wasm (panic
@@ -204,17 +205,22 @@ def crate_version(cargo_lock: str, package: str) -> str:
 # ---------------------------------------------------------------- build
 
 
-def build_script(package: str, command: str = CARGO_COMMAND) -> str:
-    """The shell run in the container: build, then copy the two blobs out."""
+def build_script(package: str, command: str = CARGO_COMMAND, try_runtime: bool = False) -> str:
+    """The shell run in the container: build, then copy the two blobs out.
+
+    `try_runtime` enables the runtime's `try-runtime` feature, which substrate-wasm-builder
+    forwards to the wasm: the blob exports the TryRuntime API for migration checks.
+    """
     if not _PACKAGE_NAME.fullmatch(package):
         raise PipelineError(f"{package!r} is not a cargo package name: fix pipeline.toml")
+    features = f" --features {TRY_RUNTIME_FEATURE}" if try_runtime else ""
     names = wasm_file_names(package)
     wbuild = f"{TARGET_DIR}/{PROFILE}/wbuild/{package}"
     return "\n".join(
         [
             f"rm -f {wbuild}/{names.compact} {wbuild}/{names.compressed}",
             f"rustc -V > {OUT_DIR}/rustc.txt",
-            f"cargo {command} --locked --offline --{PROFILE} -p {package}",
+            f"cargo {command} --locked --offline --{PROFILE} -p {package}{features}",
             f"if [ ! -f {wbuild}/{names.compressed} ]; then echo 'error: {package} produced no"
             f" {names.compressed} in {wbuild}: its build.rs must run substrate-wasm-builder'"
             " >&2; exit 1; fi",
@@ -224,23 +230,32 @@ def build_script(package: str, command: str = CARGO_COMMAND) -> str:
     )
 
 
-def build_options(package: str, dirty: bool, command: str = CARGO_COMMAND) -> dict[str, object]:
-    """Everything chosen for a build besides its inputs; `recipe` covers env, paths, script."""
+def build_options(
+    package: str, dirty: bool, command: str = CARGO_COMMAND, try_runtime: bool = False
+) -> dict[str, object]:
+    """Everything chosen for a build besides its inputs; `recipe` covers env, paths, script.
+
+    Only a try-runtime build names its features: a release build's options (and so its cache
+    key and digest) stay what they were before try-runtime builds existed.
+    """
     recipe = json.dumps(
         {
             "env": dict(CONTAINER_ENV),
             "paths": [SRC_DIR, VENDOR_DIR, CARGO_CONFIG],
-            "script": build_script(package, command),
+            "script": build_script(package, command, try_runtime),
         },
         sort_keys=True,
     )
-    return {
+    options: dict[str, object] = {
         "package": package,
         "profile": PROFILE,
         "cargo": command,
         "dirty": dirty,
         "recipe": hashlib.blake2b(recipe.encode(), digest_size=16).hexdigest(),
     }
+    if try_runtime:
+        options["features"] = [TRY_RUNTIME_FEATURE]
+    return options
 
 
 def cache_key(
@@ -281,12 +296,14 @@ def build(
     no_cache: bool = False,
     dirty: bool = False,
     fresh_target: bool = False,
+    try_runtime: bool = False,
     progress: Progress = logger.info,
 ) -> BuildResult:
     """Build the runtime at `ref` (default HEAD) into `artifacts/<hash>/`, or serve it from cache.
 
     `fresh_target` builds without the persistent target volume (a clean, independent rebuild);
-    `progress` hears what a cold build is doing.
+    `try_runtime` builds the migration-check variant of the same commit (a second artifact,
+    marked in its digest, that no chain may run); `progress` hears what a cold build is doing.
     """
     started = time.monotonic()
     repo = gitops.open_repo(project.root)
@@ -295,7 +312,7 @@ def build(
     lock_hash = blake2_256(lock)
     client = docker_client()
     image = builder_image(client, ensure_builder_image(client, progress))
-    options = build_options(project.runtime_package, revision.dirty)
+    options = build_options(project.runtime_package, revision.dirty, try_runtime=try_runtime)
     key = cache_key(revision.source_tree, lock_hash, image.id, options)
     record = None if no_cache else store.cached_build(key)
     log_path: Path | None = None
@@ -377,7 +394,7 @@ def _build_in_container(
         volumes = build_volumes(
             workspace.source, workspace.vendor, out, None if fresh_target else TARGET_VOLUME
         )
-        script = build_script(package, str(options["cargo"]))
+        script = build_script(package, str(options["cargo"]), "features" in options)
         log.write(f"$ {script}\n")
         log.flush()
         with contextlib.nullcontext() if fresh_target else target_volume_lock(progress):

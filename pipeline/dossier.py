@@ -42,9 +42,11 @@ def render(
     method: Method,
     changes: Sequence[str],
     warnings: Sequence[str],
+    checks: Sequence[str] = (),
 ) -> str:
     """Markdown for voters, fixed before the motion exists (its source remark commits to the
-    blake2-256): what is proposed, where it came from, how to reproduce it, the diff."""
+    blake2-256): what is proposed, where it came from, how to reproduce it, the diff, and the
+    migration checks when the release ran them."""
     digest = candidate.digest
     builder = _table(digest, "builder")
     toolchain = _table(builder, "toolchain")
@@ -87,6 +89,9 @@ def render(
         "```",
     ]
     lines += [f"- warning: {warning}" for warning in warnings]
+    if checks:
+        lines += ["", "## Migration checks (try-runtime on production's state)", ""]
+        lines += [f"- {line}" for line in checks]
     return "\n".join(lines) + "\n"
 
 

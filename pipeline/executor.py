@@ -67,11 +67,17 @@ def _checked_node(path: Path) -> Path:
 LOCALNET_SCRIPT = JS_DIR / "localnet.mjs"
 
 
-def localnet_command(config: Path) -> list[str]:
-    """The command serving one chopsticks network from its config file (see localnet.mjs)."""
+def chopsticks_cli() -> Path:
+    """The pinned chopsticks' command line (its package's `bin`)."""
     package = JS_ROOT / "node_modules" / "@acala-network" / "chopsticks" / "package.json"
     if not package.is_file():
         raise PipelineError(f"chopsticks is not installed ({package.parent}): {INSTALL_HINT}")
+    return package.parent / str(json.loads(package.read_text())["bin"])
+
+
+def localnet_command(config: Path) -> list[str]:
+    """The command serving one chopsticks network from its config file (see localnet.mjs)."""
+    chopsticks_cli()
     return [str(node_binary()), str(LOCALNET_SCRIPT), "--config", str(config)]
 
 

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import builder, builder_image, cargo_checks, diff, gitops, store, verdicts
+from pipeline import (
+    builder,
+    builder_image,
+    cargo_checks,
+    config,
+    diff,
+    gitops,
+    migrations,
+    store,
+    verdicts,
+)
+from pipeline.chain import connect
 from pipeline.errors import PipelineError
 from pipeline.freeze import check_freeze
 from pipeline.policy import FreezeRule, spec_bump_required
@@ -110,6 +121,35 @@ def gate_upgrade_diff(project: Project, candidate: Path) -> GateResult:
         f"compatible: {'yes' if found.compatible else 'no'}; transaction_version "
         f"{found.transaction_version[0]}->{found.transaction_version[1]}"
         + (f"; storage versions bumped: {migrations}" if migrations else ""),
+    )
+
+
+def gate_migrations(
+    project: Project,
+    env: config.Environment,
+    head: str,
+    network: str = "production",
+    progress: builder_image.Progress = builder_image.logger.info,
+) -> GateResult:
+    """The migration gate (try-runtime of `head` on the network's finalized state) and the
+    diff's missing-migration verdict against the code that network runs; a pass is remembered
+    by its inputs (try-runtime blob, chain, block)."""
+    report = migrations.gate_migrations(project, env, network, ref=head, progress=progress)
+    with connect(env, network) as chain:
+        problems = migrations.diff_problems(chain.code(), builder.build(project, head).compressed)
+    if problems:
+        return GateResult("migrations", False, f"migration missing: {problems[0]}")
+    if report.problem is not None:
+        return GateResult("migrations", False, report.problem)
+    weight = report.weight_fraction or 0.0
+    keys = ", ".join(f"{pallet} {n}" for pallet, n in report.keys_changed.items()) or "none"
+    remembered = " (a remembered pass of these exact inputs)" if report.remembered else ""
+    return GateResult(
+        "migrations",
+        True,
+        f"spec_version {report.spec_version[0]} -> {report.spec_version[1]} on {network}:"
+        f" pre/post-upgrade, decode and try-state pass; idempotent; weight {weight:.2%} of the"
+        f" block; keys changed: {keys}{remembered}",
     )
 
 

@@ -193,8 +193,11 @@ def propose(
     method: Method = "authorize",
     note_path: Path | None = None,
     recorder: Recorder | None = None,
+    checks: Sequence[str] = (),
 ) -> Motion:
     """Open the council motion for `candidate`, or find the one already open for it.
+
+    `checks`: lines of the migration gate for the voters' dossier (the release passes them).
 
     Refuses (nothing submitted) when the proposer is no member, the threshold cannot be met,
     the preflight fails, or the upgrade is already authorized or live.
@@ -231,6 +234,7 @@ def propose(
         method=method,
         changes=dossier.diff_lines(chain, candidate),
         warnings=checked.warnings,
+        checks=checks,
     )
     proposal, remark = upgrade_proposal(settings, candidate, method, blake2_256(voters.encode()))
     try:

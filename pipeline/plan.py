@@ -53,6 +53,7 @@ from pipeline.tomlfile import TomlSource, join, parse
 
 Stage = Literal[
     "build",
+    "migrations",
     "deploy-reckless",
     "suite-subsystem",
     "freeze",

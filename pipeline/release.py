@@ -27,6 +27,7 @@ from pipeline import (
     keys,
     localnet,
     metadata,
+    migrations,
     motions,
     statements,
     store,
@@ -466,6 +467,30 @@ class Release:
             "cached": result.cached,
         }
 
+    def _migrations(self) -> dict[str, Any]:
+        """The migration gate before anything touches a network: the candidate's try-runtime
+        build on production's state, and the diff's verdicts against production's code."""
+        with self._production() as chain:
+            problems = migrations.diff_problems(chain.code(), self._candidate().blob)
+        report = migrations.gate_migrations(
+            self.project,
+            self.env,
+            "production",
+            ref=str(self._done("build")["commit"]),
+            progress=self.progress,
+        )
+        for line in report.lines():
+            self.progress(f"migrations: {line}")
+        if problems:
+            raise PipelineError(f"migration missing: {problems[0]}")
+        if report.problem is not None:
+            raise PipelineError(f"migrations refused: {report.problem}")
+        return {
+            "artifact": self._artifact(),
+            "migrations": report.as_dict(),
+            "report_lines": report.lines(),
+        }
+
     def _fresh_network(self, role: str) -> None:
         """Restart a chopsticks network of this environment from scratch (reckless: production's
         genesis; lts: a fork of production's head). Submissions journaled against the old chain
@@ -587,6 +612,7 @@ class Release:
                 self._candidate(),
                 note_path=self.dir / "proposal.md",
                 recorder=self.ledger,
+                checks=self._done("migrations").get("report_lines", []),
             )
         return {"artifact": self._artifact(), "motion": motion.as_dict()}
 
@@ -688,6 +714,7 @@ class Release:
 # The release's stages in pipeline order, each with its action: the whole state machine's map.
 STAGE_ACTIONS: Mapping[Stage, Callable[[Release], dict[str, Any]]] = {
     "build": Release._build,
+    "migrations": Release._migrations,
     "deploy-reckless": Release._deploy_reckless,
     "suite-subsystem": Release._suite_subsystem,
     "freeze": Release._freeze,

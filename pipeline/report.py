@@ -120,6 +120,14 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     for row in data["stages"]:
         outcome = row.get("error") or _short(row.get("result") or {})
         lines.append(f"| {row['stage']} | {row['state']} | {row.get('seconds', '')} | {outcome} |")
+    migrations = next((r for r in data["stages"] if r["stage"] == "migrations"), None)
+    if migrations and (migrations.get("result") or {}).get("report_lines"):
+        lines += [
+            "",
+            "## Migrations",
+            "",
+            *(f"- {x}" for x in migrations["result"]["report_lines"]),
+        ]
     if data["submissions"]:
         lines += ["", "## Submissions", "", "| stage | network | call | signer | nonce | block |"]
         lines.append("|---|---|---|---|---|---|")

@@ -19,7 +19,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pipeline.artifact import RuntimeBlob, RuntimeVersion, decode_runtime_version, info
+from pipeline.artifact import (
+    TRY_RUNTIME_API,
+    RuntimeBlob,
+    RuntimeVersion,
+    decode_runtime_version,
+    info,
+)
 from pipeline.errors import PipelineError
 from pipeline.project import cache_dir, write_atomic
 
@@ -50,9 +56,12 @@ def version_of(blob: RuntimeBlob) -> tuple[RuntimeVersion, str]:
 def describe(blob: RuntimeBlob) -> dict[str, Any]:
     """`inspect --json`: our facts plus the fields `subwasm info -j` users read, same meaning."""
     version, source = version_of(blob)
+    facts = info(blob, version)
     return {
-        **info(blob, version),
+        **facts,
         **_metadata_facts(blob),
+        # from the APIs as read here: an old runtime's come from executing Core_version
+        "try_runtime": any(api["name"] == TRY_RUNTIME_API for api in facts["apis"]),
         "version_source": source,
         "compression": {
             "size_compressed": blob.size if blob.compressed else None,

@@ -58,7 +58,8 @@ def resolve_artifact(project: Project, spec: str | None) -> Path:
 
 
 def head_artifact(project: Project) -> Path:
-    """The newest artifact whose digest names HEAD's runtime source tree."""
+    """The newest release artifact whose digest names HEAD's runtime source tree (a
+    try-runtime build of it is named explicitly, never picked by default)."""
     repo = gitops.open_repo(project.root)
     try:
         head = repo.head.commit.hexsha
@@ -70,10 +71,10 @@ def head_artifact(project: Project) -> Path:
     builds = []
     for digest_file in project.artifacts_dir.glob("*/digest.json"):
         try:
-            source_tree = json.loads(digest_file.read_text()).get("source_tree")
+            content = json.loads(digest_file.read_text())
         except (OSError, ValueError):
             continue
-        if source_tree == tree:
+        if content.get("source_tree") == tree and not content.get("try_runtime"):
             builds.append((digest_file.stat().st_mtime, digest_file.parent))
     if not builds:
         raise PipelineError(

@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, get_args
 from substrateinterface.utils.hasher import xxh128
 
 from pipeline import devrpc, executor, metadata, store, wasm_exec
-from pipeline.artifact import RuntimeBlob
+from pipeline.artifact import RuntimeBlob, refuse_try_runtime
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
 from pipeline.policy import CandidateInfo, candidate_info
@@ -68,13 +68,15 @@ class Candidate:
 
 
 def load_candidate(path: Path, preset: str = executor.DEFAULT_PRESET) -> Candidate:
-    """Check the blob offline: a valid (compressed) wasm with a readable runtime version whose
-    genesis builds; that genesis holds the storage version each pallet's code declares.
+    """Check the blob offline: a valid (compressed) wasm with a readable runtime version, not a
+    try-runtime build, whose genesis builds; that genesis holds the storage version each
+    pallet's code declares.
 
     The genesis is a function of the blob and the preset alone: it is built in this process
     (the compiled runtime is cached by blob hash) and its storage versions are kept here by
     blob hash, so a release builds it once, not once per stage."""
     blob = RuntimeBlob.load(path)
+    refuse_try_runtime(blob, str(path))
     info = candidate_info(blob.version, blob.size)
     versions = _genesis_versions(blob, preset)
     return Candidate(path=path, blob=blob, info=info, genesis_versions=versions)

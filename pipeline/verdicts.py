@@ -83,9 +83,16 @@ class Verdicts:
         before, after = self.transaction_version
         return after > before
 
+    @property
+    def migration_missing(self) -> tuple[str, ...]:
+        """Pallets whose storage layout changed while their storage version stayed: the
+        upgrade would leave their old data unreadable."""
+        return tuple(p for p, m in self.migrations.items() if m.bumped is False)
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["transaction_version_bumped"] = self.transaction_version_bumped
+        data["migration_missing"] = list(self.migration_missing)
         data["migrations"] = {
             pallet: {**asdict(m), "storage_version_bumped": m.bumped}
             for pallet, m in self.migrations.items()
@@ -171,14 +178,14 @@ def problems(verdicts: Verdicts) -> list[str]:
             f"calls or transaction extensions changed but transaction_version stayed {after} "
             f"(was {before}): bump transaction_version in the runtime's VERSION"
         )
-    for pallet, migration in verdicts.migrations.items():
-        if migration.bumped is False:
-            was, now = migration.storage_version
-            found.append(
-                f"storage of {pallet} changed ({', '.join(migration.items)}) but its storage "
-                f"version stayed {now} (was {was}): write a migration and bump "
-                f"{pallet}'s STORAGE_VERSION"
-            )
+    for pallet in verdicts.migration_missing:
+        migration = verdicts.migrations[pallet]
+        was, now = migration.storage_version
+        found.append(
+            f"storage of {pallet} changed ({', '.join(migration.items)}) but its storage "
+            f"version stayed {now} (was {was}): write a migration and bump "
+            f"{pallet}'s STORAGE_VERSION"
+        )
     return found
 
 
@@ -201,6 +208,8 @@ def render(verdicts: Verdicts) -> list[str]:
         was, now = (_shown(v) for v in migration.storage_version)
         state = {True: "bumped", False: "NOT bumped", None: "unknown"}[migration.bumped]
         lines.append(f"    {pallet}: storage version {was} -> {now} ({state})")
+    missing = verdicts.migration_missing
+    lines.append(f"  migration missing: {', '.join(missing) if missing else 'no'}")
     lines.extend(f"  ERROR: {line}" for line in problems(verdicts))
     return lines
 

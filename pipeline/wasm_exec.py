@@ -26,6 +26,7 @@ from wasmtime import _ffi as wasmtime_ffi
 from pipeline.artifact import scale_compact
 from pipeline.errors import PipelineError
 from pipeline.project import cache_dir, write_atomic
+from pipeline.trie import state_root
 
 PAGE: Final = 65536
 ERROR_LEVEL: Final = 0  # sp-io passes RuntimeLogLevel::Error as 0; panics are logged at it
@@ -87,11 +88,24 @@ class Storage:
 
     values: dict[bytes, bytes] = field(default_factory=dict)
     _saved: list[dict[bytes, bytes]] = field(default_factory=list)
+    _sorted: list[bytes] | None = None  # the keys in order, until the next write
+
+    def set(self, key: bytes, value: bytes) -> None:
+        if key not in self.values:
+            self._sorted = None
+        self.values[key] = value
+
+    def clear(self, key: bytes) -> None:
+        if self.values.pop(key, None) is not None:
+            self._sorted = None
 
     def next_key(self, key: bytes) -> bytes | None:
-        keys = sorted(self.values)
-        i = bisect.bisect_right(keys, key)
-        return keys[i] if i < len(keys) else None
+        """The first key after `key`; iterating a whole state (try-runtime decodes every
+        item) sorts the keys once, not once per step."""
+        if self._sorted is None:
+            self._sorted = sorted(self.values)
+        i = bisect.bisect_right(self._sorted, key)
+        return self._sorted[i] if i < len(self._sorted) else None
 
     def clear_prefix(self, prefix: bytes, limit: int | None) -> tuple[int, bool]:
         doomed = sorted(k for k in self.values if k.startswith(prefix))
@@ -101,6 +115,7 @@ class Storage:
             remaining = False
         for key in doomed:
             del self.values[key]
+        self._sorted = None
         return len(doomed), remaining
 
     def start(self) -> None:
@@ -108,6 +123,7 @@ class Storage:
 
     def rollback(self) -> None:
         self.values = self._saved.pop()
+        self._sorted = None
 
     def commit(self) -> None:
         self._saved.pop()
@@ -172,8 +188,12 @@ def blake2(data: bytes, width: int) -> bytes:
 class RuntimeInstance:
     """One instantiated runtime: call its API methods, against `storage`."""
 
-    def __init__(self, wasm: bytes, storage: Storage | None = None) -> None:
+    def __init__(self, wasm: bytes, storage: Storage | None = None, log_level: int = 0) -> None:
+        """`log_level` is the runtime's log filter (0 off, 3 info, 5 trace); what it logs is
+        kept in `logs` as "target: message" lines."""
         self.storage = storage if storage is not None else Storage()
+        self.log_level = log_level
+        self.logs: list[str] = []
         module = compile_module(wasm)
         self._store = wasmtime.Store(_engine())
         self._memory: wasmtime.Memory | None = None
@@ -286,26 +306,32 @@ class RuntimeInstance:
             return out(bytes([1 if remaining else 0]) + removed.to_bytes(4, "little"))
 
         def storage_set(key: int, value: int) -> None:
-            storage.values[read(key)] = read(value)
+            storage.set(read(key), read(value))
 
         def storage_append(key: int, value: int) -> None:
             name = read(key)
-            storage.values[name] = _append(storage.values.get(name), read(value))
+            storage.set(name, _append(storage.values.get(name), read(value)))
 
         def storage_clear(key: int) -> None:
-            storage.values.pop(read(key), None)
+            storage.clear(read(key))
+
+        def storage_root(version: int = 0) -> int:
+            return out(state_root(storage.values, version))
 
         def nothing(*_: int) -> None:
             return None
 
         def log(level: int, target: int, message: int) -> None:
+            text = read(message).decode(errors="replace")
             if level == ERROR_LEVEL:
-                self._panic = read(message).decode(errors="replace")
+                self._panic = text
+            if self.log_level:
+                self.logs.append(f"{read(target).decode(errors='replace')}: {text}")
 
         return {
             "ext_allocator_malloc_version_1": self._malloc,
             "ext_allocator_free_version_1": nothing,
-            "ext_logging_max_level_version_1": lambda: 0,  # off: nothing is logged here
+            "ext_logging_max_level_version_1": lambda: self.log_level,
             "ext_logging_log_version_1": log,
             "ext_misc_print_hex_version_1": nothing,
             "ext_misc_print_num_version_1": nothing,
@@ -318,6 +344,8 @@ class RuntimeInstance:
             "ext_storage_exists_version_1": lambda key: int(read(key) in storage.values),
             "ext_storage_next_key_version_1": lambda key: out(_option(storage.next_key(read(key)))),
             "ext_storage_clear_prefix_version_2": clear_prefix,
+            "ext_storage_root_version_1": storage_root,
+            "ext_storage_root_version_2": storage_root,
             "ext_storage_start_transaction_version_1": storage.start,
             "ext_storage_commit_transaction_version_1": storage.commit,
             "ext_storage_rollback_transaction_version_1": storage.rollback,

@@ -182,6 +182,7 @@ def test_render_groups_changes_and_counts_them() -> None:
         "  transaction_version bump required: no (transaction_version 1 -> 1)",
         "  storage migration required: yes",
         "    Notes: storage version 0 -> 1 (bumped)",
+        "  migration missing: no",
     ]
     assert diff.render("a", "b", BASE, BASE)[2:] == [
         "no differences",
@@ -189,6 +190,7 @@ def test_render_groups_changes_and_counts_them() -> None:
         "  compatible: yes",
         "  transaction_version bump required: no (transaction_version 1 -> 1)",
         "  storage migration required: no",
+        "  migration missing: no",
     ]
 
 

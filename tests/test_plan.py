@@ -269,8 +269,8 @@ INVALID = [
         "milestone without stage",
         edit(VALID, 'stage = "suite-final"\n', ""),
         "milestones[3].stage",
-        "missing: use one of build, deploy-reckless, suite-subsystem, freeze, deploy-lts, "
-        "suite-final, propose, track, enact, verify",
+        "missing: use one of build, migrations, deploy-reckless, suite-subsystem, freeze, "
+        "deploy-lts, suite-final, propose, track, enact, verify",
         '[[milestones]]\nname = "Final Test"',
     ),
     (
@@ -856,6 +856,7 @@ def test_plan_check_refuses_an_invalid_plan(project: Path) -> None:
 def test_stages_are_the_pipeline_order() -> None:
     assert STAGES == (
         "build",
+        "migrations",
         "deploy-reckless",
         "suite-subsystem",
         "freeze",

@@ -162,6 +162,13 @@ def check_one_upgrade(
     assert report["complete"] is True
     assert [m["state"] for m in report["milestones"]] == ["done"] * 5
     built = next(s for s in report["stages"] if s["stage"] == "build")["result"]["artifact"]
+    checked = next(s for s in report["stages"] if s["stage"] == "migrations")["result"]
+    assert checked["migrations"]["ok"] and checked["migrations"]["idempotent"]
+    folder = clone / f".pipeline/releases/{release}"
+    assert "## Migrations" in (folder / "report.md").read_text()
+    note = (folder / "proposal.md").read_text()
+    assert "## Migration checks (try-runtime on production's state)" in note
+    assert "- pass idempotency: a second on_runtime_upgrade leaves the storage root" in note
     with Chain(f"ws://127.0.0.1:{production}") as chain:
         assert chain.code_hash() == (candidate or built)
         assert int(chain.runtime_version()["specVersion"]) == 101

@@ -66,12 +66,16 @@ def test_a_storage_layout_change_needs_a_migration_and_a_storage_version_bump() 
     missing = verdicts(change, versions=({"Notes": 0}, {"Notes": 0}))
     assert missing.storage_migration_required
     assert missing.migrations["Notes"].bumped is False
+    assert missing.migration_missing == ("Notes",)
+    assert "  migration missing: Notes" in render(missing)
     [problem] = problems(missing)
     assert problem.startswith("storage of Notes changed (Notes.Notes) but its storage version")
     done = verdicts(change, versions=({"Notes": 0}, {"Notes": 1}))
     assert done.migrations["Notes"].bumped and problems(done) == []
+    assert done.migration_missing == () and "  migration missing: no" in render(done)
     unknown = verdicts(change)
     assert unknown.migrations["Notes"].bumped is None and problems(unknown) == []
+    assert unknown.migration_missing == ()
     assert "    Notes: storage version ? -> ? (unknown)" in render(unknown)
 
 
@@ -89,6 +93,7 @@ def test_verdicts_as_json() -> None:
     change = Change("storage", "Notes.Notes", "changed", "a", "b", True)
     data = verdicts(change, tx=(1, 2), versions=({"Notes": 0}, {"Notes": 1})).as_dict()
     assert data["compatible"] is False and data["transaction_version_bumped"] is True
+    assert data["migration_missing"] == []
     assert data["migrations"]["Notes"] == {
         "items": ("Notes.Notes",),
         "storage_version": (0, 1),

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         "no_cache": "build even when the build cache has this exact input",
         "dirty": "build the working tree with its uncommitted changes (recorded in the digest)",
         "json": "print digest.json instead of the summary table",
+        "try_runtime": "build the try-runtime variant (migration checks only; never deployable)",
     },
 )
 @friendly
@@ -40,13 +41,19 @@ def build(
     no_cache: bool = False,
     dirty: bool = False,
     json_: bool = False,
+    try_runtime: bool = False,
 ) -> None:
     """Build the runtime in the hermetic builder into artifacts/<blake2-256>/."""
     from pipeline import builder
 
     with spinner() as progress:
         result = builder.build(
-            load_project(), ref, no_cache=no_cache, dirty=dirty, progress=progress
+            load_project(),
+            ref,
+            no_cache=no_cache,
+            dirty=dirty,
+            try_runtime=try_runtime,
+            progress=progress,
         )
     if json_:
         sys.stdout.write(dumps_digest(result.digest))
@@ -190,6 +197,8 @@ def _summary(result: BuildResult, console: Console) -> None:
     table.add_row("Artifact", str(result.artifact_dir))
     table.add_row("Blake2-256", result.compressed.blake2_256)
     table.add_row("Runtime", f"{version.spec_name} spec_version {version.spec_version}")
+    if result.digest.get("try_runtime"):
+        table.add_row("Build", "try-runtime: for migration checks only, never for a chain")
     table.add_row("Compressed", f"{result.compressed.size:,} bytes")
     table.add_row("Compact", f"{result.compact.size:,} bytes")
     table.add_row(

@@ -1,5 +1,5 @@
-"""`invoke gate` and `gate.fmt|test|freeze|spec|diff|repro`: what CI on a runtime repo's master
-enforces."""
+"""`invoke gate` and `gate.fmt|test|freeze|spec|diff|repro|migrations`: what CI on a runtime
+repo's master enforces."""
 
 from __future__ import annotations
 
@@ -128,6 +128,29 @@ def upgrade_diff(c: Context, ref: str = "HEAD") -> None:
     with spinner() as progress:
         build = builder.build(project, ref, progress=progress)
     _report([gates.gate_upgrade_diff(project, store.blob_in(build.artifact_dir))])
+
+
+@task(
+    name="migrations",
+    help={
+        "ref": "commit whose try-runtime build is checked",
+        "env": "environment (environments/<env>.toml) whose network's state is used",
+        "network": "role or name of that network (default production)",
+    },
+)
+@friendly
+def migrations_gate(
+    c: Context, ref: str = "HEAD", env: str = "local", network: str = "production"
+) -> None:
+    """Fail when the migrations of `ref` fail try-runtime on the network's state (hooks,
+    try-state, idempotency, weight) or a migration is missing."""
+    from pipeline import config, gates
+
+    project = load_project()
+    environment = config.load_environment(env, project.root)
+    with spinner() as progress:
+        result = gates.gate_migrations(project, environment, ref, network, progress)
+    _report([result])
 
 
 @task(help={"ref": "commit to build", "expect": "the release's code hash (0x…)"})

@@ -54,7 +54,13 @@ def _print(details: dict[str, Any], console: Console) -> None:
     offered = ", ".join(f"v{v}" for v in details["metadata_versions"]) or "none listed"
     if details["metadata_unstable_offered"]:
         offered += f" and unstable ({UNSTABLE_METADATA})"
+    build = (
+        "try-runtime (checks only; deploy/propose/enact refuse)"
+        if details["try_runtime"]
+        else "release (no TryRuntime API)"
+    )
     rows = (
+        ("Build", build),
         ("Core version", details["core_version"]),
         ("Version read from", details["version_source"]),
         ("spec_name", details["spec_name"]),

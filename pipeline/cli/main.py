@@ -12,7 +12,19 @@ from importlib.metadata import PackageNotFoundError, version
 from invoke.collection import Collection
 from invoke.program import Program
 
-from pipeline.cli import adopt, build, council, deploy, gate, inspect, net, node, plan, release
+from pipeline.cli import (
+    adopt,
+    build,
+    check,
+    council,
+    deploy,
+    gate,
+    inspect,
+    net,
+    node,
+    plan,
+    release,
+)
 
 BINARY = "runtime-pipeline"
 
@@ -40,6 +52,7 @@ def namespace() -> Collection:
         (plan, "plan"),
         (release, "release"),
         (gate, "gate"),
+        (check, "check"),
     ):
         ns.add_collection(Collection.from_module(module, name=name))
     return ns
