@@ -251,7 +251,7 @@ def chain_attestations(
     motion and from which block): (tally, None), (None, why not), or (None, None) before the
     proposal."""
     proposed = done.get("propose")
-    if proposed is None:
+    if proposed is None or "motion" not in proposed:  # not proposed yet, or sudo governance
         return None, None
     motion = motions.Motion.from_dict(proposed["motion"])
     try:
@@ -382,6 +382,9 @@ class Release:
         }
         if not names:
             return {}
+        # Production first, here: the fork starts from it and the migrations stage reads it
+        # right after the build; starting it twice at once races.
+        self._production_up()
 
         def restart() -> None:
             for name in names.values():

@@ -17,7 +17,7 @@ import pytest
 from pipeline.governance import EnactResult
 from pipeline.ledger import open_ledger
 from pipeline.motions import MotionStatus
-from pipeline.plan import load_plan
+from pipeline.plan import STAGES, load_plan
 from pipeline.report import report_data, write_report
 from pipeline.report_html import render_index, render_release
 from pipeline.schedule import milestone_table
@@ -54,6 +54,11 @@ def release_ledger(state_dir: Path, release: str = "example-101") -> list[dict[s
     enacted = EnactResult("enacted", "the council approved", ARTIFACT, 0, "no-nays", COUNCIL[:2])
     results: dict[str, dict[str, Any]] = {
         "build": {"commit": COMMIT, "artifact": ARTIFACT, "spec_version": 101, "seconds": 412.3},
+        "migrations": {
+            "artifact": ARTIFACT,
+            "report_lines": ["pass weight: 900,000,000 of 2,000,000,000,000 ref_time (0.04%)"],
+            "seconds": 3.8,
+        },
         "deploy-reckless": {"artifact": ARTIFACT, "block": 3, "seconds": 38.0},
         "suite-subsystem": {"artifact": ARTIFACT, "passed": 12, "failed": 0, "seconds": 95.1},
         "freeze": {"tag": "release/example-101/freeze", "commit": COMMIT, "seconds": 0.4},
@@ -102,7 +107,7 @@ def test_release_page_draws_each_milestone_and_marks_the_late_one(tmp_path: Path
     assert groups == ["done", "late", "done", "done", "done"]
     assert page.count('class="deadline"') == 5 and page.count('class="actual"') == 5
     assert "late +3h" in page
-    assert page.count('<g class="stage"') == 10
+    assert page.count('<g class="stage"') == len(STAGES)
     assert f'data-copy="{ARTIFACT}"' in page and f'data-copy="{COMMIT}"' in page
     assert "build.artifact, deploy-reckless.artifact" in page
     assert "Motion #0 on Council" in page and page.count("badge s-aye") == 2
