@@ -109,7 +109,7 @@ def test_release_page_draws_each_milestone_and_marks_the_late_one(tmp_path: Path
     assert "late +3h" in page
     assert page.count('<g class="stage"') == len(STAGES)
     assert f'data-copy="{ARTIFACT}"' in page and f'data-copy="{COMMIT}"' in page
-    assert "build.artifact, deploy-reckless.artifact" in page
+    assert "build.artifact, migrations.artifact, deploy-reckless.artifact" in page
     assert "Motion #0 on Council" in page and page.count("badge s-aye") == 2
     assert (
         "badge s-not-voted" in page
