@@ -613,6 +613,7 @@ class Release:
 
     def _verify(self) -> dict[str, Any]:
         with self._production() as chain:
+            upgrade.wait_for_migrations(chain, self.env.local, self.env.inclusion_timeout)
             on_chain = chain.code_hash()
             spec = int(chain.runtime_version()["specVersion"])
         if on_chain != self._artifact():
