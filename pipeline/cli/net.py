@@ -84,7 +84,7 @@ def spec(c: Context, wasm: str, preset: str = executor.DEFAULT_PRESET, out: str 
     help={
         "source": "the network to fork off: a role or name of --env's networks, or a ws:// URL",
         "env": ENV_HELP,
-        "out": "write the raw spec here (default: fork-off-<network>.json in the state dir)",
+        "out": "write the raw spec here (default: <chain id>.json in the state dir)",
         "preset": "genesis preset giving the fork's validators and sudo key",
         "chain_id": "the fork's chain id (default: <network>-fork-off)",
         "block": "block hash whose state to take (default: the finalized head)",
@@ -116,7 +116,7 @@ def fork_off(
         forked = chainstate.fork_off(
             chain, name=f"{ident} (fork-off)", chain_id=ident, preset=preset, block=block or None
         )
-    path = Path(out) if out else project.state_dir / f"fork-off-{ident}.json"
+    path = Path(out) if out else project.state_dir / f"{ident}.json"
     write_atomic(path, jsonlib.dumps(forked.spec, indent=1).encode())
     print(
         f"{path}: {label} at #{forked.number} ({forked.block}): {forked.live_keys} keys of its"
