@@ -54,6 +54,7 @@ from pipeline.upgrade import (
     code_size_limit,
     load_candidate,
     next_block,
+    wait_for_migrations,
 )
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ def deploy(
         raise PipelineError(unconfirmed)
     if sudo is None:
         return _dry_run(env, net, candidate, method, progress)
-    job = _Job(net, candidate, sudo, method, recorder, stage, progress)
+    job = _Job(net, candidate, sudo, method, recorder, stage, progress, env.inclusion_timeout)
     with connect(env, net) as chain:
         return _deploy_on(chain, job)
 
@@ -198,6 +199,7 @@ class _Job:
     recorder: Recorder | None
     stage: str
     progress: Callable[[str], None]
+    timeout: float  # the environment's inclusion timeout: how long one block may take
 
     @property
     def produces_blocks(self) -> bool:
@@ -339,9 +341,11 @@ def _weights(chain: Chain, receipt: Receipt, activation: int) -> dict[str, Any]:
 
 def _verify(chain: Chain, job: _Job, result: DeployResult) -> DeployResult:
     """Blocks continue, :code is the artifact, versions and storage versions are the candidate's."""
-    live = check_live(
-        chain, job.candidate, next_block(chain, chain.block_number(), job.produces_blocks)
-    )
+    head = next_block(chain, chain.block_number(), job.produces_blocks)
+    if waited := wait_for_migrations(chain, job.produces_blocks, job.timeout):
+        job.progress(f"{result.network}: multi-block migrations ended after {waited} blocks")
+        head = chain.block_number()
+    live = check_live(chain, job.candidate, head)
     checked = replace(
         result, spec_after=live.spec_version, head=live.head, storage_versions=live.storage_versions
     )
@@ -390,7 +394,16 @@ def _dry_run(
         key = keys.local_dev_keypair(fork.endpoint, DRY_RUN_KEY, env.ss58_format)
         _make_sudo(fork.endpoint, key)
         fork_net = replace(net, kind="chopsticks-fork", endpoint=fork.endpoint, port=fork.port)
-        job = _Job(fork_net, candidate, key, method, None, "dry-run", _prefixed("fork: ", progress))
+        job = _Job(
+            fork_net,
+            candidate,
+            key,
+            method,
+            None,
+            "dry-run",
+            _prefixed("fork: ", progress),
+            env.inclusion_timeout,
+        )
         with connect(env, fork_net) as chain:
             try:
                 result = _deploy_on(chain, job)

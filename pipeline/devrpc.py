@@ -4,7 +4,7 @@ runtime's log (`dev_runBlock`). Only ever sent to networks on this machine."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlparse
 
@@ -61,8 +61,11 @@ def produce_blocks(endpoint: str, n: int = 1) -> int:
         ) from exc
 
 
-def set_storage(endpoint: str, changes: Mapping[str, Any]) -> None:
-    """Overwrite storage items on a local fork (`dev_setStorage`, by pallet and item name)."""
+def set_storage(
+    endpoint: str, changes: Mapping[str, Any] | Sequence[tuple[str, str | None]]
+) -> None:
+    """Overwrite storage on a local fork (`dev_setStorage`): by pallet and item name, or raw
+    (hex key, hex value) pairs, a None value deleting the key."""
     _require_local(endpoint, "dev_setStorage")
     rpc(endpoint, "dev_setStorage", [changes])
 

@@ -378,8 +378,10 @@ def _live_block(env: Environment, chain: Chain, candidate: Candidate, produce: b
         upgrade.next_block(chain, head, produce, env.inclusion_timeout)
 
 
-def check_live(chain: Chain, candidate: Candidate) -> int:
-    """deploy's post-upgrade checks at the head; the live spec_version, or raise."""
+def check_live(env: Environment, chain: Chain, candidate: Candidate, produce: bool) -> int:
+    """deploy's post-upgrade checks at the head, once multi-block migrations are over; the live
+    spec_version, or raise."""
+    upgrade.wait_for_migrations(chain, produce, env.inclusion_timeout)
     live = upgrade.check_live(chain, candidate)
     if live.problems:
         raise PipelineError(f"{chain.endpoint} at block #{live.head}: " + "; ".join(live.problems))
@@ -490,7 +492,7 @@ def enact(
         return result(
             "already-live",
             f"{chain.endpoint} already runs {candidate.code_hash}: nothing to do",
-            spec_version=check_live(chain, candidate),
+            spec_version=check_live(env, chain, candidate, produce),
         )
     if metadata.authorized_upgrade(chain) == candidate.code_hash:
         applied = _apply_authorized(env, chain, candidate, keys.signer(env, "council"), recorder)
@@ -500,7 +502,7 @@ def enact(
             f"{candidate.code_hash} was already authorized: applied it",
             steps=(f"System.apply_authorized_upgrade in block #{applied.block_number}",),
             upgraded_in_block=applied.block_number,
-            spec_version=check_live(chain, candidate),
+            spec_version=check_live(env, chain, candidate, produce),
         )
     status = motion_status(env, chain, motion, deadline_block=deadline_block)
     if status.state == "closed":
@@ -560,7 +562,7 @@ def enact(
         decision.reason,
         steps=tuple(steps),
         upgraded_in_block=upgraded.block_number,
-        spec_version=check_live(chain, candidate),
+        spec_version=check_live(env, chain, candidate, produce),
     )
 
 
@@ -642,5 +644,5 @@ def _sudo_fallback(
         reason,
         steps=(f"Sudo.sudo_unchecked_weight(System.set_code) in block #{receipt.block_number}",),
         upgraded_in_block=receipt.block_number,
-        spec_version=check_live(chain, candidate),
+        spec_version=check_live(env, chain, candidate, produce),
     )

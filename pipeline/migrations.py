@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,11 +30,11 @@ from typing import Any, Final, Literal
 from pipeline import builder, config, diff, store, verdicts, wasm_exec
 from pipeline.artifact import RuntimeBlob, is_try_runtime
 from pipeline.builder_image import Progress, logger
-from pipeline.chain import Chain, connect
+from pipeline.chain import connect
+from pipeline.chainstate import snapshot, storage_prefix
 from pipeline.errors import PipelineError
-from pipeline.project import Project, cache_dir
+from pipeline.project import Project, cache_dir, write_atomic
 from pipeline.trie import state_root
-from pipeline.wasm_exec import twox
 
 WEIGHT_WARN: Final = 0.80  # of the block's max ref_time: warn at and above
 WEIGHT_FAIL: Final = 1.00  # and above: the upgrade block holds nothing but the migrations
@@ -45,11 +44,6 @@ MEMO_FORMAT: Final = 1
 CHECKS: Final = ("pre_upgrade", "post_upgrade", "try_state", "decode", "weight", "idempotency")
 
 Level = Literal["pass", "warn", "fail"]
-
-
-def storage_prefix(pallet: str, item: str | None = None) -> str:
-    """`0x` + twox128(pallet) [+ twox128(item)]: where FRAME keeps a pallet's (item's) keys."""
-    return "0x" + twox(pallet.encode(), 16).hex() + (twox(item.encode(), 16).hex() if item else "")
 
 
 IGNORED_KEYS: Final = frozenset(storage_prefix(p, i) for p, i in IGNORED_ITEMS)
@@ -429,36 +423,6 @@ def run_upgrade(
     return storage.values, result, None
 
 
-SNAPSHOT_PAGE: Final = 1000
-
-
-def snapshot(chain: Chain, block: str) -> dict[bytes, bytes]:
-    """Every top-level key and value of the chain at `block`, over RPC.
-
-    Pages overlap on purpose: some servers (chopsticks) return the start key again."""
-    keys: set[str] = set()
-    start: str | None = None
-    while True:
-        page = [
-            str(k) for k in chain.rpc("state_getKeysPaged", ["0x", SNAPSHOT_PAGE, start, block])
-        ]
-        fresh = [k for k in page if k not in keys]
-        keys.update(page)
-        if not fresh or len(page) < SNAPSHOT_PAGE:
-            break
-        start = max(page)
-    ordered = sorted(keys)
-    state: dict[bytes, bytes] = {}
-    for i in range(0, len(ordered), SNAPSHOT_PAGE):
-        for change_set in chain.rpc(
-            "state_queryStorageAt", [ordered[i : i + SNAPSHOT_PAGE], block]
-        ):
-            for key, value in change_set["changes"]:
-                if value is not None:
-                    state[bytes.fromhex(key[2:])] = bytes.fromhex(value[2:])
-    return state
-
-
 def _hex(value: bytes | None) -> str | None:
     return None if value is None else "0x" + value.hex()
 
@@ -480,8 +444,5 @@ def _remembered(key: str) -> MigrationReport | None:
 
 
 def _remember(key: str, report: MigrationReport) -> None:
-    path = cache_dir() / "checks" / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(report.as_dict()) + "\n")
-    partial.replace(path)
+    record = json.dumps(report.as_dict()) + "\n"
+    write_atomic(cache_dir() / "checks" / f"{key}.json", record.encode())

@@ -33,24 +33,21 @@ from pipeline import (
     store,
     upgrade,
 )
-from pipeline.attestation import Tally
 from pipeline.chain import Chain, connect
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
 from pipeline.freeze import check_freeze, tag_freeze
-from pipeline.ledger import Ledger, read_records, releases_dir, replay
-from pipeline.plan import STAGES, Plan, Stage, load_plan
+from pipeline.ledger import Ledger, releases_dir
+from pipeline.plan import STAGES, Stage, load_plan
 from pipeline.policy import FallbackPolicy, FreezeRule, check_confirmation, governance_problem
 from pipeline.progress import Heartbeat
 from pipeline.project import Project
 from pipeline.report import report_data, write_report
 from pipeline.schedule import (
-    MilestoneRow,
     done_from_ledger,
     milestone_table,
     outstanding_by_subsystem,
-    overdue_warnings,
     release_deadline_blocks,
 )
 from pipeline.suites import run_suite
@@ -201,91 +198,6 @@ def check_governance(env: Environment, chain: Chain) -> None:
 
 def release_dir(project: Project, release_id: str) -> Path:
     return releases_dir(project.state_dir) / release_id
-
-
-@dataclass(frozen=True)
-class ReleaseStatus:
-    """A release as `release.status` shows it: its ledger replayed against the candidate as it
-    is now, with the plan's milestones."""
-
-    release_id: str
-    settings: ReleaseSettings
-    candidate_commit: str
-    aborted: str | None
-    stages: tuple[StageView, ...]
-    plan: Plan | None
-    milestones: tuple[MilestoneRow, ...]
-    late: tuple[str, ...]  # missed milestones
-    warnings: tuple[str, ...]  # the ledger's
-    torn: str | None  # a torn last ledger line, when there is one
-    attestations: Tally | None = None  # the motion's, read from production now
-    attestations_unread: str | None = None  # why they could not be read
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "release": self.release_id,
-            "settings": self.settings.ledger_fields(),
-            "candidate_commit": self.candidate_commit,
-            "aborted": self.aborted,
-            "stages": [asdict(view) for view in self.stages],
-            "milestones": [
-                {
-                    "name": r.name,
-                    "deadline": r.deadline.isoformat(),
-                    "actual": r.actual.isoformat() if r.actual else None,
-                    "state": r.state,
-                    "manager": r.manager,
-                }
-                for r in self.milestones
-            ],
-            "attestations": self.attestations.as_dict() if self.attestations else None,
-            "warnings": list(self.warnings)
-            + [w for w in (self.torn, self.attestations_unread) if w],
-        }
-
-
-def chain_attestations(
-    project: Project, settings: ReleaseSettings, done: Mapping[str, Mapping[str, Any]]
-) -> tuple[Tally | None, str | None]:
-    """The proposed motion's attestations, read from production now (the ledger says only which
-    motion and from which block): (tally, None), (None, why not), or (None, None) before the
-    proposal."""
-    proposed = done.get("propose")
-    if proposed is None or "motion" not in proposed:  # not proposed yet, or sudo governance
-        return None, None
-    motion = motions.Motion.from_dict(proposed["motion"])
-    try:
-        with connect(load_environment(settings.env, project.root)) as chain:
-            return statements.Attestations(chain, motion).tally(chain), None
-    except PipelineError as exc:
-        return None, f"attestations not read from the chain: {exc}"
-
-
-def release_status(project: Project, release_id: str, now: datetime) -> ReleaseStatus:
-    """What the ledger says each stage did, what runs next, and the milestones at `now`."""
-    records, torn = read_records(project.state_dir, release_id)
-    state = replay(records)
-    settings = ReleaseSettings.from_ledger(release_id, state.release)
-    repo = gitops.open_repo(project.root)
-    commit = gitops.resolve_runtime(repo, project, settings.candidate).commit
-    failed = state.last_failure.stage if state.last_failure else None
-    plan = load_plan(settings.plan, project.root) if settings.plan else None
-    done = done_from_ledger(records)
-    attested, unread = chain_attestations(project, settings, state.done)
-    return ReleaseStatus(
-        release_id=release_id,
-        settings=settings,
-        candidate_commit=commit,
-        aborted=state.aborted,
-        stages=tuple(status_views(state.done, commit, failed)),
-        plan=plan,
-        milestones=tuple(milestone_table(plan, done, now)) if plan else (),
-        late=tuple(overdue_warnings(plan, done, now)) if plan else (),
-        warnings=tuple(state.warnings()),
-        torn=torn,
-        attestations=attested,
-        attestations_unread=unread,
-    )
 
 
 DEPLOY_STAGES: Final[Mapping[str, str]] = {"deploy-reckless": "reckless", "deploy-lts": "lts"}
@@ -704,6 +616,7 @@ class Release:
 
     def _verify(self) -> dict[str, Any]:
         with self._production() as chain:
+            upgrade.wait_for_migrations(chain, self.env.local, self.env.inclusion_timeout)
             on_chain = chain.code_hash()
             spec = int(chain.runtime_version()["specVersion"])
         if on_chain != self._artifact():

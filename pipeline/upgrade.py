@@ -10,8 +10,9 @@ a fully migrated chain must show. A pallet whose on-chain version lags has a pen
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,8 @@ from pipeline.artifact import RuntimeBlob, refuse_try_runtime
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
 from pipeline.policy import CandidateInfo, candidate_info
+
+log = logging.getLogger(__name__)
 
 Method = Literal["set_code", "authorize"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
@@ -207,6 +210,45 @@ def next_block(chain: Chain, after: int, produces_blocks: bool, timeout: float =
             )
         time.sleep(1.0)
     return head
+
+
+# pallet-migrations (multi-block migrations) keeps its progress in `Cursor`: present while a
+# migration runs over several blocks. Runtimes name the pallet `MultiBlockMigrations`.
+MBM_PALLET: Final = "MultiBlockMigrations"
+MBM_MAX_BLOCKS: Final = 100  # a stuck cursor is reported after this many blocks
+
+
+def migrations_cursor_key(pallet: str = MBM_PALLET) -> str:
+    """The storage key of pallet-migrations' `Cursor`."""
+    key: bytes = xxh128(pallet.encode()) + xxh128(b"Cursor")
+    return "0x" + key.hex()
+
+
+def wait_for_migrations(
+    chain: Chain,
+    produces_blocks: bool,
+    timeout: float,
+    max_blocks: int = MBM_MAX_BLOCKS,
+    progress: Callable[[str], None] = log.info,
+) -> int:
+    """Wait, block by block, until no multi-block migration runs (its cursor is empty); the
+    blocks waited (0 at once on runtimes without pallet-migrations or with none running).
+
+    Until then storage is half migrated: the upgrade is not done and its checks would fail."""
+    key = migrations_cursor_key()
+    head = chain.block_number()
+    waited = 0
+    while (cursor := chain.storage(key, chain.block_hash(head))) is not None:
+        if waited >= max_blocks:
+            raise PipelineError(
+                f"multi-block migrations still run on {chain.endpoint} after {waited} blocks "
+                f"(#{head}, cursor 0x{cursor[:16].hex()}…): they may be stuck; read "
+                f"{MBM_PALLET} events, and resume once its cursor is empty"
+            )
+        progress(f"{chain.endpoint}: multi-block migrations run at #{head}: waiting a block")
+        head = next_block(chain, head, produces_blocks, timeout)
+        waited += 1
+    return waited
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import pytest
 from substrateinterface import Keypair
 from websocket import WebSocketBadStatusException
 
-from pipeline import devrpc, localnet, metadata
+from pipeline import devrpc, localnet, metadata, upgrade
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import (
     REFUSED_GRACE,
@@ -285,6 +285,38 @@ def test_connections_share_one_decoded_metadata_per_runtime(net: Net, chain: Cha
         free_balance(other, DAVE)
         assert other._substrate.metadata is chain._substrate.metadata
         assert metadata.chain_metadata(other).body is chain._substrate.metadata[1][1]
+
+
+@pytest.mark.chain
+def test_multi_block_migrations_are_waited_for_and_a_stuck_one_is_bounded(
+    net: Net, chain: Chain
+) -> None:
+    """pallet-migrations' cursor (set by hand here: the example runtime has no multi-block
+    migration) holds the upgrade's checks back until it is empty, block by block."""
+    endpoint, key = net.net.endpoint, upgrade.migrations_cursor_key()
+    assert upgrade.wait_for_migrations(chain, True, 30.0) == 0  # none running: at once
+    start = chain.block_number()
+
+    def migration_ends_three_blocks_on() -> None:
+        deadline = time.monotonic() + 60
+        while int(devrpc.rpc(endpoint, "chain_getHeader")["number"], 16) < start + 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        devrpc.set_storage(endpoint, [(key, None)])
+
+    try:
+        devrpc.set_storage(endpoint, [(key, "0x01020304")])
+        ending = threading.Thread(target=migration_ends_three_blocks_on)
+        ending.start()
+        waited = upgrade.wait_for_migrations(chain, True, 30.0)
+        ending.join()
+        assert waited >= 3
+        assert chain.storage(key) is None
+        devrpc.set_storage(endpoint, [(key, "0x01020304")])
+        with pytest.raises(PipelineError, match=r"still run .* after 2 blocks .*cursor 0x01020304"):
+            upgrade.wait_for_migrations(chain, True, 30.0, max_blocks=2)
+    finally:
+        devrpc.set_storage(endpoint, [(key, None)])
 
 
 @pytest.mark.chain

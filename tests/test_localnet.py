@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import config, devrpc, executor, keys, localnet
+from pipeline import chainstate, config, devrpc, executor, keys, localnet
 from pipeline.chain import Call, Chain, blake2_256_hex
 from pipeline.errors import PipelineError
 from pipeline.project import Project
@@ -493,3 +493,52 @@ def test_runtime_without_genesis_presets_is_refused_clearly(tmp_path: Path) -> N
     not_wasm.write_bytes(b"\0asm\x01\0\0\0")
     with pytest.raises(PipelineError, match=r"chain spec from .* failed: "):
         executor.genesis_spec(not_wasm)
+
+
+@pytest.mark.chain
+def test_a_fork_off_spec_carries_production_state_with_its_own_sudo_and_consensus(
+    nets: Nets,
+) -> None:
+    """`net.fork-off`: production's state (accounts, notes, council, code) over a fresh spec of
+    its runtime; a network started from it runs with the fresh sudo key and runs
+    on_runtime_upgrade on its first block."""
+    production = nets.endpoint("production")
+    alice, bob = (keys.local_dev_keypair(production, who) for who in ("//Alice", "//Bob"))
+    try:
+        devrpc.set_storage(production, {"Sudo": {"Key": bob.ss58_address}})
+        devrpc.produce_blocks(production, 1)
+        with Chain(production) as chain:
+            forked = chainstate.fork_off(chain, name="production fork-off", chain_id="prod-fork")
+            live = {
+                "0x" + k.hex(): "0x" + v.hex()
+                for k, v in chainstate.snapshot(chain, forked.block).items()
+            }
+            alice_account = chain.query("System", "Account", [alice.ss58_address])
+    finally:
+        devrpc.set_storage(production, {"Sudo": {"Key": alice.ss58_address}})
+    top = forked.spec["genesis"]["raw"]["top"]
+    assert forked.spec["id"] == "prod-fork" and forked.live_keys > 20 and forked.fresh_keys > 5
+    carried = ("Notes", "Council", "Balances")
+    for key, value in live.items():
+        if key.startswith(tuple(chainstate.storage_prefix(p) for p in carried)) or key in (
+            "0x3a636f6465",
+            *[k for k in live if k.startswith(chainstate.storage_prefix("System", "Account"))],
+        ):
+            assert top[key] == value, key
+    assert chainstate.storage_prefix("System", "LastRuntimeUpgrade") not in top
+
+    fork = localnet.LocalNet("fork-off", localnet.free_ports(1)[0])
+    spec_file = localnet.net_dir(nets.project, fork.name) / localnet.SPEC_FILE
+    spec_file.parent.mkdir(parents=True, exist_ok=True)
+    spec_file.write_text(json.dumps(forked.spec))
+    try:
+        localnet.up(nets.project, {fork.name: fork}, [fork.name])
+        with Chain(fork.endpoint) as chain:
+            assert chain.query("Sudo", "Key") == alice.ss58_address  # the fresh spec's, not Bob
+            notes = chain.rpc("state_getKeysPaged", [NOTES_PREFIX, 100, None])
+            assert len(notes) == 4  # production's seeded notes
+            assert chain.query("System", "Account", [alice.ss58_address]) == alice_account
+            assert chain.query("System", "LastRuntimeUpgrade")["spec_version"] == 100
+            assert chain.code_hash() == blake2_256_hex(bytes.fromhex(live["0x3a636f6465"][2:]))
+    finally:
+        localnet.stop(nets.project, fork)

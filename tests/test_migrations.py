@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.artifact import scale_compact
+from pipeline.chainstate import storage_prefix
 from pipeline.errors import PipelineError
 from pipeline.migrations import (
     IGNORED_KEYS,
@@ -16,7 +17,6 @@ from pipeline.migrations import (
     report_of,
     root_without_events,
     state_diff,
-    storage_prefix,
     weight_level,
 )
 from pipeline.trie import state_root

@@ -15,7 +15,18 @@ from fixtures.runtimes import REPO, runtime_wasm
 from fixtures.variants import variant_build
 from test_deploy import Repo
 
-from pipeline import builder, deploy, diff, gates, localnet, migrations, store, upgrade, verdicts
+from pipeline import (
+    builder,
+    chainstate,
+    deploy,
+    diff,
+    gates,
+    localnet,
+    migrations,
+    store,
+    upgrade,
+    verdicts,
+)
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
@@ -50,7 +61,7 @@ def try_runtime_blob() -> Path:
 def test_our_state_root_is_the_one_in_the_genesis_header(production: Repo) -> None:
     with Chain(production.endpoint("production")) as chain:
         genesis = chain.block_hash(0)
-        state = migrations.snapshot(chain, genesis)
+        state = chainstate.snapshot(chain, genesis)
         header = chain.rpc("chain_getHeader", [genesis])
     assert b":code" in state and len(state) > 20
     assert "0x" + state_root(state, 1).hex() == header["stateRoot"]

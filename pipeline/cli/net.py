@@ -18,7 +18,7 @@ from rich.table import Table
 from pipeline import config, executor
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console
-from pipeline.project import Project, load_project
+from pipeline.project import Project, load_project, write_atomic
 
 if TYPE_CHECKING:
     from pipeline import localnet
@@ -78,6 +78,50 @@ def spec(c: Context, wasm: str, preset: str = executor.DEFAULT_PRESET, out: str 
         print(f"{out}: {len(result['genesis']['raw']['top'])} genesis keys")
     else:
         print(text)
+
+
+@task(
+    help={
+        "source": "the network to fork off: a role or name of --env's networks, or a ws:// URL",
+        "env": ENV_HELP,
+        "out": "write the raw spec here (default: <chain id>.json in the state dir)",
+        "preset": "genesis preset giving the fork's validators and sudo key",
+        "chain_id": "the fork's chain id (default: <network>-fork-off)",
+        "block": "block hash whose state to take (default: the finalized head)",
+    }
+)
+@friendly
+def fork_off(
+    c: Context,
+    source: str = "production",
+    env: str = "local",
+    out: str = "",
+    preset: str = executor.DEFAULT_PRESET,
+    chain_id: str = "",
+    block: str = "",
+) -> None:
+    """A raw chain spec carrying a network's state, with fresh validators and sudo key."""
+    from pipeline import chainstate
+    from pipeline.chain import Chain, connect
+
+    project = load_project()
+    if source.startswith(("ws://", "wss://")):
+        label, opened = source, Chain(source)
+    else:
+        environment = config.load_environment(env, project.root)
+        network = config.network(environment, source)
+        label, opened = network.name, connect(environment, network)
+    ident = chain_id or f"{label.rsplit('/', 1)[-1].replace(':', '-')}-fork-off"
+    with opened as chain:
+        forked = chainstate.fork_off(
+            chain, name=f"{ident} (fork-off)", chain_id=ident, preset=preset, block=block or None
+        )
+    path = Path(out) if out else project.state_dir / f"{ident}.json"
+    write_atomic(path, jsonlib.dumps(forked.spec, indent=1).encode())
+    print(
+        f"{path}: {label} at #{forked.number} ({forked.block}): {forked.live_keys} keys of its"
+        f" state, {forked.fresh_keys} from the {preset!r} preset (consensus, sudo, System)"
+    )
 
 
 @task(

@@ -110,7 +110,7 @@ def _run(project: Project, settings: ReleaseSettings, fields_from_ledger: bool) 
 
 
 def _show(project: Project, release_id: str, console: Console, as_json: bool = False) -> None:
-    from pipeline.release import release_status
+    from pipeline.release_status import release_status
 
     status = release_status(project, release_id, datetime.now(UTC))
     if as_json:
