@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,7 @@ from pipeline.artifact import RuntimeBlob, RuntimeVersion
 from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
 from pipeline.metadata import Metadata, decode_metadata
-from pipeline.project import Project, cache_dir
+from pipeline.project import Project, cache_dir, write_atomic
 from pipeline.store import resolve_artifact
 
 # Bump when the summary's content or shape rules change: cached summaries of older formats
@@ -518,10 +517,7 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
         raise PipelineError(f"{runtime.label}: cannot read its metadata ({exc})") from None
     metadata = decode_metadata(raw, f"runtime {runtime.blob.blake2_256}")
     summary = summarize(runtime.blob, metadata, version, _storage_versions(instance, metadata))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(summary.as_dict(), sort_keys=True))
-    partial.replace(cached)
+    write_atomic(cached, json.dumps(summary.as_dict(), sort_keys=True).encode())
     return summary
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
-from pipeline.project import cache_dir
+from pipeline.project import cache_dir, write_atomic
 
 NODE_MIN_MAJOR = 22
 INSTALL_HINT = "run `bash scripts/node-up.sh`"
@@ -161,8 +161,5 @@ def genesis_spec(
         return spec
     flat = [part for pair in {"--wasm": wasm, **options}.items() for part in pair]
     spec = _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(spec))
-    partial.replace(cached)
+    write_atomic(cached, json.dumps(spec).encode())
     return spec

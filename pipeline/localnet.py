@@ -41,7 +41,7 @@ from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpo
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
 from pipeline.keys import DEV_ACCOUNTS, local_dev_keypair
-from pipeline.project import Project
+from pipeline.project import Project, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -345,11 +345,7 @@ def code_hash_of_spec(spec_path: Path) -> str:
 
 def write_spec(wasm: Path, out: Path, preset: str = executor.DEFAULT_PRESET) -> Path:
     """Build the raw chain spec of `wasm` (no node binary needed) and write it to `out`."""
-    spec = executor.genesis_spec(wasm, preset)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(spec, indent=1))
-    tmp.replace(out)
+    write_atomic(out, json.dumps(executor.genesis_spec(wasm, preset), indent=1).encode())
     return out
 
 

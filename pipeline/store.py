@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from typing import Any
 from pipeline import gitops
 from pipeline.artifact import RuntimeBlob, WasmFileNames, blake2_256, wasm_file_names
 from pipeline.errors import PipelineError
-from pipeline.project import Project, cache_dir
+from pipeline.project import Project, cache_dir, write_atomic
 
 DIGEST_FILE = "digest.json"
 RELEASES_SUBDIR = "releases"  # <runtime>/releases/<spec>/: production's committed release
@@ -141,11 +140,8 @@ def keep_build(record: Mapping[str, Any], out: Path, *files: str) -> None:
     for name in files:
         shutil.copyfile(out / name, tmp / name)
     _swap_in(tmp, blobs)
-    index = _index(str(record["key"]))
-    index.parent.mkdir(parents=True, exist_ok=True)
-    partial = index.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    partial.replace(index)
+    record_text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    write_atomic(_index(str(record["key"])), record_text.encode())
 
 
 def publish(
