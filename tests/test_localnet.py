@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from substrateinterface.utils.hasher import xxh128
 
 from pipeline import chainstate, config, devrpc, executor, keys, localnet
 from pipeline.chain import Call, Chain, blake2_256_hex
@@ -358,11 +357,7 @@ def storage_at(endpoint: str, block_hash: str, limit: int = 1000) -> dict[str, s
     return result
 
 
-def storage_prefix(pallet: str, item: str) -> str:
-    return "0x" + (bytes(xxh128(pallet.encode())) + bytes(xxh128(item.encode()))).hex()
-
-
-NOTES_PREFIX = storage_prefix("Notes", "Notes")
+NOTES_PREFIX = chainstate.storage_prefix("Notes", "Notes")
 
 
 @pytest.mark.chain
@@ -483,7 +478,10 @@ def test_genesis_spec_holds_the_runtime_and_the_preset() -> None:
         ("Balances", "TotalIssuance"),
         ("Council", "Members"),
     ]:
-        assert any(k.startswith(storage_prefix(pallet, item)) for k in top), (pallet, item)
+        assert any(k.startswith(chainstate.storage_prefix(pallet, item)) for k in top), (
+            pallet,
+            item,
+        )
     assert spec["properties"] == {"tokenSymbol": "UNIT", "tokenDecimals": 12, "ss58Format": 42}
     assert spec["genesis"]["raw"]["childrenDefault"] == {}
 
