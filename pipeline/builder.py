@@ -74,6 +74,7 @@ CARGO_CONFIG: Final = "/cargo/config.toml"
 TARGET_DIR: Final = "/target"
 OUT_DIR: Final = "/out"
 SOURCE_MTIME: Final = 4102444800  # 2100-01-01: exported sources are newer than any build
+VENDOR_MTIME: Final = 946684800  # 2000-01-01: vendored crates are older than any build
 
 # `cargo check` runs the runtime's build.rs, which builds the complete wasm, while only
 # type-checking the native crate; it gives the same wasm as `cargo build` in less time.
@@ -179,6 +180,7 @@ def vendor_crates(
             where=where,
         )
         (tmp / "crates").mkdir(exist_ok=True)  # cargo creates none without dependencies
+        date_vendored(tmp / "crates")
         (tmp / "config.toml").write_text(container_cargo_config(output, str(tmp / "crates")))
         with contextlib.suppress(OSError):  # another build vendored the same lock meanwhile
             tmp.rename(root)
@@ -665,6 +667,19 @@ def target_volume_lock(
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def date_vendored(crates: Path) -> None:
+    """Date every vendored file and directory in the past, the same for every vendoring.
+
+    `cargo vendor` keeps the crates' archive dates on files but makes directories (and
+    `.cargo-checksum.json`) now. Build scripts that watch a directory (`rerun-if-changed=dir`:
+    cranelift-isle, blake3, ...) would then rerun after any new vendoring, a new Cargo.lock for
+    one bumped crate, and every crate above them would recompile: the node's ~900. A fixed past
+    date keeps the target volume's builds of unchanged crates fresh across lock changes."""
+    for path in [crates, *crates.rglob("*")]:
+        if not path.is_symlink():
+            os.utime(path, (VENDOR_MTIME, VENDOR_MTIME))
 
 
 def touch_tree(root: Path) -> None:

@@ -122,6 +122,7 @@ class Receipt:
     block_hash: str
     block_number: int
     events: tuple[Event, ...]
+    finalized: bool = False  # the block was finalized when the receipt was made
 
     def find(self, module: str, name: str) -> list[Event]:
         return [e for e in self.events if e.module == module and e.name == name]
@@ -202,6 +203,11 @@ class BroadcastUncertain(PipelineError):
     its inclusion was seen): it may land, so it must not be recorded as failed or sent again."""
 
 
+class NotIncluded(PipelineError):
+    """The pool dropped the extrinsic, or it was not included (finalized) in time: it may still
+    be pending, or gone for good (its mortal era expired). The signer's nonce on chain tells."""
+
+
 class Chain:
     """A connection to one node. Use as a context manager, or call close()."""
 
@@ -213,10 +219,14 @@ class Chain:
         connect_timeout: float = 15.0,
         reconnect_attempts: int = 5,
         local: bool | None = None,
+        finalized: bool = False,
     ) -> None:
-        """`local`: the endpoint is a local environment's network (default: a loopback host)."""
+        """`local`: the endpoint is a local environment's network (default: a loopback host).
+        `finalized`: a submission is done when its block is finalized, not merely included
+        (a chain whose finality lags its best block can still drop an included block)."""
         self.endpoint = endpoint
         self._local = is_local_endpoint(endpoint) if local is None else local
+        self.finalized = finalized
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._reconnect_attempts = reconnect_attempts
@@ -341,6 +351,12 @@ class Chain:
         left pending is not signed over with its own nonce (and then never included)."""
         return int(self.rpc("system_accountNextIndex", [address]))
 
+    def state_nonce(self, address: str) -> int:
+        """The account's nonce in the best block's state: what included transactions used up
+        (unlike `nonce`, nothing still waiting in the pool counts)."""
+        account = self.query("System", "Account", [address])
+        return int(account["nonce"]) if isinstance(account, Mapping) else 0
+
     def query(
         self,
         module: str,
@@ -448,13 +464,15 @@ class Chain:
             extrinsic=extrinsic,
         )
 
-    def broadcast(self, signed: Signed, *, wait_for_finalization: bool = False) -> Receipt:
-        """Send once and wait for inclusion (or finality); raise if the extrinsic failed."""
+    def broadcast(self, signed: Signed, *, wait_for_finalization: bool | None = None) -> Receipt:
+        """Send once and wait for inclusion or finality (default: the chain's `finalized`);
+        raise if the extrinsic failed."""
+        finality = self.finalized if wait_for_finalization is None else wait_for_finalization
         try:
             receipt = self._substrate.submit_extrinsic(
                 signed.extrinsic,
                 wait_for_inclusion=True,
-                wait_for_finalization=wait_for_finalization,
+                wait_for_finalization=finality,
             )
         except SubstrateRequestException as exc:
             detail = describe_rejection(exc.args[0] if exc.args else exc)
@@ -462,10 +480,10 @@ class Chain:
                 f"{signed.call} from {signed.signer} rejected by {self.endpoint}: {detail}"
             ) from exc
         except WebSocketTimeoutException as exc:
-            raise PipelineError(
-                f"{signed.call} not included by {self.endpoint} within {self._timeout:.0f}s "
-                f"(extrinsic {signed.extrinsic_hash}, nonce {signed.nonce}): "
-                "check on chain before sending again"
+            raise NotIncluded(
+                f"{signed.call} not {'finalized' if finality else 'included'} by {self.endpoint}"
+                f" within {self._timeout:.0f}s (extrinsic {signed.extrinsic_hash}, nonce"
+                f" {signed.nonce}): check on chain before sending again"
             ) from exc
         except CONNECTION_ERRORS as exc:
             raise BroadcastUncertain(
@@ -474,22 +492,28 @@ class Chain:
                 "check on chain before sending again"
             ) from exc
         except ValueError as exc:  # substrate-interface: the pool dropped it
-            raise PipelineError(f"{signed.call} from {signed.signer}: {exc}") from exc
+            raise NotIncluded(f"{signed.call} from {signed.signer}: {exc}") from exc
         block_hash = receipt.block_hash
         extrinsic_idx = self._retrying("receipt", lambda s: receipt.extrinsic_idx)
         events = tuple(e for e in self.events(block_hash) if e.extrinsic_idx == extrinsic_idx)
         number = int(self._retrying("block number", lambda s: s.get_block_number(block_hash)))
-        result = Receipt(signed.call, signed.extrinsic_hash, block_hash, number, events)
+        result = Receipt(signed.call, signed.extrinsic_hash, block_hash, number, events, finality)
         for failed in result.find("System", "ExtrinsicFailed"):
             reason = self.dispatch_error(failed.attributes["dispatch_error"])
             raise PipelineError(
                 f"{signed.call} from {signed.signer} failed in block #{number}: {reason}"
             )
-        log.info("%s from %s included in block #%d", signed.call, signed.signer, number)
+        log.info(
+            "%s from %s %s in block #%d",
+            signed.call,
+            signed.signer,
+            "finalized" if finality else "included",
+            number,
+        )
         return result
 
     def submit(
-        self, call: Call, keypair: Keypair, *, wait_for_finalization: bool = False
+        self, call: Call, keypair: Keypair, *, wait_for_finalization: bool | None = None
     ) -> Receipt:
         """Sign with the account's next nonce, send, wait for inclusion; raise if it failed."""
         return self.broadcast(self.sign(call, keypair), wait_for_finalization=wait_for_finalization)
@@ -636,4 +660,5 @@ def connect(env: Environment, network: Network | str = "production") -> Chain:
         timeout=env.inclusion_timeout,
         connect_timeout=env.connect_timeout,
         local=env.local,
+        finalized=not net.chopsticks,  # chopsticks finalizes every block it makes
     )

@@ -20,7 +20,14 @@ from pipeline.tomlfile import TomlSource, parse
 
 Role = Literal["production", "lts", "reckless"]
 Governance = Literal["collective", "sudo"]
-Kind = Literal["endpoint", "chopsticks-genesis", "chopsticks-fork", "chopsticks-db"]
+Kind = Literal[
+    "endpoint",
+    "chopsticks-genesis",
+    "chopsticks-fork",
+    "chopsticks-db",
+    "nodes-genesis",
+    "nodes-fork",
+]
 
 ROLES: tuple[Role, ...] = get_args(Role)
 GOVERNANCES: tuple[Governance, ...] = get_args(Governance)
@@ -46,7 +53,10 @@ _TOP_KEYS = (
     "sudo",
     "council",
 )
-_NETWORK_KEYS = ("name", "kind", "endpoint", "port", "fork_of")
+_NETWORK_KEYS = ("name", "kind", "endpoint", "port", "fork_of", "validators", "preset")
+_NODE_KEYS = ("validators", "preset")  # only networks of real nodes take them
+FORK_KINDS: tuple[Kind, ...] = ("chopsticks-fork", "nodes-fork")
+DEV_VALIDATORS = ("alice", "bob", "charlie", "dave", "eve", "ferdie")  # the node's dev key flags
 _KEY_SOURCE_KEYS = ("env", "file", "dev")
 _COUNCIL_KEYS = (
     "threshold",
@@ -77,12 +87,20 @@ class Network:
     role: Role
     name: str
     kind: Kind
-    endpoint: str  # ws:// or wss://; for chopsticks kinds, the local port it listens on
-    port: int | None = None  # chopsticks listen port; None for plain endpoints
-    fork_of: str | None = None  # role whose chain a chopsticks-fork network forks
+    endpoint: str  # ws:// or wss://; for local kinds, the local port it listens on
+    port: int | None = None  # local networks' RPC port (a node network's first node)
+    fork_of: str | None = None  # role whose chain a fork network forks
+    validators: tuple[str, ...] = ()  # a node network's validators, by dev name (alice, bob)
+    preset: str | None = None  # a node network's genesis preset (None: the pipeline's default)
 
     @property
     def chopsticks(self) -> bool:
+        """Blocks on demand (`dev_newBlock`) and instant finality: a chopsticks network."""
+        return self.kind.startswith("chopsticks")
+
+    @property
+    def local_process(self) -> bool:
+        """Run on this machine by the pipeline (chopsticks or real nodes), not a plain endpoint."""
         return self.kind != "endpoint"
 
 
@@ -117,6 +135,12 @@ class Environment:
     connect_timeout: float  # seconds to wait for a websocket connection
     inclusion_timeout: float  # seconds to wait for an extrinsic to be included
     block_time_estimate: float  # seconds per block, to turn voting periods into wall time
+
+
+def blocks_on_demand(env: Environment, role: Role = "production") -> bool:
+    """Whether the pipeline makes this network's blocks itself (chopsticks) rather than waiting
+    for the chain's own block time (real nodes, live endpoints)."""
+    return env.networks[role].chopsticks
 
 
 def environments_dir(root: Path | None = None) -> Path:
@@ -234,27 +258,28 @@ def _network(source: TomlSource, role: Role, tables: dict[str, Any]) -> Network:
     if kind == "endpoint":
         if endpoint is None:
             raise source.error(f"{field}.endpoint", 'required for kind = "endpoint"')
-        for key in ("port", "fork_of"):
+        for key in ("port", "fork_of", *_NODE_KEYS):
             if key in table:
                 raise source.error(
-                    f"{field}.{key}", "only chopsticks networks take it: remove it or change kind"
+                    f"{field}.{key}", "only local networks take it: remove it or change kind"
                 )
         _check_url(source, f"{field}.endpoint", endpoint)
         return Network(role=role, name=name, kind=kind, endpoint=endpoint)
     if endpoint is not None:
         raise source.error(
             f"{field}.endpoint",
-            f"chopsticks networks listen on {CHOPSTICKS_HOST}: set `port` instead of `endpoint`",
+            f"local networks listen on {CHOPSTICKS_HOST}: set `port` instead of `endpoint`",
         )
     if port is None:
         raise source.error(f"{field}.port", f"required for kind = {kind!r}")
-    if (kind == "chopsticks-fork") != (fork_of is not None):
+    if (kind in FORK_KINDS) != (fork_of is not None):
         problem = (
-            'required for kind = "chopsticks-fork": name the role it forks'
+            f"required for kind = {kind!r}: name the role it forks"
             if fork_of is None
-            else f"only chopsticks-fork networks fork another: remove it or change kind {kind!r}"
+            else f"only fork networks fork another: remove it or change kind {kind!r}"
         )
         raise source.error(f"{field}.fork_of", problem)
+    validators, preset = _node_settings(source, table, field, kind)
     return Network(
         role=role,
         name=name,
@@ -262,7 +287,33 @@ def _network(source: TomlSource, role: Role, tables: dict[str, Any]) -> Network:
         endpoint=f"ws://{CHOPSTICKS_HOST}:{port}",
         port=port,
         fork_of=fork_of,
+        validators=validators,
+        preset=preset,
     )
+
+
+def _node_settings(
+    source: TomlSource, table: dict[str, Any], field: str, kind: Kind
+) -> tuple[tuple[str, ...], str | None]:
+    """`validators` (dev names; default alice alone) and `preset` (the genesis preset whose
+    authorities they are; a fork takes consensus and sudo from a fresh spec of that preset)."""
+    if not kind.startswith("nodes"):
+        for key in _NODE_KEYS:
+            if key in table:
+                raise source.error(
+                    f"{field}.{key}",
+                    "only networks of real nodes take it: remove it or change kind",
+                )
+        return (), None
+    validators = tuple(source.strings(table, "validators", prefix=field) or ("alice",))
+    unknown = [v for v in validators if v not in DEV_VALIDATORS]
+    if unknown or len(set(validators)) != len(validators):
+        raise source.error(
+            f"{field}.validators",
+            f"{', '.join(unknown) or 'a repeated name'}: list distinct dev validators among "
+            f"{', '.join(DEV_VALIDATORS)}",
+        )
+    return validators, source.string(table, "preset", prefix=field)
 
 
 def _check_network_set(source: TomlSource, networks: dict[Role, Network]) -> None:
@@ -286,7 +337,7 @@ def _check_network_set(source: TomlSource, networks: dict[Role, Network]) -> Non
             ports[net.port] = role
         if net.fork_of is not None:
             target = networks.get(cast(Role, net.fork_of))
-            if target is None or net.fork_of == role or target.kind == "chopsticks-fork":
+            if target is None or net.fork_of == role or target.kind in FORK_KINDS:
                 others = ", ".join(r for r in ROLES if r != role)
                 raise source.error(
                     f"networks.{role}.fork_of",

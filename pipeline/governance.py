@@ -27,7 +27,7 @@ from typing import Any, Literal, get_args
 
 from substrateinterface import Keypair
 
-from pipeline import dossier, keys, metadata, statements, store, upgrade
+from pipeline import config, dossier, keys, metadata, statements, store, upgrade
 from pipeline.artifact import blake2_256
 from pipeline.chain import (
     Call,
@@ -478,9 +478,10 @@ def enact(
     it, or take the sudo fallback when the policy allows it. Never submits a step whose effect is
     already on chain; returns outcome `refused` or `waiting` (with why) when nothing may be done.
 
-    `produce_blocks` (default: on local environments) makes the block in which new code is live.
+    `produce_blocks` (default: when production makes blocks on demand) makes the block in which
+    new code is live.
     """
-    produce = env.local if produce_blocks is None else produce_blocks
+    produce = config.blocks_on_demand(env) if produce_blocks is None else produce_blocks
     if candidate.code_hash != motion.code_hash:
         raise PipelineError(
             f"motion #{motion.index} is for {motion.code_hash}, the artifact is "

@@ -272,7 +272,10 @@ class Ledger:
         block_number: int | None,
         events: Sequence[Any] = (),
         error: str | None = None,
+        finalized: bool = False,
     ) -> Record:
+        """The outcome of an intent; `finalized`: its block was finalized when this was written
+        (on a chain with lagging finality an effect counts only then)."""
         return self.append(
             {
                 "type": "result",
@@ -280,6 +283,7 @@ class Ledger:
                 "success": success,
                 "block_hash": block_hash,
                 "block_number": block_number,
+                "finalized": finalized,
                 "events": list(events),
                 "error": error,
             }

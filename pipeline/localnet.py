@@ -1,12 +1,14 @@
-"""Local networks: chopsticks running the real runtime, on 127.0.0.1 only.
+"""Local networks running the real runtime, on 127.0.0.1 only: chopsticks, or real nodes.
 
-Each network is one process (pipeline/js/localnet.mjs, built from chopsticks' own pieces; it
-says why it is not the chopsticks CLI) with its state in `<state_dir>/net/<name>/`: config, log,
-pid file and, for a persistent one, its sqlite db and the raw chain spec it was born from.
-Processes run in their own session so they outlive the `invoke` that started them; `down`
-stops them by pid.
+Each network is one process with its state in `<state_dir>/net/<name>/`: config, log, pid file
+and, for a persistent one, its sqlite db and the raw chain spec it was born from. A chopsticks
+network is pipeline/js/localnet.mjs (built from chopsticks' own pieces; it says why it is not
+the chopsticks CLI); a network of real nodes is a zombienet process and its node processes
+(pipeline/nodenet.py), started from a raw spec the pipeline makes (a preset's genesis, or a
+fork-off of another network's finalized state). Processes run in their own session so they
+outlive the `invoke` that started them; `down` stops them by pid with their process group.
 
-The three local networks:
+The three local networks (environments/local.toml; local-nodes.toml runs them on real nodes):
 - production: from the raw spec of the released runtime; its state survives down/up (db +
   resume); on its first start it is seeded through real signed extrinsics.
 - staging-lts: a fork of local production at its head, made fresh on every up.
@@ -36,7 +38,7 @@ from typing import Any
 import requests
 from substrateinterface import Keypair
 
-from pipeline import config, devrpc, executor, metadata, store
+from pipeline import chainstate, config, devrpc, executor, metadata, nodenet, store
 from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpoint
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
@@ -55,8 +57,8 @@ SPEC_FILE = "spec.json"
 DB_FILE = "chain.sqlite"
 SEEDED_MARK = "seeded"
 CONFIG_FILE = "chopsticks.json"
-PID_FILE = "chopsticks.pid"
-LOG_FILE = "chopsticks.log"
+PID_FILE = "network.pid"
+LOG_FILE = "network.log"
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,18 @@ class LocalNet:
     depends_on: str | None = None  # a local network that must be up first (the fork's upstream)
     persistent: bool = False  # keep the chain in a db across down/up
     seeded: bool = False  # on first start, fill with realistic state via signed extrinsics
+    validators: tuple[str, ...] = ()  # real nodes (by dev name) when set; chopsticks when empty
+    preset: str = executor.DEFAULT_PRESET  # real nodes: the genesis preset naming them
+
+    @property
+    def nodes(self) -> bool:
+        """A network of real node processes (zombienet), not chopsticks."""
+        return bool(self.validators)
 
     @property
     def kind(self) -> str:
-        return "chopsticks-fork" if self.fork_endpoint else "chopsticks-genesis"
+        engine = "nodes" if self.nodes else "chopsticks"
+        return f"{engine}-fork" if self.fork_endpoint else f"{engine}-genesis"
 
     @property
     def endpoint(self) -> str:
@@ -90,6 +100,8 @@ class NetStatus:
     spec_name: str | None = None
     spec_version: int | None = None
     note: str = ""  # why a live process gave no answer, or that it is stopped/dead
+    finalized: int | None = None  # the finalized head (real nodes; chopsticks finalizes all)
+    node: str | None = None  # what answers: `system_name` of a real node
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,18 +128,31 @@ def networks_for(env: Environment) -> dict[str, LocalNet]:
     when production is a chopsticks genesis network too.
     """
     production = env.networks["production"]
-    spec_source = production.name if production.kind != "endpoint" else None
+    spec_source = production.name if production.chopsticks else None
     nets: dict[str, LocalNet] = {}
     for role, network in env.networks.items():
-        if network.kind == "endpoint" or network.port is None:
+        if not network.local_process or network.port is None:
             continue
-        if network.kind == "chopsticks-fork":
+        validators, preset = network.validators, network.preset or executor.DEFAULT_PRESET
+        if network.kind in config.FORK_KINDS:
             upstream = config.network(env, network.fork_of or "")
             nets[network.name] = LocalNet(
                 network.name,
                 network.port,
                 fork_endpoint=upstream.endpoint,
-                depends_on=upstream.name if upstream.kind != "endpoint" else None,
+                depends_on=upstream.name if upstream.local_process else None,
+                validators=validators,
+                preset=preset,
+            )
+            continue
+        if validators:  # real nodes: a chain of its own, from its own preset's spec
+            nets[network.name] = LocalNet(
+                network.name,
+                network.port,
+                spec_owner=network.name,
+                seeded=role == "production" and env.local,
+                validators=validators,
+                preset=preset,
             )
             continue
         persistent = role == "production" or network.kind == "chopsticks-db"
@@ -316,7 +341,8 @@ def process_alive(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return pid_running(pid) and executor.LOCALNET_SCRIPT.name.encode() in cmdline
+    engines = (executor.LOCALNET_SCRIPT.name.encode(), str(nodenet.ZOMBIENET_CLI).encode())
+    return pid_running(pid) and any(engine in cmdline for engine in engines)
 
 
 def read_pid(folder: Path) -> int | None:
@@ -377,7 +403,7 @@ def ensure_spec(project: Project, owner: LocalNet, wasm: Path | None) -> Path:
                 "run `invoke net.reset` to start over from it"
             )
     log.info("building the %s chain spec from %s", owner.name, runtime)
-    return write_spec(runtime, spec)
+    return write_spec(runtime, spec, owner.preset)
 
 
 # --- starting and stopping ----------------------------------------------------------------------
@@ -464,6 +490,64 @@ def _spawn(project: Project, net: LocalNet, config: dict[str, Any], timeout: flo
         raise
 
 
+def _fork_off_spec(net: LocalNet, folder: Path) -> Path:
+    """A raw spec of the upstream chain's finalized state, with this network's validators."""
+    assert net.fork_endpoint is not None
+    with Chain(net.fork_endpoint) as upstream:
+        forked = chainstate.fork_off(
+            upstream, name=net.name, chain_id=f"{net.name}-fork", preset=net.preset
+        )
+    log.info(
+        "%s: forked off %s at finalized block #%d (%d live keys, %d fresh)",
+        net.name,
+        net.fork_endpoint,
+        forked.number,
+        forked.live_keys,
+        forked.fresh_keys,
+    )
+    write_atomic(folder / SPEC_FILE, json.dumps(forked.spec, indent=1).encode())
+    return folder / SPEC_FILE
+
+
+def _spawn_nodes(project: Project, net: LocalNet, spec: Path, timeout: float) -> None:
+    """Start the network's nodes through zombienet and wait for their first block."""
+    from pipeline import nodebuild  # docker and the build machinery: only where nodes start
+
+    folder = net_dir(project, net.name)
+    binary = nodebuild.binary_for_networks(project, progress=log.info)
+    nodenet.prepare(folder, spec=spec, binary=binary, validators=net.validators, rpc_port=net.port)
+    log_path = folder / LOG_FILE
+    with log_path.open("ab") as log_file:
+        log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {net.name}\n".encode())
+        log_file.flush()
+        proc = subprocess.Popen(
+            nodenet.spawn_command(folder),
+            cwd=folder,
+            env=nodenet.node_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives `invoke net.up`; stopped with its nodes by group
+        )
+    (folder / PID_FILE).write_text(f"{proc.pid}\n")
+
+    def alive() -> None:
+        code = proc.poll()
+        if code is not None:
+            this_start = log_path.read_text(errors="replace").rsplit("\n--- ", 1)[-1]
+            raise PipelineError(
+                f"{net.name}: zombienet exited with code {code} before the nodes made a block: "
+                f"{last_log_line(this_start)} (log: {log_path})"
+            )
+
+    try:
+        nodenet.wait_producing(net.endpoint, alive, net.name, timeout)
+    except PipelineError:
+        _terminate(proc.pid)
+        (folder / PID_FILE).unlink(missing_ok=True)
+        raise
+
+
 def start(
     project: Project,
     nets: Mapping[str, LocalNet],
@@ -481,6 +565,18 @@ def start(
     if pid is not None:
         return status_of(project, net)
     _check_port_free(net)
+    if net.depends_on:
+        require_running(project, nets[net.depends_on])
+    if net.nodes:
+        folder.mkdir(parents=True, exist_ok=True)
+        spec_path = (
+            ensure_spec(project, net, wasm)
+            if net.fork_endpoint is None
+            else _fork_off_spec(net, folder)
+        )
+        _spawn_nodes(project, net, spec_path, ready_timeout)
+        _seed_once(project, net)
+        return status_of(project, net)
     spec = db = None
     if net.fork_endpoint is None:
         spec = ensure_spec(project, nets[net.spec_owner or name], wasm)
@@ -490,21 +586,26 @@ def start(
         for path in (db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm"))):
             path.unlink(missing_ok=True)
         (folder / SEEDED_MARK).unlink(missing_ok=True)
-    if net.depends_on:
-        require_running(project, nets[net.depends_on])
     _spawn(project, net, chopsticks_config(net, spec=spec, db=db, resume=resume), ready_timeout)
-    if net.seeded and not resume:
-        try:
-            seed(net.endpoint)
-        except PipelineError as exc:
-            stop(project, net)
-            raise PipelineError(
-                f"{name}: seeding failed ({exc}); `invoke net.up {name}` tries again"
-            ) from exc
-        (folder / SEEDED_MARK).write_text(
-            f"seeded at block {devrpc.rpc(net.endpoint, 'chain_getHeader')['number']}\n"
-        )
+    if not resume:
+        _seed_once(project, net)
     return status_of(project, net)
+
+
+def _seed_once(project: Project, net: LocalNet) -> None:
+    """Seed a seeded network that just started from genesis; stop it if seeding fails."""
+    if not net.seeded:
+        return
+    try:
+        seed(net.endpoint)
+    except PipelineError as exc:
+        stop(project, net)
+        raise PipelineError(
+            f"{net.name}: seeding failed ({exc}); `invoke net.up {net.name}` tries again"
+        ) from exc
+    (net_dir(project, net.name) / SEEDED_MARK).write_text(
+        f"seeded at block {devrpc.rpc(net.endpoint, 'chain_getHeader')['number']}\n"
+    )
 
 
 def up(
@@ -600,12 +701,20 @@ def status_of(project: Project, net: LocalNet) -> NetStatus:
             net.name, endpoint, pid, False, note=f"dead: pid gone (log: {folder / LOG_FILE})"
         )
     try:
-        block = int(devrpc.rpc(endpoint, "chain_getHeader")["number"], 16)
+        heads = nodenet.heads(endpoint)
         version = devrpc.rpc(endpoint, "state_getRuntimeVersion")
     except (requests.RequestException, PipelineError, ValueError, KeyError, TypeError) as exc:
         return NetStatus(net.name, endpoint, pid, True, note=f"not answering: {exc}")
     return NetStatus(
-        net.name, endpoint, pid, True, block, version["specName"], int(version["specVersion"])
+        net.name,
+        endpoint,
+        pid,
+        True,
+        heads.best,
+        version["specName"],
+        int(version["specVersion"]),
+        finalized=heads.finalized,
+        node=heads.system_name,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from scalecodec.utils.ss58 import ss58_decode
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import devrpc, metadata
+from pipeline import config, devrpc, metadata
 from pipeline.chain import CONNECTION_ERRORS, Chain, NewHeads
 from pipeline.config import CouncilSettings, Environment
 from pipeline.errors import PipelineError
@@ -320,9 +320,9 @@ def _subscribe_heads(env: Environment, chain: Chain) -> NewHeads:
 
 
 def _check_can_advance(env: Environment) -> None:
-    if not env.local:
+    if not config.blocks_on_demand(env):
         raise PipelineError(
-            f"environment {env.name} is not local: its blocks come at the chain's own pace; "
+            f"production of {env.name} makes its own blocks at the chain's pace: "
             "track without advancing"
         )
 

@@ -44,6 +44,7 @@ PROFILE: Final = "release"
 # hour of compiling yields to other builds and checks. (With cgroup v1 all of docker weighs as
 # much as one host process, so host processes, tests included, are not slowed much either way.)
 CPU_SHARES: Final = 512
+NODE_BINARY_ENV: Final = "PIPELINE_NODE_BINARY"  # a node binary of the user's own, for networks
 
 
 def node_image_tag(builder_id: str, context: Path = CONTEXT) -> str:
@@ -246,6 +247,7 @@ def _build_in_container(
                 "key": key,
                 "binary": BINARY,
                 "source_tree": revision.source_tree,
+                "node_tree": node_tree(repo, revision.commit),
                 "commit": revision.commit,
                 "cargo_lock_blake2_256": lock_hash,
                 "image": image_id,
@@ -255,6 +257,45 @@ def _build_in_container(
             },
         )
     return seconds
+
+
+def node_tree(repo: Any, commit: str) -> str | None:
+    """The git tree id of the node's own sources (examples/node) at `commit`."""
+    try:
+        return str((repo.commit(commit).tree / f"{EXAMPLES}/{NODE_WORKSPACE}").hexsha)
+    except KeyError:
+        return None
+
+
+def binary_for_networks(project: Project, progress: Progress = logger.info) -> Path:
+    """The node binary that runs local networks of real nodes.
+
+    `PIPELINE_NODE_BINARY` names one (a team's own node); otherwise the example node. A node
+    binary runs any runtime from its chain spec, so a runtime change needs no new node: the
+    newest cached build of HEAD's node sources (examples/node) serves, and only when there is
+    none is HEAD built (an hour cold)."""
+    named = os.environ.get(NODE_BINARY_ENV)
+    if named:
+        path = Path(named)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise PipelineError(f"{NODE_BINARY_ENV}={named} is not an executable file: fix it")
+        return path
+    repo = gitops.open_repo(project.root)
+    wanted = node_tree(repo, repo.head.commit.hexsha)
+    if wanted is None:
+        raise PipelineError(
+            f"no {EXAMPLES}/{NODE_WORKSPACE} in this repository: networks of real nodes need a"
+            f" node binary; set {NODE_BINARY_ENV} to your chain's node"
+        )
+    builds = []
+    for record_path in (cache_dir() / "nodes").glob("*/build.json"):
+        record = json.loads(record_path.read_text())
+        binary = record_path.parent / BINARY
+        if record.get("node_tree") == wanted and binary.is_file():
+            builds.append((record_path.stat().st_mtime, binary))
+    if builds:
+        return max(builds)[1]
+    return build(project, progress=progress).binary
 
 
 def _store(key: str, binary: Path, record: Mapping[str, Any]) -> None:

@@ -557,7 +557,7 @@ class Release:
                 chain,
                 motion,
                 deadline_block=self._deadline_block(motion),
-                advance=self.env.local,
+                advance=config.blocks_on_demand(self.env),
                 on_update=lambda s: self.progress(
                     f"motion #{s.index}: {s.state}, {len(s.ayes)} aye / {len(s.nays)} nay of"
                     f" {s.threshold} needed, {s.blocks_left} blocks left;"
@@ -616,7 +616,9 @@ class Release:
 
     def _verify(self) -> dict[str, Any]:
         with self._production() as chain:
-            upgrade.wait_for_migrations(chain, self.env.local, self.env.inclusion_timeout)
+            upgrade.wait_for_migrations(
+                chain, config.blocks_on_demand(self.env), self.env.inclusion_timeout
+            )
             on_chain = chain.code_hash()
             spec = int(chain.runtime_version()["specVersion"])
         if on_chain != self._artifact():

@@ -20,7 +20,7 @@ import requests
 
 from pipeline.ledger import replay
 from pipeline.plan import STAGES
-from pipeline.report_html import write_release_html
+from pipeline.report_html import block_cell, write_release_html
 from pipeline.schedule import MilestoneRow, format_span
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def report_data(
             "extrinsic_hash": intent.extrinsic_hash,
             "outcome": None if intent.result is None else intent.result.get("success"),
             "block": None if intent.result is None else intent.result.get("block_number"),
+            "finalized": intent.result is not None and bool(intent.result.get("finalized")),
         }
         for intent in state.intents.values()
     ]
@@ -132,7 +133,7 @@ def render_markdown(data: Mapping[str, Any]) -> str:
         lines += ["", "## Submissions", "", "| stage | network | call | signer | nonce | block |"]
         lines.append("|---|---|---|---|---|---|")
         for sub in data["submissions"]:
-            block = sub["block"] if sub["outcome"] is not None else "unknown outcome"
+            block = block_cell(sub)
             lines.append(
                 f"| {sub['stage']} | {sub['network']} | {sub['call']} | {sub['signer']} "
                 f"| {sub['nonce']} | {block} |"

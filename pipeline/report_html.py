@@ -345,6 +345,14 @@ def _strings(path: str, value: Any) -> Iterable[tuple[str, str]]:
             yield from _strings(path, item)
 
 
+def block_cell(submission: Mapping[str, Any]) -> str:
+    """Where a submission landed: `#12 finalized`, `#12` (included), or `unknown outcome`."""
+    if submission.get("outcome") is None:
+        return "unknown outcome"
+    finalized = " finalized" if submission.get("finalized") else ""
+    return f"#{submission['block']}{finalized}"
+
+
 def _submissions(submissions: Sequence[Mapping[str, Any]]) -> str:
     rows = [
         [
@@ -354,7 +362,7 @@ def _submissions(submissions: Sequence[Mapping[str, Any]]) -> str:
             escape(str(sub.get("nonce"))),
             _hash(sub.get("call_hash")),
             _hash(sub.get("extrinsic_hash")),
-            escape(str(sub["block"]) if sub.get("outcome") is not None else "unknown outcome"),
+            escape(block_cell(sub)),
         ]
         for sub in submissions
     ]

@@ -8,14 +8,17 @@ effect on chain instead of sending again.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from substrateinterface import Keypair
 
-from pipeline.chain import BroadcastUncertain, Call, Chain, Receipt
+from pipeline.chain import BroadcastUncertain, Call, Chain, NotIncluded, Receipt, Signed
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point
+
+log = logging.getLogger(__name__)
 
 
 class Recorder(Protocol):
@@ -36,6 +39,7 @@ class Recorder(Protocol):
         block_number: int | None,
         events: Any = (),
         error: str | None = None,
+        finalized: bool = False,
     ) -> Any: ...
 
 
@@ -57,6 +61,19 @@ def intent_outcome(pending: PendingIntent, account_nonce: int) -> Literal["lande
     return "landed" if account_nonce > pending.nonce else "not-sent"
 
 
+def after_not_included(
+    state_nonce: int, nonce: int, resubmitted: bool
+) -> Literal["resubmit", "uncertain"]:
+    """What to do when an extrinsic was dropped or not included in time, by the signer's nonce
+    in the chain's state: moved past it, something with that nonce was included (it, most
+    likely): never send again, look for the effect. Unchanged, it was not included: sign it
+    again with the same nonce (a fresh mortal era) once; a second miss is left to the user.
+    The same nonce makes a resubmission safe: at most one transaction can use it."""
+    if state_nonce > nonce or resubmitted:
+        return "uncertain"
+    return "resubmit"
+
+
 def submit_recorded(
     chain: Chain,
     call: Call,
@@ -67,38 +84,73 @@ def submit_recorded(
     network: str,
     summary: str | None = None,
 ) -> Receipt:
-    """Sign, journal the intent, broadcast once, journal the result; raise if it failed."""
+    """Sign, journal the intent, broadcast once, journal the result; raise if it failed.
+
+    Dropped or not included in time with the signer's nonce unchanged on chain, the same call
+    is signed again (same nonce, fresh era) and sent once more, as a new intent."""
     signed = chain.sign(call, keypair)
-    intent_id = None
-    if recorder is not None:
-        intent_id = recorder.intent(
-            stage=stage,
-            network=network,
-            signer=signed.signer,
-            nonce=signed.nonce,
-            call_hash=signed.call_hash,
-            call=summary or str(call),
-        )
-    crash_point(f"submit:{stage}:after-intent")
-    if recorder is not None and intent_id is not None:
-        recorder.submitted(intent_id, signed.extrinsic_hash)
-    try:
-        receipt = chain.broadcast(signed)
-    except BroadcastUncertain:
-        raise  # the intent stays unresolved: a resume looks for its effect on chain
-    except PipelineError as exc:
-        if recorder is not None and intent_id is not None:
-            recorder.result(
-                intent_id, success=False, block_hash=None, block_number=None, error=str(exc)
+    journal = _Journal(recorder, stage, network, summary or str(call))
+    for resubmitted in (False, True):
+        intent_id = journal.intent(signed)
+        try:
+            receipt = chain.broadcast(signed)
+        except BroadcastUncertain:
+            raise  # the intent stays unresolved: a resume looks for its effect on chain
+        except NotIncluded as exc:
+            state_nonce = chain.state_nonce(signed.signer)
+            if after_not_included(state_nonce, signed.nonce, resubmitted) == "uncertain":
+                raise BroadcastUncertain(str(exc)) from exc  # unresolved, as above
+            journal.failed(intent_id, f"{exc}; nonce {signed.nonce} unused on chain: resent")
+            log.warning("%s; nonce %d unused on chain: signing it again", exc, signed.nonce)
+            signed = chain.sign(call, keypair, nonce=signed.nonce)
+            continue
+        except PipelineError as exc:
+            journal.failed(intent_id, str(exc))
+            raise
+        crash_point(f"submit:{stage}:after-broadcast")
+        journal.landed(intent_id, receipt)
+        return receipt
+    raise AssertionError("unreachable: a second miss is uncertain")
+
+
+@dataclass(frozen=True)
+class _Journal:
+    """submit_recorded's writes to an optional recorder."""
+
+    recorder: Recorder | None
+    stage: str
+    network: str
+    summary: str
+
+    def intent(self, signed: Signed) -> str | None:
+        intent_id = None
+        if self.recorder is not None:
+            intent_id = self.recorder.intent(
+                stage=self.stage,
+                network=self.network,
+                signer=signed.signer,
+                nonce=signed.nonce,
+                call_hash=signed.call_hash,
+                call=self.summary,
             )
-        raise
-    crash_point(f"submit:{stage}:after-broadcast")
-    if recorder is not None and intent_id is not None:
-        recorder.result(
-            intent_id,
-            success=True,
-            block_hash=receipt.block_hash,
-            block_number=receipt.block_number,
-            events=[f"{e.module}.{e.name}" for e in receipt.events],
-        )
-    return receipt
+        crash_point(f"submit:{self.stage}:after-intent")
+        if self.recorder is not None and intent_id is not None:
+            self.recorder.submitted(intent_id, signed.extrinsic_hash)
+        return intent_id
+
+    def failed(self, intent_id: str | None, error: str) -> None:
+        if self.recorder is not None and intent_id is not None:
+            self.recorder.result(
+                intent_id, success=False, block_hash=None, block_number=None, error=error
+            )
+
+    def landed(self, intent_id: str | None, receipt: Receipt) -> None:
+        if self.recorder is not None and intent_id is not None:
+            self.recorder.result(
+                intent_id,
+                success=True,
+                block_hash=receipt.block_hash,
+                block_number=receipt.block_number,
+                events=[f"{e.module}.{e.name}" for e in receipt.events],
+                finalized=receipt.finalized,
+            )

@@ -19,6 +19,7 @@ import git
 import pytest
 
 from pipeline import builder, builder_image
+from pipeline.artifact import blake2_256
 from pipeline.errors import PipelineError
 from pipeline.project import Project, load_project
 
@@ -551,3 +552,31 @@ def _scratch_repo(tmp_path: Path, lock: bool) -> git.Repo:
     author = git.Actor("t", "t@example.invalid")
     repo.index.commit("scratch", author=author, committer=author)
     return repo
+
+
+def test_vendored_crates_are_dated_alike_by_every_vendoring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two vendorings of the same crate (a new lock each time) leave identical dates on every
+    file and directory, so build scripts watching a directory do not rerun after a lock change
+    (they did: the node's whole tree recompiled after one crate was bumped)."""
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
+    workspace = tmp_path / "ws"
+    (workspace / "src").mkdir(parents=True)
+    (workspace / "src/lib.rs").write_text("")
+    dates = []
+    for extra in ("", "\n# a manifest change: vendored again\n"):
+        (workspace / "Cargo.toml").write_text(
+            '[package]\nname = "ws"\nversion = "0.1.0"\nedition = "2021"\n\n'
+            f'[dependencies]\nitoa = "=1.0.11"\n{extra}'
+        )
+        subprocess.run(["cargo", "generate-lockfile"], cwd=workspace, check=True)
+        lock_hash = blake2_256((workspace / "Cargo.lock").read_bytes())
+        with (tmp_path / "log").open("w") as log:
+            vendor = builder.vendor_crates(workspace, lock_hash, "ws", log, tmp_path / "log")
+        crate = vendor.crates / "itoa-1.0.11"
+        assert crate.is_dir()
+        dates.append({p.relative_to(vendor.crates): p.stat().st_mtime for p in crate.rglob("*")})
+    first, second = dates
+    assert first == second
+    assert set(first.values()) == {builder.VENDOR_MTIME}

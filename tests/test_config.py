@@ -10,6 +10,7 @@ from pipeline.config import (
     Environment,
     KeySource,
     available_environments,
+    blocks_on_demand,
     load_environment,
     network,
     require_governance,
@@ -118,13 +119,52 @@ def test_example_live_environment_is_endpoints_with_secrets_kept_elsewhere() -> 
     )
 
 
+def test_local_nodes_environment_is_real_nodes_beside_the_chopsticks_ones() -> None:
+    env = load_environment("local-nodes", root=REPO)
+    assert env.local and env.inclusion_timeout == 120.0
+    assert {
+        role: (n.name, n.kind, n.port, n.fork_of, n.validators, n.preset)
+        for role, n in env.networks.items()
+    } == {
+        "production": (
+            "nodes-production", "nodes-genesis", 9954, None, ("alice", "bob"), "local_testnet"
+        ),
+        "lts": ("nodes-staging-lts", "nodes-fork", 9955, "production", ("alice",), None),
+        "reckless": (
+            "nodes-staging-reckless", "nodes-genesis", 9956, None, ("alice",), "development"
+        ),
+    }  # fmt: skip
+    local = load_environment("local", root=REPO)
+    ports = {n.port for n in env.networks.values()} | {n.port for n in local.networks.values()}
+    assert len(ports) == 6  # both sets run at once
+    # real nodes make their own blocks: the pipeline waits for them instead of asking chopsticks
+    assert not blocks_on_demand(env) and blocks_on_demand(local)
+    assert all(n.local_process and not n.chopsticks for n in env.networks.values())
+
+
+def test_node_networks_take_dev_validators_and_a_preset(tmp_path: Path) -> None:
+    text = edit(BASE, 'kind = "chopsticks-genesis"', 'kind = "nodes-genesis"\npreset = "local"')
+    env = load_text(tmp_path, text)
+    assert (env.networks["production"].validators, env.networks["production"].preset) == (
+        ("alice",),  # the default: one validator
+        "local",
+    )
+    with pytest.raises(PipelineError, match=r"networks.production.validators: mallory: list"):
+        load_text(tmp_path, edit(text, 'preset = "local"', 'validators = ["alice", "mallory"]'))
+    with pytest.raises(PipelineError, match=r"networks.production.validators: a repeated name"):
+        load_text(tmp_path, edit(text, 'preset = "local"', 'validators = ["bob", "bob"]'))
+    with pytest.raises(PipelineError, match=r"networks.lts.validators: only networks of real"):
+        load_text(tmp_path, edit(BASE, "port = 9945", 'port = 9945\nvalidators = ["alice"]'))
+
+
 def test_available_environments_are_the_shipped_files() -> None:
-    assert available_environments(REPO) == ["example-live", "local"]
+    assert available_environments(REPO) == ["example-live", "local", "local-nodes"]
 
 
 def test_unknown_environment_lists_the_available_ones() -> None:
     with pytest.raises(
-        PipelineError, match=r"unknown environment 'prod': choose one of example-live, local"
+        PipelineError,
+        match=r"unknown environment 'prod': choose one of example-live, local, local-nodes",
     ):
         load_environment("prod", root=REPO)
 
@@ -343,7 +383,7 @@ INVALID = [
             'endpoint = "ws://127.0.0.1:9946"\nport = 9946',
         ),
         "networks.reckless.port",
-        "only chopsticks networks",
+        "only local networks",
         "port = 9946",
     ),
     (
@@ -371,7 +411,7 @@ INVALID = [
         "fork_of on genesis",
         edit(BASE, "port = 9944", 'port = 9944\nfork_of = "lts"'),
         "networks.production.fork_of",
-        "only chopsticks-fork",
+        "only fork networks",
         'fork_of = "lts"',
     ),
     (

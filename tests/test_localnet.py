@@ -12,12 +12,13 @@ import signal
 import socket
 import subprocess
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pipeline import chainstate, config, devrpc, executor, keys, localnet
+from pipeline import chainstate, config, devrpc, executor, keys, localnet, nodenet
 from pipeline.chain import Call, Chain, blake2_256_hex
 from pipeline.errors import PipelineError
 from pipeline.project import Project
@@ -204,6 +205,41 @@ def test_networks_for_the_local_environment() -> None:
     assert lts.depends_on == "production" and not lts.persistent
     assert reckless.spec_owner == "production" and not reckless.persistent and not reckless.seeded
     assert nets == localnet.default_networks()
+
+
+def test_networks_for_the_local_nodes_environment() -> None:
+    """Real nodes: each genesis network has its own spec and preset; lts forks production."""
+    nets = localnet.networks_for(config.load_environment("local-nodes", REPO))
+    production, lts, reckless = (
+        nets[f"nodes-{n}"] for n in ("production", "staging-lts", "staging-reckless")
+    )
+    assert production.nodes and production.kind == "nodes-genesis"
+    assert (production.validators, production.preset) == (("alice", "bob"), "local_testnet")
+    assert production.spec_owner == production.name and production.seeded
+    assert not production.persistent  # real nodes start over from their spec on every up
+    assert lts.kind == "nodes-fork" and lts.fork_endpoint == production.endpoint
+    assert lts.depends_on == production.name and lts.validators == ("alice",)
+    assert reckless.spec_owner == reckless.name and reckless.preset == "development"
+    assert not reckless.seeded and not lts.seeded
+
+
+def test_zombienet_network_file_names_the_raw_spec_and_each_validator(tmp_path: Path) -> None:
+    text = nodenet.network_file(
+        spec=tmp_path / "spec.json",
+        binary=Path("/opt/example-node"),
+        validators=("alice", "bob"),
+        rpc_port=9954,
+    )
+    parsed = tomllib.loads(text)
+    assert parsed["settings"]["provider"] == "native"
+    relay = parsed["relaychain"]
+    assert relay["chain_spec_path"] == str(tmp_path / "spec.json")
+    assert relay["default_command"] == "/opt/example-node"
+    assert "--database=paritydb" in relay["default_args"]
+    assert [(n["name"], n["validator"], n.get("rpc_port")) for n in relay["nodes"]] == [
+        ("alice", True, 9954),  # the network's endpoint
+        ("bob", True, None),  # a free port of zombienet's choice
+    ]
 
 
 @pytest.mark.parametrize(

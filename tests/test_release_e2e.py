@@ -34,18 +34,26 @@ REPO = Path(__file__).resolve().parents[1]
 RELEASE_TIMEOUT_S = 900
 
 
-def make_clone(tmp_path: Path, *, release: str, first_deadline: str) -> tuple[Path, int]:
-    """A clone of HEAD with an environment on free ports and a plan for it; returns
-    (clone, production port)."""
+# The shipped environments a test copies onto free ports: their ports for production, lts and
+# reckless.
+SHIPPED_PORTS = {"local": (9944, 9945, 9946), "local-nodes": (9954, 9955, 9956)}
+
+
+def make_clone(
+    tmp_path: Path, *, release: str, first_deadline: str, environment_of: str = "local"
+) -> tuple[Path, int]:
+    """A clone of HEAD with an environment (a copy of `environment_of`) on free ports and a plan
+    for it; returns (clone, production port)."""
     clone = tmp_path / "repo"
     source = git.Repo(REPO)
     # the commit this test runs from (a clone of a git worktree would check out the main HEAD)
     source.clone(clone).git.checkout(source.head.commit.hexsha)
     (clone / "node_modules").symlink_to(REPO / "node_modules")  # as bootstrap would install it
-    production, lts, reckless = free_ports(3)
-    environment = (REPO / "environments/local.toml").read_text()
-    for default, port in ((9944, production), (9945, lts), (9946, reckless)):
+    environment = (REPO / f"environments/{environment_of}.toml").read_text()
+    ports = free_ports(3)
+    for default, port in zip(SHIPPED_PORTS[environment_of], ports, strict=True):
         environment = environment.replace(f"port = {default}", f"port = {port}")
+    production = ports[0]
     (clone / "environments/e2e.toml").write_text(environment)
     plan = (REPO / "releases/example.toml").read_text()
     plan = re.sub(r'^name = ".*?"', f'name = "{release}"', plan, count=1, flags=re.M)
@@ -91,7 +99,7 @@ def chain_events(port: int) -> Counter[tuple[str, str]]:
 
 def production_up(clone: Path, production: int) -> Counter[tuple[str, str]]:
     """Start production (seeded) and count its events before the release."""
-    up = invoke(clone, "net.up", "--env", "e2e", "-n", "production")
+    up = invoke(clone, "net.up", "--env", "e2e", "-n", "production", timeout=600)
     assert up.returncode == 0, up.stdout + up.stderr
     return chain_events(production)
 
@@ -125,12 +133,18 @@ def release_with_kills(
     candidate: str,
     votes: str = "approve",
     prepare: Callable[[Path], None] | None = None,
+    environment_of: str = "local",
+    also: Callable[[Path, int], None] | None = None,
 ) -> None:
     """Kill the release at each point in turn (SIGKILL, no cleanup), resume, and check that
     production ends up upgraded with exactly one of each on-chain effect. `prepare` changes
-    the clone first (e.g. a runtime edit, so that the build is not a cache hit)."""
+    the clone first (e.g. a runtime edit, so that the build is not a cache hit); `also`
+    checks more on the clone and production's port before the networks stop."""
     clone, production = make_clone(
-        tmp_path, release=release, first_deadline="2026-12-01T12:00:00+00:00"
+        tmp_path,
+        release=release,
+        first_deadline="2026-12-01T12:00:00+00:00",
+        environment_of=environment_of,
     )
     if prepare is not None:
         prepare(clone)
@@ -144,6 +158,8 @@ def release_with_kills(
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"release {release} complete" in done.stdout
         check_one_upgrade(clone, release, production, before, candidate, votes)
+        if also is not None:
+            also(clone, production)
     finally:
         stop_networks(clone)
 

@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console, spinner
-from pipeline.config import Environment, load_environment
+from pipeline.config import Environment, blocks_on_demand, load_environment
 from pipeline.errors import PipelineError
 from pipeline.policy import FALLBACK_POLICIES, check_confirmation
 from pipeline.project import Project, load_project
@@ -153,7 +153,8 @@ def track(
             chain,
             chosen,
             deadline_block=deadline or None,
-            advance=advance or environment.local,  # time passes locally, as in a release
+            # time passes on demand locally, as in a release
+            advance=advance or blocks_on_demand(environment),
             on_update=show,
         )
 

@@ -43,6 +43,15 @@ def _names(nets: dict[str, localnet.LocalNet], env: str, name: list[str] | None)
     return [config.network(environment, part).name for part in chosen]
 
 
+def _blocks(status: localnet.NetStatus) -> str:
+    """`#12`, or `#12 (final #10)` when finality lags the best block (real nodes)."""
+    if status.block is None:
+        return ""
+    if status.finalized is None or status.finalized == status.block:
+        return f"#{status.block}"
+    return f"#{status.block} (final #{status.finalized})"
+
+
 def _print(statuses: list[localnet.NetStatus]) -> None:
     table = Table()
     for column in ("name", "endpoint", "pid", "alive", "block", "runtime"):
@@ -54,9 +63,9 @@ def _print(statuses: list[localnet.NetStatus]) -> None:
             s.endpoint,
             "" if s.pid is None else str(s.pid),
             "yes" if s.alive else "no",
-            "" if s.block is None else f"#{s.block}",
+            _blocks(s),
             f"{s.spec_name} {s.spec_version}" if s.spec_name else "",
-            s.note,
+            s.note or (s.node or ""),
         )
     make_console().print(table)
 
