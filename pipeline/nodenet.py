@@ -32,9 +32,9 @@ from pipeline.errors import PipelineError
 ZOMBIENET_CLI: Final = Path("node_modules") / "@zombienet" / "cli" / "dist" / "cli.js"
 NETWORK_FILE: Final = "zombienet.toml"
 NODES_DIR: Final = "nodes"  # zombienet's own files: node base paths, keystores, node logs
-# Every node: ParityDb (the node is built without RocksDB), no discovery beyond the bootnodes
-# zombienet gives it, and the pool's and finality's progress in its log.
-NODE_ARGS: Final = ("--database=paritydb", "--no-mdns", "-lsync=warn,txpool=info")
+# Every node: ParityDb (the node is built without RocksDB) and the pool's progress in its log.
+# zombienet adds the rest: --no-mdns, bootnodes, p2p on 127.0.0.1, RPC on loopback, keys.
+NODE_ARGS: Final = ("--database=paritydb", "-lsync=warn,txpool=info")
 SPAWN_TIMEOUT_S: Final = 300  # zombienet's own bound on starting every node
 
 
