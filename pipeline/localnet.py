@@ -667,6 +667,8 @@ def stop(project: Project, net: LocalNet) -> bool:
         if net.persistent:
             _wait_saved(net, folder / DB_FILE)
         _terminate(pid)
+    if net.nodes:  # nodes restarted by hand are in no group of ours; none may keep the ports
+        nodenet.stop_nodes(folder, STOP_TIMEOUT_S)
     (folder / PID_FILE).unlink(missing_ok=True)
     return running
 

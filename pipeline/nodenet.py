@@ -15,9 +15,11 @@ nodes take free ports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import subprocess
+import shutil
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,9 +103,7 @@ def prepare(
 ) -> None:
     """Write the network file; remove the nodes of an earlier start (a network of real nodes
     starts over from its spec each time it is brought up)."""
-    nodes = folder / NODES_DIR
-    if nodes.exists():
-        subprocess.run(["rm", "-rf", str(nodes)], check=True)
+    shutil.rmtree(folder / NODES_DIR, ignore_errors=True)
     (folder / NETWORK_FILE).write_text(
         network_file(spec=spec, binary=binary, validators=validators, rpc_port=rpc_port)
     )
@@ -150,6 +150,24 @@ def node_pids(folder: Path) -> dict[str, int]:
         if name is not None and base_path is not None and Path(base_path).is_relative_to(base):
             found[name] = int(proc.name)
     return found
+
+
+def stop_nodes(folder: Path, timeout: float) -> None:
+    """End every node process of the network in `folder`: SIGTERM, then SIGKILL after
+    `timeout`; returns once none is left (their ports are free again)."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        pids = node_pids(folder)
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while node_pids(folder) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not node_pids(folder):
+            return
+    raise PipelineError(
+        f"nodes {sorted(node_pids(folder).values())} of {folder.name} do not stop: kill them"
+    )
 
 
 def _flag(args: Sequence[str], flag: str) -> str | None:
