@@ -70,11 +70,22 @@ def taken_from_fresh(key: str) -> bool:
     return key.startswith(fresh) and not key.startswith(LIVE_ITEMS)
 
 
+FORKED_FROM: Final = "forkedFrom"  # the spec property that says where a fork-off came from
+
+
 def fork_off_spec(
-    live: Mapping[bytes, bytes], fresh: Mapping[str, Any], *, name: str, chain_id: str
+    live: Mapping[bytes, bytes],
+    fresh: Mapping[str, Any],
+    *,
+    name: str,
+    chain_id: str,
+    origin: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A raw chain spec: `fresh` (a raw spec of the same runtime, with the staging validators and
-    sudo key) carrying the `live` state, under a new name and chain id. Pure."""
+    sudo key) carrying the `live` state, under a new name and chain id. `origin` (the live
+    chain's genesis hash, the block and its number) goes into the spec's properties as
+    `forkedFrom`: a fork-off shares no block with its origin, and the node serves properties
+    (`system_properties`), so a suite can find the state it started from. Pure."""
     top = {
         key: "0x" + value.hex()
         for raw, value in live.items()
@@ -84,10 +95,14 @@ def fork_off_spec(
     top.update({k.lower(): v for k, v in fresh_top.items() if taken_from_fresh(k.lower())})
     for key in DROPPED:
         top.pop(key, None)
+    properties = dict(fresh.get("properties") or {})
+    if origin is not None:
+        properties[FORKED_FROM] = dict(origin)
     return {
         **fresh,
         "name": name,
         "id": chain_id,
+        "properties": properties,
         "genesis": {"raw": {"top": dict(sorted(top.items())), "childrenDefault": {}}},
     }
 
@@ -120,7 +135,8 @@ def fork_off(
         code = Path(tmp) / "runtime.wasm"
         code.write_bytes(chain.code(at))
         fresh = executor.genesis_spec(code, preset)
-    spec = fork_off_spec(live, fresh, name=name, chain_id=chain_id)
+    origin = {"genesis": chain.block_hash(0), "block": at, "number": number}
+    spec = fork_off_spec(live, fresh, name=name, chain_id=chain_id, origin=origin)
     top = spec["genesis"]["raw"]["top"]
     fresh_keys = sum(1 for key in top if taken_from_fresh(key))
     return ForkOff(spec, at, number, len(top) - fresh_keys, fresh_keys)

@@ -548,6 +548,7 @@ def test_a_fork_off_spec_carries_production_state_with_its_own_sudo_and_consensu
                 for k, v in chainstate.snapshot(chain, forked.block).items()
             }
             alice_account = chain.query("System", "Account", [alice.ss58_address])
+            genesis = chain.block_hash(0)
     finally:
         devrpc.set_storage(production, {"Sudo": {"Key": alice.ss58_address}})
     top = forked.spec["genesis"]["raw"]["top"]
@@ -560,6 +561,8 @@ def test_a_fork_off_spec_carries_production_state_with_its_own_sudo_and_consensu
         ):
             assert top[key] == value, key
     assert chainstate.storage_prefix("System", "LastRuntimeUpgrade") not in top
+    origin = forked.spec["properties"][chainstate.FORKED_FROM]
+    assert origin == {"genesis": genesis, "block": forked.block, "number": forked.number}
 
     fork = localnet.LocalNet("fork-off", localnet.free_ports(1)[0])
     spec_file = localnet.net_dir(nets.project, fork.name) / localnet.SPEC_FILE

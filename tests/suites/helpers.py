@@ -7,6 +7,7 @@ from typing import Any
 from scalecodec.utils.ss58 import ss58_encode
 from substrateinterface.utils.hasher import xxh128
 
+from pipeline import chainstate
 from pipeline.chain import Chain
 
 
@@ -55,7 +56,15 @@ def map_accounts(
 
 
 def fork_point(mirror: Chain, origin: Chain) -> tuple[int, str]:
-    """The newest block the mirror shares with the chain it was forked from."""
+    """The block of `origin` whose state the mirror carries: the one its fork-off spec names
+    (a new chain from that state), else the newest block both share (a chopsticks fork)."""
+    forked_from = (mirror.rpc("system_properties") or {}).get(chainstate.FORKED_FROM)
+    if forked_from is not None:
+        if forked_from.get("genesis") != origin.block_hash(0):
+            raise AssertionError(
+                f"{mirror.endpoint} was forked off another chain than {origin.endpoint}"
+            )
+        return int(forked_from["number"]), str(forked_from["block"])
     low, high = 0, min(mirror.block_number(), origin.block_number())
     if mirror.block_hash(low) != origin.block_hash(low):
         raise AssertionError(
