@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from pipeline import builder, diff, store
+from pipeline import builder, diff, store, wasm_exec
 from pipeline.artifact import RuntimeBlob
 from pipeline.errors import PipelineError
 from pipeline.plan import plan_template
-from pipeline.project import SETTINGS_FILE, Project, load_project
+from pipeline.project import DEFAULT_PRESET, SETTINGS_FILE, Project, load_project
 
 WASM_BUILDER: Final = "substrate-wasm-builder"
 SKIPPED_DIRS: Final = frozenset({"target", "node_modules", "artifacts"})
@@ -34,6 +34,8 @@ SUITE_DIR: Final = "suites/upgrade"
 GITIGNORED: Final = ("/.pipeline/", "/artifacts/")
 COLLECTIVE_CALLS: Final = frozenset({"propose", "vote", "close"})
 COLLECTIVE_STORAGE: Final = frozenset({"Members", "Voting", "ProposalOf"})
+# genesis presets with dev keys that local networks can start from, preferred first
+LOCAL_PRESETS: Final = (DEFAULT_PRESET, "local_testnet")
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,32 @@ def governance_of(summary: diff.RuntimeSummary) -> Governance:
     return Governance("collective", collective, root_dispatch, tuple(notes))
 
 
-def settings_toml(crate: RuntimeCrate) -> str:
+def local_preset(offered: list[str] | None) -> tuple[str | None, str]:
+    """The genesis preset local networks start production from, among those the runtime
+    offers (None: it could not list them), and the note saying how it was chosen."""
+    if offered is None:
+        return None, (
+            f"genesis preset: could not read the runtime's presets; local networks use"
+            f" {DEFAULT_PRESET!r} unless [runtime] preset in {SETTINGS_FILE} names another"
+        )
+    listed = ", ".join(offered) or "none"
+    chosen = next((p for p in LOCAL_PRESETS if p in offered), None)
+    if chosen is None:
+        return None, (
+            f"genesis preset: the runtime offers none of {', '.join(LOCAL_PRESETS)} (it has:"
+            f" {listed}): set [runtime] preset in {SETTINGS_FILE} to one with dev keys"
+        )
+    return chosen, f"genesis preset: {chosen} (the runtime offers: {listed})"
+
+
+def settings_toml(crate: RuntimeCrate, preset: str | None) -> str:
+    preset_line = f'preset = "{preset}"' if preset else f'# preset = "{DEFAULT_PRESET}"'
     return f"""\
 # Which runtime this repo releases, and where its chain suites live (written by `init`).
 [runtime]
 path = "{crate.workspace}"  # cargo workspace root, relative to this file
 package = "{crate.package}"  # the runtime crate (built with substrate-wasm-builder)
+{preset_line}  # the genesis preset local networks start production from
 
 [suites]  # pytest directories run against a network: sub-system on reckless, final on lts
 subsystem = "{SUITE_DIR}"
@@ -192,7 +214,7 @@ def environment_toml(governance: Governance) -> str:
         "port = 9946",
         "",
         "[sudo]",
-        'dev = "//Alice"            # the development preset makes //Alice sudo',
+        'dev = "//Alice"            # the dev presets make //Alice sudo',
     ]
     if governance.kind == "collective":
         lines += [
@@ -252,17 +274,22 @@ def init(
         project = Project(root.resolve(), crate.workspace, crate.package, suites)
     # built before anything is written: with the runtime at the root, a new file is a change
     blob = _production_release(project, production, result, progress)
+    summary = diff.summary_of(diff.Runtime(str(blob), RuntimeBlob.load(blob), blob))
+    offered = _preset_names(blob)
     if crate is None:
         result.kept.append(settings)
+        if offered is not None and project.preset not in offered:
+            result.notes.append(wasm_exec.missing_preset(project.preset, offered))
     else:
-        _write(result, settings, settings_toml(crate))
-    summary = diff.summary_of(diff.Runtime(str(blob), RuntimeBlob.load(blob), blob))
+        preset, note = local_preset(offered)
+        result.notes.append(note)
+        _write(result, settings, settings_toml(crate, preset))
     governance = governance_of(summary)
     result.notes += governance.notes
     if summary.storage_versions is None:
         result.notes.append(
-            "the runtime's genesis builder did not run: local networks need its development"
-            " preset, and pallets' in-code storage versions cannot be checked"
+            "the runtime's genesis builder did not run: local networks need a genesis preset,"
+            " and pallets' in-code storage versions cannot be checked"
         )
     _write(result, root / "environments" / "local.toml", environment_toml(governance))
     spec_name, spec = str(summary.versions["spec_name"]), int(summary.versions["spec_version"])
@@ -302,6 +329,14 @@ def _production_release(
         )
     result.notes.append(f"production runs spec_version {spec}: committed under {folder}")
     return folder / blob.name
+
+
+def _preset_names(blob: Path) -> list[str] | None:
+    """The runtime's genesis presets; None when it cannot list them (no GenesisBuilder v2)."""
+    try:
+        return wasm_exec.preset_names(wasm_exec.RuntimeInstance(RuntimeBlob.load(blob).wasm))
+    except PipelineError:
+        return None
 
 
 def _write(result: InitResult, path: Path, text: str) -> None:

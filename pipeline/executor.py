@@ -18,8 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline import wasm_exec
+from pipeline.artifact import RuntimeBlob
 from pipeline.errors import PipelineError
-from pipeline.project import cache_dir, write_atomic
+from pipeline.project import DEFAULT_PRESET, cache_dir, write_atomic
 
 NODE_MIN_MAJOR = 22
 INSTALL_HINT = "run `bash scripts/node-up.sh`"
@@ -27,7 +29,6 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 # package.json and node_modules sit at the root of the pipeline's checkout.
 JS_ROOT = JS_DIR.parent.parent
 EXECUTOR_TIMEOUT_S = 300.0
-DEFAULT_PRESET = "development"  # the genesis preset local chains and storage versions use
 
 
 def parse_node_version(text: str) -> tuple[int, int, int]:
@@ -133,6 +134,16 @@ def _wasm_arg(wasm_path: Path) -> str:
     return str(wasm_path.resolve())
 
 
+def _require_preset(wasm_path: Path, preset: str) -> None:
+    """A preset the runtime lacks is the user's to fix: one line naming the presets it has
+    (a runtime this process cannot run leaves the script's own error standing)."""
+    try:
+        instance = wasm_exec.RuntimeInstance(RuntimeBlob.load(wasm_path).wasm)
+    except PipelineError:
+        return
+    wasm_exec.require_preset(instance, preset)
+
+
 def genesis_spec(
     wasm_path: Path,
     preset: str = DEFAULT_PRESET,
@@ -160,6 +171,10 @@ def genesis_spec(
         spec: dict[str, Any] = json.loads(cached.read_text())
         return spec
     flat = [part for pair in {"--wasm": wasm, **options}.items() for part in pair]
-    spec = _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
+    try:
+        spec = _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
+    except PipelineError:
+        _require_preset(Path(wasm), preset)
+        raise
     write_atomic(cached, json.dumps(spec).encode())
     return spec

@@ -401,12 +401,46 @@ def metadata(instance: RuntimeInstance, version: int | None = None) -> tuple[lis
     return offered, decode_bytes(instance.call("Metadata_metadata"))
 
 
+def preset_names(instance: RuntimeInstance) -> list[str]:
+    """The named genesis presets the runtime offers (`GenesisBuilder_preset_names`)."""
+    raw = instance.call("GenesisBuilder_preset_names")
+    count, offset = decodescale_compact(raw)
+    names = []
+    for _ in range(count):
+        name = decode_bytes(raw, offset)
+        names.append(name.decode(errors="replace"))
+        offset = decodescale_compact(raw, offset)[1] + len(name)
+    return names
+
+
+def missing_preset(preset: str, offered: list[str]) -> str:
+    """Why a named preset cannot be used, and which ones can."""
+    listed = ", ".join(offered) or "none"
+    return (
+        f"the runtime has no genesis preset {preset!r} (it has: {listed}): set [runtime] preset"
+        " in pipeline.toml to one of them"
+    )
+
+
+def require_preset(instance: RuntimeInstance, preset: str) -> None:
+    """One line naming the runtime's presets when `preset` is not among them (a runtime that
+    cannot list them is left to fail on its own)."""
+    try:
+        offered = preset_names(instance)
+    except RuntimeCallError:
+        return
+    if preset not in offered:
+        raise RuntimeCallError(missing_preset(preset, offered))
+
+
 def genesis_storage(instance: RuntimeInstance, preset: str | None = None) -> dict[bytes, bytes]:
     """The genesis state the runtime's GenesisBuilder makes from a preset (None: its default),
     written into the instance's storage (start from an instance whose storage is empty)."""
     name = None if preset is None else preset.encode()
     raw = instance.call("GenesisBuilder_get_preset", _option(name))
     if raw[:1] != b"\x01":
+        if preset is not None:
+            require_preset(instance, preset)
         raise RuntimeCallError(f"the runtime has no genesis preset {preset or '(default)'}")
     result = instance.call("GenesisBuilder_build_state", encode_bytes(decode_bytes(raw, 1)))
     if result[:1] != b"\x00":  # Result<(), String>

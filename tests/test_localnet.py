@@ -21,7 +21,7 @@ import pytest
 from pipeline import chainstate, config, devrpc, executor, keys, localnet, nodenet
 from pipeline.chain import Call, Chain, blake2_256_hex
 from pipeline.errors import PipelineError
-from pipeline.project import Project
+from pipeline.project import DEFAULT_PRESET, Project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -197,7 +197,7 @@ def test_produce_blocks_refuses_non_local_endpoints(endpoint: str) -> None:
 
 def test_networks_for_the_local_environment() -> None:
     env = config.load_environment("local", REPO)
-    nets = localnet.networks_for(env)
+    nets = localnet.networks_for(env, DEFAULT_PRESET)
     production, lts, reckless = (nets[n] for n in ("production", "staging-lts", "staging-reckless"))
     assert (production.port, lts.port, reckless.port) == (9944, 9945, 9946)
     assert production.persistent and production.seeded and production.kind == "chopsticks-genesis"
@@ -209,7 +209,8 @@ def test_networks_for_the_local_environment() -> None:
 
 def test_networks_for_the_local_nodes_environment() -> None:
     """Real nodes: each genesis network has its own spec and preset; lts forks production."""
-    nets = localnet.networks_for(config.load_environment("local-nodes", REPO))
+    environment = config.load_environment("local-nodes", REPO)
+    nets = localnet.networks_for(environment, DEFAULT_PRESET)
     production, lts, reckless = (
         nets[f"nodes-{n}"] for n in ("production", "staging-lts", "staging-reckless")
     )
