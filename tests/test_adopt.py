@@ -17,6 +17,7 @@ from typing import Any
 
 import git
 import pytest
+import yaml
 
 from pipeline import adopt, diff, localnet, upgrade
 from pipeline.adopt import RuntimeCrate
@@ -203,6 +204,34 @@ def test_a_preset_the_runtime_lacks_is_one_line_naming_those_it_has(tmp_path: Pa
     assert done.stderr.strip() == f"error: {said} [runtime] preset in pipeline.toml to one of them"
 
 
+@pytest.mark.parametrize(
+    ("direct_url", "requirement"),
+    [
+        (
+            {"url": "https://example.invalid/p.git", "vcs_info": {"vcs": "git", "commit_id": "ab"}},
+            "runtime-pipeline @ git+https://example.invalid/p.git@ab",
+        ),
+        (
+            {"url": "https://example.invalid/p.tar.gz", "archive_info": {}},
+            "runtime-pipeline @ https://example.invalid/p.tar.gz",
+        ),
+        ({"url": "file:///work/p", "dir_info": {}}, None),  # a runner has no such path
+        (None, None),  # installed from an index, or pip recorded nothing
+    ],
+    ids=["git", "archive", "local-path", "unknown"],
+)
+def test_ci_installs_the_pipeline_as_it_was_installed_here(
+    direct_url: dict[str, Any] | None, requirement: str | None
+) -> None:
+    assert adopt.pipeline_requirement(direct_url) == requirement
+
+
+def commands_in(workflow: dict[str, Any]) -> list[str]:
+    """The `runtime-pipeline` subcommands the workflow's steps run."""
+    runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
+    return [m for run in runs for m in re.findall(r"^\s*runtime-pipeline (\S+)", run, re.M)]
+
+
 def run_script(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "runtime-pipeline"), *args],
@@ -246,6 +275,16 @@ def test_init_in_a_repo_with_the_runtime_at_its_root(tmp_path: Path) -> None:
         in (root / adopt.SUITE_DIR / "test_upgrade.py").read_text()
     )
     assert "/.pipeline/" in (root / ".gitignore").read_text().splitlines()
+    workflow = yaml.safe_load((root / adopt.WORKFLOW).read_text())
+    job = workflow["jobs"]["gates"]
+    assert job["env"]["RELEASE_PLAN"] == "example-runtime-101"
+    assert "hashFiles('Cargo.lock')" in str(job["steps"])  # the runtime workspace's lock
+    assert commands_in(workflow) == ["gate"]
+    assert "note: CI: could not tell where a runner installs the pipeline from" in done.stdout
+    for command in commands_in(workflow):
+        known = run_script(root, "--help", command)
+        assert known.returncode == 0, known.stderr
+    assert run_script(root, "--help", "no-such-gate").returncode != 0
     assert "note: council.root_dispatch: guessed CouncilRoot.dispatch_as_root" in done.stdout
 
     again = run_script(root, "init")
