@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -257,7 +258,7 @@ def test_parse_node_version_rejects_garbage() -> None:
 
 
 def test_missing_node_names_the_install_command(tmp_path: Path) -> None:
-    with pytest.raises(PipelineError, match=r"not installed .*bash scripts/node-up.sh"):
+    with pytest.raises(PipelineError, match=r"not installed .*: run `bash /.*/scripts/node-up.sh`"):
         executor._checked_node(tmp_path / "node")
 
 
@@ -265,9 +266,18 @@ def test_missing_chopsticks_names_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(executor, "JS_ROOT", tmp_path)  # a checkout where npm ci never ran
-    with pytest.raises(
-        PipelineError, match=r"chopsticks is not installed .*bash scripts/node-up.sh"
-    ):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "node-up.sh").touch()
+    hint = f"run `bash {tmp_path}/scripts/node-up.sh`"
+    with pytest.raises(PipelineError, match=rf"chopsticks is not installed .*{re.escape(hint)}"):
+        executor.localnet_command(tmp_path / "chopsticks.json")
+
+
+def test_a_pipeline_installed_from_a_wheel_says_where_its_js_part_comes_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executor, "JS_ROOT", tmp_path)  # site-packages: no checkout around it
+    with pytest.raises(PipelineError, match=r"chopsticks is not installed .* installed without"):
         executor.localnet_command(tmp_path / "chopsticks.json")
 
 
