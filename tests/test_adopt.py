@@ -22,6 +22,7 @@ import yaml
 from pipeline import adopt, diff, localnet, upgrade
 from pipeline.adopt import RuntimeCrate
 from pipeline.artifact import RuntimeBlob
+from pipeline.chain import Chain
 from pipeline.config import load_environment
 from pipeline.errors import PipelineError
 from pipeline.plan import load_plan
@@ -193,6 +194,26 @@ def test_local_networks_start_from_the_preset_pipeline_toml_names(tmp_path: Path
     (tmp_path / "pipeline.toml").write_text('[runtime]\npath = "."\npackage = "x"\npreset = 1\n')
     with pytest.raises(PipelineError, match=r"\[runtime\] preset names a genesis preset"):
         load_project(tmp_path)
+
+
+@pytest.mark.chain
+def test_production_starts_from_the_preset_pipeline_toml_names(tmp_path: Path) -> None:
+    """local_testnet makes Alice and Bob Aura authorities, development Alice alone."""
+    root = repo_with_preset(tmp_path, "local_testnet")
+    shutil.copytree(RELEASE_100, root / "releases" / "100")
+    environment = root / "environments" / "local.toml"
+    text = environment.read_text()
+    ports = localnet.free_ports(3)
+    for default, port in zip((9944, 9945, 9946), ports, strict=True):
+        text = text.replace(f"port = {default}", f"port = {port}")
+    environment.write_text(text)
+    try:
+        done = run_script(root, "net.up", "--name", "production")
+        assert done.returncode == 0, done.stdout + done.stderr
+        with Chain(f"ws://127.0.0.1:{ports[0]}") as chain:
+            assert len(chain.query("Aura", "Authorities")) == 2
+    finally:
+        run_script(root, "net.down")
 
 
 def test_a_preset_the_runtime_lacks_is_one_line_naming_those_it_has(tmp_path: Path) -> None:
