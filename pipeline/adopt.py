@@ -29,13 +29,13 @@ from pipeline import builder, diff, store, wasm_exec
 from pipeline.artifact import RuntimeBlob
 from pipeline.errors import PipelineError
 from pipeline.plan import plan_template
-from pipeline.project import DEFAULT_PRESET, SETTINGS_FILE, Project, load_project
+from pipeline.project import DEFAULT_PRESET, SETTINGS_FILE, WORKFLOW_FILE, Project, load_project
 
 WASM_BUILDER: Final = "substrate-wasm-builder"
 SKIPPED_DIRS: Final = frozenset({"target", "node_modules", "artifacts"})
 SUITE_DIR: Final = "suites/upgrade"
 GITIGNORED: Final = ("/.pipeline/", "/artifacts/")
-WORKFLOW: Final = ".github/workflows/runtime-pipeline.yml"
+WORKFLOW: Final = WORKFLOW_FILE
 DISTRIBUTION: Final = "runtime-pipeline"
 COLLECTIVE_CALLS: Final = frozenset({"propose", "vote", "close"})
 COLLECTIVE_STORAGE: Final = frozenset({"Members", "Voting", "ProposalOf"})

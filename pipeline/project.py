@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.errors import PipelineError
 
 SETTINGS_FILE = "pipeline.toml"
+WORKFLOW_FILE = ".github/workflows/runtime-pipeline.yml"  # the CI workflow `init` writes
 # The genesis preset local networks start production from and in-code storage versions are read
 # from, unless pipeline.toml's [runtime] names another.
 DEFAULT_PRESET = "development"

@@ -257,6 +257,7 @@ class Release:
             commit,
             self.freeze_rule(),
             self.project.runtime_path,
+            gitops.pipeline_pathspecs(self.project),
         )
         if not check.ok:
             raise PipelineError(
