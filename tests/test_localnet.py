@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import chainstate, config, devrpc, executor, keys, localnet, nodenet
+from pipeline import chainstate, config, devrpc, executor, keys, localnet, nodenet, wasm_exec
+from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Call, Chain, blake2_256_hex
 from pipeline.errors import PipelineError
 from pipeline.project import DEFAULT_PRESET, Project
@@ -330,6 +331,26 @@ def test_genesis_preset_merge() -> None:
     for (_, _, expected), (merged, base_untouched) in zip(MERGE_CASES, results, strict=True):
         assert merged == expected
         assert base_untouched
+
+
+def test_genesis_preset_merge_in_process_is_the_same() -> None:
+    """wasm_exec's merge (in-code storage versions) agrees with merge.mjs (chain specs)."""
+    for base, patch, expected in MERGE_CASES:
+        before = json.dumps(base)
+        assert wasm_exec.merge_json(base, patch) == expected
+        assert json.dumps(base) == before
+
+
+@pytest.mark.parametrize("preset", ["development", "local_testnet"])
+def test_genesis_in_process_is_the_chain_specs(preset: str) -> None:
+    """The genesis wasm_exec builds (storage versions) is the one chopsticks starts from."""
+    wasm = runtime_wasm()
+    state = wasm_exec.genesis_storage(
+        wasm_exec.RuntimeInstance(RuntimeBlob.load(wasm).wasm), preset
+    )
+    spec = executor.genesis_spec(wasm, preset)["genesis"]["raw"]["top"]
+    spec.pop("0x" + b":code".hex())
+    assert {"0x" + k.hex(): "0x" + v.hex() for k, v in state.items()} == spec
 
 
 def test_free_ports_are_distinct_free_and_not_ephemeral() -> None:
