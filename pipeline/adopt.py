@@ -5,7 +5,8 @@ records what production runs as the repo's committed release (`<runtime>/release
 which the local networks start), reads that runtime's metadata in this process (wasm_exec +
 metadata, through `diff.summary_of`) and writes what follows from it: `pipeline.toml`,
 `environments/local.toml` with the governance the chain has, a release plan for the next
-spec_version and a starter suite running the generic upgrade checks. Every guess and every gap is
+spec_version, a starter suite running the generic upgrade checks and a CI workflow running the
+gates. Every guess and every gap is
 said in the result's notes. A file that exists is never overwritten.
 """
 
@@ -13,27 +14,33 @@ from __future__ import annotations
 
 import fnmatch
 import getpass
+import json
 import os
 import shutil
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata as distributions
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from pipeline import builder, diff, store
+from pipeline import builder, diff, store, wasm_exec
 from pipeline.artifact import RuntimeBlob
 from pipeline.errors import PipelineError
 from pipeline.plan import plan_template
-from pipeline.project import SETTINGS_FILE, Project, load_project
+from pipeline.project import DEFAULT_PRESET, SETTINGS_FILE, WORKFLOW_FILE, Project, load_project
 
 WASM_BUILDER: Final = "substrate-wasm-builder"
 SKIPPED_DIRS: Final = frozenset({"target", "node_modules", "artifacts"})
 SUITE_DIR: Final = "suites/upgrade"
 GITIGNORED: Final = ("/.pipeline/", "/artifacts/")
+WORKFLOW: Final = WORKFLOW_FILE
+DISTRIBUTION: Final = "runtime-pipeline"
 COLLECTIVE_CALLS: Final = frozenset({"propose", "vote", "close"})
 COLLECTIVE_STORAGE: Final = frozenset({"Members", "Voting", "ProposalOf"})
+# genesis presets with dev keys that local networks can start from, preferred first
+LOCAL_PRESETS: Final = (DEFAULT_PRESET, "local_testnet")
 
 
 @dataclass(frozen=True)
@@ -151,12 +158,32 @@ def governance_of(summary: diff.RuntimeSummary) -> Governance:
     return Governance("collective", collective, root_dispatch, tuple(notes))
 
 
-def settings_toml(crate: RuntimeCrate) -> str:
+def local_preset(offered: list[str] | None) -> tuple[str | None, str]:
+    """The genesis preset local networks start production from, among those the runtime
+    offers (None: it could not list them), and the note saying how it was chosen."""
+    if offered is None:
+        return None, (
+            f"genesis preset: could not read the runtime's presets; local networks use"
+            f" {DEFAULT_PRESET!r} unless [runtime] preset in {SETTINGS_FILE} names another"
+        )
+    listed = ", ".join(offered) or "none"
+    chosen = next((p for p in LOCAL_PRESETS if p in offered), None)
+    if chosen is None:
+        return None, (
+            f"genesis preset: the runtime offers none of {', '.join(LOCAL_PRESETS)} (it has:"
+            f" {listed}): set [runtime] preset in {SETTINGS_FILE} to one with dev keys"
+        )
+    return chosen, f"genesis preset: {chosen} (the runtime offers: {listed})"
+
+
+def settings_toml(crate: RuntimeCrate, preset: str | None) -> str:
+    preset_line = f'preset = "{preset}"' if preset else f'# preset = "{DEFAULT_PRESET}"'
     return f"""\
 # Which runtime this repo releases, and where its chain suites live (written by `init`).
 [runtime]
 path = "{crate.workspace}"  # cargo workspace root, relative to this file
 package = "{crate.package}"  # the runtime crate (built with substrate-wasm-builder)
+{preset_line}  # the genesis preset local networks start production from
 
 [suites]  # pytest directories run against a network: sub-system on reckless, final on lts
 subsystem = "{SUITE_DIR}"
@@ -192,7 +219,7 @@ def environment_toml(governance: Governance) -> str:
         "port = 9946",
         "",
         "[sudo]",
-        'dev = "//Alice"            # the development preset makes //Alice sudo',
+        'dev = "//Alice"            # the dev presets make //Alice sudo',
     ]
     if governance.kind == "collective":
         lines += [
@@ -203,6 +230,82 @@ def environment_toml(governance: Governance) -> str:
             f'root_dispatch = "{governance.root_dispatch or ""}"',
         ]
     return "\n".join(lines) + "\n"
+
+
+WORKFLOW_TEMPLATE: Final = """\
+# The runtime pipeline's gates on every push and pull request (written by `runtime-pipeline init`):
+# rustfmt, cargo test, the freeze, the spec_version bump, the upgrade diff against production and
+# the reproducible build (`runtime-pipeline gate`). They need Docker and cargo, both on GitHub's
+# ubuntu runners; no Node.
+name: runtime-pipeline
+on:
+  push:
+    branches: [main, master]
+  pull_request:
+    branches: [main, master]
+
+jobs:
+  gates:
+    runs-on: ubuntu-latest
+    timeout-minutes: 120
+    env:
+      # where pip installs the pipeline from (a requirement: `runtime-pipeline @ git+https://...`)
+      RUNTIME_PIPELINE: "@REQUIREMENT@"
+      # the release in progress (its plan under releases/) and the code hash its build produced
+      RELEASE_PLAN: "@PLAN@"
+      RELEASE_CODE_HASH: ""
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0  # the freeze gate reads history and tags
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.11"
+      - name: Cache the pipeline's build cache
+        uses: actions/cache@v4
+        with:
+          path: ~/.cache/runtime-pipeline
+          key: runtime-pipeline-${{ hashFiles('@CARGO_LOCK@') }}
+      - name: Install the runtime pipeline
+        run: |
+          if [ -z "$RUNTIME_PIPELINE" ]; then
+            echo "set RUNTIME_PIPELINE in @WORKFLOW@ to a pip requirement for the pipeline"
+            exit 1
+          fi
+          python -m pip install "$RUNTIME_PIPELINE"
+      - name: Gates
+        run: |
+          args="--plan $RELEASE_PLAN"
+          if [ -n "$RELEASE_CODE_HASH" ]; then args="$args --expect $RELEASE_CODE_HASH"; fi
+          runtime-pipeline gate $args
+"""
+
+
+def workflow_yml(plan: str, requirement: str | None, workspace: str) -> str:
+    """The CI workflow running the gates for `plan`, installing the pipeline by `requirement`
+    (empty when unknown: the workflow then says what to set); the build cache is keyed by the
+    runtime `workspace`'s Cargo.lock."""
+    return (
+        WORKFLOW_TEMPLATE.replace("@REQUIREMENT@", requirement or "")
+        .replace("@PLAN@", plan)
+        .replace("@CARGO_LOCK@", (PurePosixPath(workspace) / "Cargo.lock").as_posix())
+        .replace("@WORKFLOW@", WORKFLOW)
+    )
+
+
+def pipeline_requirement(direct_url: Mapping[str, Any] | None) -> str | None:
+    """A pip requirement that installs this pipeline on a CI runner, from how it was installed
+    here (PEP 610's direct_url.json): a git commit or an archive on the web; None for a local
+    path or an index install (the runner cannot tell which)."""
+    if not direct_url:
+        return None
+    url = str(direct_url.get("url", ""))
+    vcs = direct_url.get("vcs_info")
+    if isinstance(vcs, Mapping) and vcs.get("vcs") == "git" and vcs.get("commit_id"):
+        return f"{DISTRIBUTION} @ git+{url}@{vcs['commit_id']}"
+    if "archive_info" in direct_url and url.startswith("https://"):
+        return f"{DISTRIBUTION} @ {url}"
+    return None
 
 
 STARTER_SUITE: Final = '''\
@@ -252,17 +355,22 @@ def init(
         project = Project(root.resolve(), crate.workspace, crate.package, suites)
     # built before anything is written: with the runtime at the root, a new file is a change
     blob = _production_release(project, production, result, progress)
+    summary = diff.summary_of(diff.Runtime(str(blob), RuntimeBlob.load(blob), blob))
+    offered = _preset_names(blob)
     if crate is None:
         result.kept.append(settings)
+        if offered is not None and project.preset not in offered:
+            result.notes.append(wasm_exec.missing_preset(project.preset, offered))
     else:
-        _write(result, settings, settings_toml(crate))
-    summary = diff.summary_of(diff.Runtime(str(blob), RuntimeBlob.load(blob), blob))
+        preset, note = local_preset(offered)
+        result.notes.append(note)
+        _write(result, settings, settings_toml(crate, preset))
     governance = governance_of(summary)
     result.notes += governance.notes
     if summary.storage_versions is None:
         result.notes.append(
-            "the runtime's genesis builder did not run: local networks need its development"
-            " preset, and pallets' in-code storage versions cannot be checked"
+            "the runtime's genesis builder did not run: local networks need a genesis preset,"
+            " and pallets' in-code storage versions cannot be checked"
         )
     _write(result, root / "environments" / "local.toml", environment_toml(governance))
     spec_name, spec = str(summary.versions["spec_name"]), int(summary.versions["spec_version"])
@@ -270,6 +378,13 @@ def init(
     plan = plan_template(name, datetime.now(UTC).date(), getpass.getuser(), spec + 1)
     _write(result, root / "releases" / f"{name}.toml", plan)
     _write(result, root / SUITE_DIR / "test_upgrade.py", STARTER_SUITE)
+    requirement = pipeline_requirement(_direct_url())
+    if requirement is None:
+        result.notes.append(
+            f"CI: could not tell where a runner installs the pipeline from: set RUNTIME_PIPELINE"
+            f" in {WORKFLOW} (e.g. `{DISTRIBUTION} @ git+https://<host>/<repo>@<commit>`)"
+        )
+    _write(result, root / WORKFLOW, workflow_yml(name, requirement, project.runtime_path))
     _ignore_state(root, result)
     return result
 
@@ -302,6 +417,23 @@ def _production_release(
         )
     result.notes.append(f"production runs spec_version {spec}: committed under {folder}")
     return folder / blob.name
+
+
+def _direct_url() -> dict[str, Any] | None:
+    """How this pipeline was installed (PEP 610), when pip recorded it."""
+    try:
+        text = distributions.distribution(DISTRIBUTION).read_text("direct_url.json")
+        return dict(json.loads(text)) if text else None
+    except (distributions.PackageNotFoundError, ValueError):
+        return None
+
+
+def _preset_names(blob: Path) -> list[str] | None:
+    """The runtime's genesis presets; None when it cannot list them (no GenesisBuilder v2)."""
+    try:
+        return wasm_exec.preset_names(wasm_exec.RuntimeInstance(RuntimeBlob.load(blob).wasm))
+    except PipelineError:
+        return None
 
 
 def _write(result: InitResult, path: Path, text: str) -> None:

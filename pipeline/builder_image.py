@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-DOCKERFILES: Final = Path(__file__).resolve().parents[1] / "dockerfiles"
+# inside the package, so an installed pipeline (not only a checkout) builds the same image
+DOCKERFILES: Final = Path(__file__).resolve().parent / "dockerfiles"
 
 
 DOCKERFILE: Final = "builder.Dockerfile"

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from pipeline import executor
 from pipeline.chain import Chain
+from pipeline.project import DEFAULT_PRESET
 from pipeline.wasm_exec import twox
 
 SNAPSHOT_PAGE: Final = 1000
@@ -123,7 +124,7 @@ def fork_off(
     *,
     name: str,
     chain_id: str,
-    preset: str = executor.DEFAULT_PRESET,
+    preset: str = DEFAULT_PRESET,
     block: str | None = None,
 ) -> ForkOff:
     """The state of `chain` at `block` (default: its finalized head, which no reorg takes

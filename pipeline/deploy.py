@@ -31,7 +31,7 @@ from typing import Any, Final, Literal
 
 from substrateinterface import Keypair
 
-from pipeline import config, devrpc, executor, keys, localnet, metadata
+from pipeline import config, devrpc, keys, localnet, metadata
 from pipeline.chain import Call, Chain, Event, Receipt, connect
 from pipeline.config import Environment, Governance, Network
 from pipeline.errors import PipelineError
@@ -42,7 +42,7 @@ from pipeline.policy import (
     confirmation_problem,
     preflight,
 )
-from pipeline.project import Project
+from pipeline.project import DEFAULT_PRESET, Project
 from pipeline.submission import Recorder, submit_recorded
 from pipeline.upgrade import (
     METHODS,
@@ -154,7 +154,7 @@ def deploy(
     *,
     method: Method = "set_code",
     dry_run: bool = False,
-    preset: str = executor.DEFAULT_PRESET,
+    preset: str = DEFAULT_PRESET,
     recorder: Recorder | None = None,
     stage: str = "deploy",
     confirm_hash: str | None = None,

@@ -18,16 +18,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pipeline import wasm_exec
+from pipeline.artifact import RuntimeBlob
 from pipeline.errors import PipelineError
-from pipeline.project import cache_dir, write_atomic
+from pipeline.project import DEFAULT_PRESET, cache_dir, write_atomic
 
 NODE_MIN_MAJOR = 22
-INSTALL_HINT = "run `bash scripts/node-up.sh`"
 JS_DIR = Path(__file__).resolve().parent / "js"
-# package.json and node_modules sit at the root of the pipeline's checkout.
+# package.json and node_modules sit at the root of the pipeline's checkout (the scripts in js/
+# import from there); an install from a wheel has no checkout around it.
 JS_ROOT = JS_DIR.parent.parent
 EXECUTOR_TIMEOUT_S = 300.0
-DEFAULT_PRESET = "development"  # the genesis preset local chains and storage versions use
 
 
 def parse_node_version(text: str) -> tuple[int, int, int]:
@@ -39,6 +40,19 @@ def parse_node_version(text: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
+def install_hint() -> str:
+    """How to install the JS part: node-up.sh of the checkout. node_modules is not package data
+    (over 600 MB, a native sqlite3 built for the machine), so a wheel comes without it."""
+    script = JS_ROOT / "scripts" / "node-up.sh"
+    if script.is_file():
+        return f"run `bash {script}`"
+    return (
+        "this pipeline was installed without its checkout, and its JS part (Node 22, chopsticks)"
+        " comes with the checkout only: clone the pipeline, run `bash scripts/bootstrap.sh` in"
+        " it, and install it from there (`pip install -e <checkout>`)"
+    )
+
+
 def node_binary() -> Path:
     """The project's node (>= 22) from node_modules, checked once per process."""
     return _checked_node(JS_ROOT / "node_modules" / ".bin" / "node")
@@ -48,7 +62,7 @@ def node_binary() -> Path:
 def _checked_node(path: Path) -> Path:
     if not path.exists():
         raise PipelineError(
-            f"the pipeline's Node >= {NODE_MIN_MAJOR} is not installed ({path}): {INSTALL_HINT}"
+            f"the pipeline's Node >= {NODE_MIN_MAJOR} is not installed ({path}): {install_hint()}"
         )
     try:
         out = subprocess.run(
@@ -56,10 +70,10 @@ def _checked_node(path: Path) -> Path:
         ).stdout
         major = parse_node_version(out)[0]
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        raise PipelineError(f"{path} does not run ({exc}): {INSTALL_HINT}") from exc
+        raise PipelineError(f"{path} does not run ({exc}): {install_hint()}") from exc
     if major < NODE_MIN_MAJOR:
         raise PipelineError(
-            f"{path} is Node {out.strip()}, chopsticks needs >= {NODE_MIN_MAJOR}: {INSTALL_HINT}"
+            f"{path} is Node {out.strip()}, chopsticks needs >= {NODE_MIN_MAJOR}: {install_hint()}"
         )
     return path
 
@@ -71,7 +85,7 @@ def chopsticks_cli() -> Path:
     """The pinned chopsticks' command line (its package's `bin`)."""
     package = JS_ROOT / "node_modules" / "@acala-network" / "chopsticks" / "package.json"
     if not package.is_file():
-        raise PipelineError(f"chopsticks is not installed ({package.parent}): {INSTALL_HINT}")
+        raise PipelineError(f"chopsticks is not installed ({package.parent}): {install_hint()}")
     return package.parent / str(json.loads(package.read_text())["bin"])
 
 
@@ -133,6 +147,16 @@ def _wasm_arg(wasm_path: Path) -> str:
     return str(wasm_path.resolve())
 
 
+def _require_preset(wasm_path: Path, preset: str) -> None:
+    """A preset the runtime lacks is the user's to fix: one line naming the presets it has
+    (a runtime this process cannot run leaves the script's own error standing)."""
+    try:
+        instance = wasm_exec.RuntimeInstance(RuntimeBlob.load(wasm_path).wasm)
+    except PipelineError:
+        return
+    wasm_exec.require_preset(instance, preset)
+
+
 def genesis_spec(
     wasm_path: Path,
     preset: str = DEFAULT_PRESET,
@@ -160,6 +184,10 @@ def genesis_spec(
         spec: dict[str, Any] = json.loads(cached.read_text())
         return spec
     flat = [part for pair in {"--wasm": wasm, **options}.items() for part in pair]
-    spec = _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
+    try:
+        spec = _run_script("genesis.mjs", flat, f"chain spec from {wasm_path} ({preset})")
+    except PipelineError:
+        _require_preset(Path(wasm), preset)
+        raise
     write_atomic(cached, json.dumps(spec).encode())
     return spec

@@ -7,6 +7,7 @@ what may land after it (seed KR5: only bugfixes, with named exceptions).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import git
@@ -52,10 +53,14 @@ def frozen_commit(repo: git.Repo, release_id: str) -> str | None:
     return None if tag is None else str(tag.commit.hexsha)
 
 
-def commits_since(repo: git.Repo, base: str, head: str, path: str = "") -> list[CommitInfo]:
-    """Commits reachable from `head` but not from `base` that touch `path`, oldest first."""
+def commits_since(
+    repo: git.Repo, base: str, head: str, path: str = "", exclude: Sequence[str] = ()
+) -> list[CommitInfo]:
+    """Commits reachable from `head` but not from `base` that touch `path` other than in the
+    `exclude` pathspecs, oldest first."""
+    paths = [path or ".", *exclude] if exclude else path or ""
     try:
-        commits = list(repo.iter_commits(f"{base}..{head}", paths=path or "", reverse=True))
+        commits = list(repo.iter_commits(f"{base}..{head}", paths=paths, reverse=True))
     except git.GitCommandError:
         raise PipelineError(
             f"cannot list commits {base[:12]}..{head}: is {head} a valid ref?"
@@ -90,15 +95,21 @@ class FreezeCheck:
 
 
 def check_freeze(
-    repo: git.Repo, release_id: str, head: str, rule: FreezeRule, path: str = ""
+    repo: git.Repo,
+    release_id: str,
+    head: str,
+    rule: FreezeRule,
+    path: str = "",
+    exclude: Sequence[str] = (),
 ) -> FreezeCheck:
     """What landed on `head` under `path` (the runtime) since the release froze, by the rule.
 
-    Only commits touching the runtime count: in a repo that holds more than the runtime, work
-    elsewhere does not change what is being released.
+    Only commits touching the runtime count (less the `exclude` pathspecs: the pipeline's own
+    files): in a repo that holds more than the runtime, work elsewhere does not change what is
+    being released.
     """
     frozen = frozen_commit(repo, release_id)
     if frozen is None:
         return FreezeCheck(None, [], [])
-    moved = commits_since(repo, frozen, head, path)
+    moved = commits_since(repo, frozen, head, path, exclude)
     return FreezeCheck(frozen, moved, freeze_violations(moved, rule))

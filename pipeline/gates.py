@@ -56,12 +56,13 @@ def released_blob(project: Project) -> Path:
 
 
 def runtime_changed(project: Project, base: str, head: str) -> list[str]:
-    """Runtime source files that differ between two commits (released artifacts excluded)."""
+    """Runtime source files that differ between two commits (released artifacts and the
+    pipeline's own files excluded)."""
     repo = gitops.open_repo(project.root)
     path = project.runtime_path
-    out = repo.git.diff(
-        "--name-only", base, head, "--", path, f":(exclude){path}/{store.RELEASES_SUBDIR}"
-    )
+    released = f":(exclude){path}/{store.RELEASES_SUBDIR}"
+    own = gitops.pipeline_pathspecs(project)
+    out = repo.git.diff("--name-only", base, head, "--", path, released, *own)
     return [line for line in out.splitlines() if line]
 
 
@@ -79,7 +80,12 @@ def gate_cargo(
 
 def gate_freeze(project: Project, release_id: str, head: str, rule: FreezeRule) -> GateResult:
     check = check_freeze(
-        gitops.open_repo(project.root), release_id, head, rule, project.runtime_path
+        gitops.open_repo(project.root),
+        release_id,
+        head,
+        rule,
+        project.runtime_path,
+        gitops.pipeline_pathspecs(project),
     )
     return GateResult("freeze", check.ok, check.describe())
 

@@ -21,8 +21,10 @@ from pathlib import Path, PurePosixPath
 import git
 from gitdb.exc import BadName, BadObject
 
+from pipeline.config import ENVIRONMENTS_DIR
 from pipeline.errors import PipelineError
-from pipeline.project import Project
+from pipeline.plan import RELEASES_DIR
+from pipeline.project import SETTINGS_FILE, WORKFLOW_FILE, Project
 
 # Keep `git status` from rewriting the index's stat cache: building must not touch git state.
 _READ_ONLY_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
@@ -52,6 +54,15 @@ def open_repo(path: Path) -> git.Repo:
             f"not a git repository: {path}: builds come from git; run `git init` and commit"
             " the runtime"
         ) from None
+
+
+def pipeline_pathspecs(project: Project) -> list[str]:
+    """Git pathspecs leaving out what the pipeline keeps in the repo (its settings, environments,
+    release plans, suites, the CI workflow `init` writes, .gitignore): not runtime source, even
+    when the runtime's workspace is the repo root and they sit inside it."""
+    own = [SETTINGS_FILE, ENVIRONMENTS_DIR, RELEASES_DIR, WORKFLOW_FILE, ".gitignore"]
+    suites = [path for path in project.suites.values() if path.strip("/") not in ("", ".")]
+    return [f":(exclude){path}" for path in (*own, *suites)]
 
 
 def resolve_runtime(

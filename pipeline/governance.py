@@ -138,7 +138,7 @@ def load_candidate(project: Project, ref: str) -> Candidate:
     is readable (checked first: voters need the build's source facts)."""
     path = store.resolve_artifact(project, ref)
     store.read_digest(path)
-    return upgrade.load_candidate(path)
+    return upgrade.load_candidate(path, project.preset)
 
 
 def _network_name(env: Environment) -> str:

@@ -43,7 +43,7 @@ from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpo
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
 from pipeline.keys import DEV_ACCOUNTS, local_dev_keypair
-from pipeline.project import Project, write_atomic
+from pipeline.project import DEFAULT_PRESET, Project, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class LocalNet:
     persistent: bool = False  # keep the chain in a db across down/up
     seeded: bool = False  # on first start, fill with realistic state via signed extrinsics
     validators: tuple[str, ...] = ()  # real nodes (by dev name) when set; chopsticks when empty
-    preset: str = executor.DEFAULT_PRESET  # real nodes: the genesis preset naming them
+    preset: str = DEFAULT_PRESET  # the genesis preset of the spec a genesis network starts from
 
     @property
     def nodes(self) -> bool:
@@ -120,8 +120,10 @@ def default_networks(ports: Mapping[str, int] | None = None) -> dict[str, LocalN
     }
 
 
-def networks_for(env: Environment) -> dict[str, LocalNet]:
-    """The chopsticks networks of an environment, by name (plain endpoints are not ours to run).
+def networks_for(env: Environment, preset: str) -> dict[str, LocalNet]:
+    """The local networks of an environment, by name (plain endpoints are not ours to run);
+    genesis networks start from the runtime's genesis `preset` (the repo's, in pipeline.toml),
+    or a node network's own.
 
     Production (and any `chopsticks-db` network) keeps its chain across restarts; in a local
     environment production is also seeded. Other genesis networks start from production's spec
@@ -133,7 +135,7 @@ def networks_for(env: Environment) -> dict[str, LocalNet]:
     for role, network in env.networks.items():
         if not network.local_process or network.port is None:
             continue
-        validators, preset = network.validators, network.preset or executor.DEFAULT_PRESET
+        validators, own_preset = network.validators, network.preset or preset
         if network.kind in config.FORK_KINDS:
             upstream = config.network(env, network.fork_of or "")
             nets[network.name] = LocalNet(
@@ -142,7 +144,7 @@ def networks_for(env: Environment) -> dict[str, LocalNet]:
                 fork_endpoint=upstream.endpoint,
                 depends_on=upstream.name if upstream.local_process else None,
                 validators=validators,
-                preset=preset,
+                preset=own_preset,
             )
             continue
         if validators:  # real nodes: a chain of its own, from its own preset's spec
@@ -152,7 +154,7 @@ def networks_for(env: Environment) -> dict[str, LocalNet]:
                 spec_owner=network.name,
                 seeded=role == "production" and env.local,
                 validators=validators,
-                preset=preset,
+                preset=own_preset,
             )
             continue
         persistent = role == "production" or network.kind == "chopsticks-db"
@@ -162,6 +164,7 @@ def networks_for(env: Environment) -> dict[str, LocalNet]:
             spec_owner=spec_source or network.name,
             persistent=persistent,
             seeded=persistent and role == "production" and env.local,
+            preset=preset,
         )
     return nets
 
@@ -369,7 +372,7 @@ def code_hash_of_spec(spec_path: Path) -> str:
     return blake2_256_hex(bytes.fromhex(top[CODE_KEY].removeprefix("0x")))
 
 
-def write_spec(wasm: Path, out: Path, preset: str = executor.DEFAULT_PRESET) -> Path:
+def write_spec(wasm: Path, out: Path, preset: str = DEFAULT_PRESET) -> Path:
     """Build the raw chain spec of `wasm` (no node binary needed) and write it to `out`."""
     write_atomic(out, json.dumps(executor.genesis_spec(wasm, preset), indent=1).encode())
     return out

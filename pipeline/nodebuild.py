@@ -34,7 +34,7 @@ from pipeline.project import Project, cache_dir
 EXAMPLES: Final = "examples"  # exported whole: the node path-depends on ../runtime/runtime
 NODE_WORKSPACE: Final = "node"  # the node's cargo workspace, inside EXAMPLES
 BINARY: Final = "example-node"
-CONTEXT: Final = Path(__file__).resolve().parents[1] / "dockerfiles-node"
+CONTEXT: Final = Path(__file__).resolve().parent / "dockerfiles-node"
 DOCKERFILE: Final = "node.Dockerfile"
 IMAGE_REPO: Final = "runtime-pipeline-node"
 TARGET_VOLUME: Final = "runtime-pipeline-node-target"  # the node's own, kept between builds

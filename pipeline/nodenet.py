@@ -54,7 +54,7 @@ def zombienet_cli() -> Path:
     """The zombienet CLI the lockfile pins (run with the pipeline's Node)."""
     cli = executor.JS_ROOT / ZOMBIENET_CLI
     if not cli.is_file():
-        raise PipelineError(f"zombienet is not installed ({cli}): run `bash scripts/node-up.sh`")
+        raise PipelineError(f"zombienet is not installed ({cli}): {executor.install_hint()}")
     return cli
 
 

@@ -16,6 +16,10 @@ from pathlib import Path
 from pipeline.errors import PipelineError
 
 SETTINGS_FILE = "pipeline.toml"
+WORKFLOW_FILE = ".github/workflows/runtime-pipeline.yml"  # the CI workflow `init` writes
+# The genesis preset local networks start production from and in-code storage versions are read
+# from, unless pipeline.toml's [runtime] names another.
+DEFAULT_PRESET = "development"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class Project:
     runtime_path: str  # cargo workspace of the runtime, relative to root
     runtime_package: str  # cargo package name of the runtime crate
     suites: dict[str, str]  # suite name -> path relative to root
+    preset: str = DEFAULT_PRESET  # the runtime's genesis preset for local networks
 
     @property
     def artifacts_dir(self) -> Path:
@@ -99,6 +104,12 @@ def load_project(root: Path | None = None) -> Project:
     for field in ("path", "package"):
         if not isinstance(runtime.get(field), str) or not runtime[field]:
             raise PipelineError(f"{settings_path}: [runtime] needs a non-empty string `{field}`")
+    preset = runtime.get("preset", DEFAULT_PRESET)
+    if not isinstance(preset, str) or not preset:
+        raise PipelineError(
+            f"{settings_path}: [runtime] preset names a genesis preset of the runtime (a"
+            f" non-empty string), e.g. {DEFAULT_PRESET!r}"
+        )
     suites = data.get("suites", {})
     if not isinstance(suites, dict) or not all(isinstance(v, str) for v in suites.values()):
         raise PipelineError(f"{settings_path}: [suites] maps suite names to paths (strings)")
@@ -107,4 +118,5 @@ def load_project(root: Path | None = None) -> Project:
         runtime_path=runtime["path"],
         runtime_package=runtime["package"],
         suites=dict(suites),
+        preset=preset,
     )

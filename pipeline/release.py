@@ -257,6 +257,7 @@ class Release:
             commit,
             self.freeze_rule(),
             self.project.runtime_path,
+            gitops.pipeline_pathspecs(self.project),
         )
         if not check.ok:
             raise PipelineError(
@@ -286,7 +287,7 @@ class Release:
         background from the first stage on: a chopsticks start costs seconds of node start-up
         each. Early is the same state: reckless starts from genesis, and lts forks production,
         which nothing before deploy-lts touches."""
-        nets = localnet.networks_for(self.env)
+        nets = localnet.networks_for(self.env, self.project.preset)
         names = {
             role: network.name
             for stage, role in DEPLOY_STAGES.items()
@@ -362,7 +363,7 @@ class Release:
         (a new build, a new candidate)."""
         path = self._artifact_path()
         if self._loaded is None or self._loaded.path != path:
-            self._loaded = upgrade.load_candidate(path)
+            self._loaded = upgrade.load_candidate(path, self.project.preset)
         return self._loaded
 
     def _build(self) -> dict[str, Any]:
@@ -411,7 +412,7 @@ class Release:
         genesis; lts: a fork of production's head). Submissions journaled against the old chain
         are closed: that chain is gone."""
         network = config.network(self.env, role)
-        nets = localnet.networks_for(self.env)
+        nets = localnet.networks_for(self.env, self.project.preset)
         if network.name not in nets:
             return  # a real endpoint: nothing of ours to restart
         if role in self._restarting:
@@ -493,7 +494,7 @@ class Release:
         return {"tag": tag, "commit": commit}
 
     def _production_up(self) -> None:
-        nets = localnet.networks_for(self.env)
+        nets = localnet.networks_for(self.env, self.project.preset)
         production = config.network(self.env, "production")
         if production.name in nets:
             localnet.up(self.project, nets, [production.name])

@@ -21,11 +21,12 @@ from typing import Any, Final, Literal, get_args
 
 from substrateinterface.utils.hasher import xxh128
 
-from pipeline import devrpc, executor, metadata, store, wasm_exec
+from pipeline import devrpc, metadata, store, wasm_exec
 from pipeline.artifact import RuntimeBlob, refuse_try_runtime
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
 from pipeline.policy import CandidateInfo, candidate_info
+from pipeline.project import DEFAULT_PRESET
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Candidate:
         return store.read_digest(self.path)
 
 
-def load_candidate(path: Path, preset: str = executor.DEFAULT_PRESET) -> Candidate:
+def load_candidate(path: Path, preset: str = DEFAULT_PRESET) -> Candidate:
     """Check the blob offline: a valid (compressed) wasm with a readable runtime version, not a
     try-runtime build, whose genesis builds; that genesis holds the storage version each
     pallet's code declares.

@@ -21,6 +21,7 @@ from pipeline import config, diff, keys, metadata, suites, upgrade
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Call, Chain
 from pipeline.config import Environment, Network
+from pipeline.project import load_project
 
 __all__ = [
     "Target",
@@ -45,6 +46,7 @@ class Target:
     env: Environment
     network: Network
     endpoint: str
+    preset: str  # the repo's genesis preset: in-code storage versions are read from it
 
 
 def _variable(name: str, how: str = "run the suite with `runtime-pipeline test`") -> str:
@@ -60,7 +62,8 @@ def target() -> Target:
     root = Path(_variable(suites.ROOT_VAR))
     env = config.load_environment(_variable(suites.ENVIRONMENT_VAR), root)
     network = config.network(env, _variable(suites.NETWORK_VAR))
-    return Target(env, network, _variable(suites.ENDPOINT_VAR))
+    preset = load_project(root).preset
+    return Target(env, network, _variable(suites.ENDPOINT_VAR), preset)
 
 
 def connect(target: Target, endpoint: str) -> Chain:
@@ -82,10 +85,10 @@ def sudo(target: Target) -> Keypair:
 
 
 @pytest.fixture(scope="session")
-def artifact() -> upgrade.Candidate:
+def artifact(target: Target) -> upgrade.Candidate:
     """The runtime the network should run: the release's build."""
     path = _variable(suites.ARTIFACT_VAR, "run it through the release, or pass --artifact")
-    return upgrade.load_candidate(Path(path))
+    return upgrade.load_candidate(Path(path), target.preset)
 
 
 def test_code_and_version_are_the_artifacts(chain: Chain, artifact: upgrade.Candidate) -> None:

@@ -14,6 +14,7 @@ import bisect
 import contextlib
 import functools
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -401,14 +402,65 @@ def metadata(instance: RuntimeInstance, version: int | None = None) -> tuple[lis
     return offered, decode_bytes(instance.call("Metadata_metadata"))
 
 
-def genesis_storage(instance: RuntimeInstance, preset: str | None = None) -> dict[bytes, bytes]:
-    """The genesis state the runtime's GenesisBuilder makes from a preset (None: its default),
-    written into the instance's storage (start from an instance whose storage is empty)."""
+def preset_names(instance: RuntimeInstance) -> list[str]:
+    """The named genesis presets the runtime offers (`GenesisBuilder_preset_names`)."""
+    raw = instance.call("GenesisBuilder_preset_names")
+    count, offset = decodescale_compact(raw)
+    names = []
+    for _ in range(count):
+        name = decode_bytes(raw, offset)
+        names.append(name.decode(errors="replace"))
+        offset = decodescale_compact(raw, offset)[1] + len(name)
+    return names
+
+
+def missing_preset(preset: str, offered: list[str]) -> str:
+    """Why a named preset cannot be used, and which ones can."""
+    listed = ", ".join(offered) or "none"
+    return (
+        f"the runtime has no genesis preset {preset!r} (it has: {listed}): set [runtime] preset"
+        " in pipeline.toml to one of them"
+    )
+
+
+def require_preset(instance: RuntimeInstance, preset: str) -> None:
+    """One line naming the runtime's presets when `preset` is not among them (a runtime that
+    cannot list them is left to fail on its own)."""
+    try:
+        offered = preset_names(instance)
+    except RuntimeCallError:
+        return
+    if preset not in offered:
+        raise RuntimeCallError(missing_preset(preset, offered))
+
+
+def merge_json(base: Any, patch: Any) -> Any:
+    """Substrate's merge of a genesis preset patch onto the default config: objects merge key by
+    key (recursively), anything else in the patch replaces the value (as js/merge.mjs does)."""
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return patch
+    return {**base, **{key: merge_json(base.get(key), value) for key, value in patch.items()}}
+
+
+def _preset_json(instance: RuntimeInstance, preset: str | None) -> Any:
     name = None if preset is None else preset.encode()
     raw = instance.call("GenesisBuilder_get_preset", _option(name))
     if raw[:1] != b"\x01":
+        if preset is not None:
+            require_preset(instance, preset)
         raise RuntimeCallError(f"the runtime has no genesis preset {preset or '(default)'}")
-    result = instance.call("GenesisBuilder_build_state", encode_bytes(decode_bytes(raw, 1)))
+    return json.loads(decode_bytes(raw, 1))
+
+
+def genesis_storage(instance: RuntimeInstance, preset: str | None = None) -> dict[bytes, bytes]:
+    """The genesis state the runtime's GenesisBuilder makes from a preset (None: its default),
+    written into the instance's storage (start from an instance whose storage is empty). A
+    named preset may be a patch (polkadot-sdk's templates make theirs so): build_state needs
+    it merged onto the default config."""
+    config = _preset_json(instance, None)
+    if preset is not None:
+        config = merge_json(config, _preset_json(instance, preset))
+    result = instance.call("GenesisBuilder_build_state", encode_bytes(json.dumps(config).encode()))
     if result[:1] != b"\x00":  # Result<(), String>
         reason = decode_bytes(result, 1).decode(errors="replace")
         raise RuntimeCallError(f"GenesisBuilder_build_state failed: {reason}")

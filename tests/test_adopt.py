@@ -5,7 +5,9 @@ in this process), and the files written by the installed `runtime-pipeline init`
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,16 +17,20 @@ from typing import Any
 
 import git
 import pytest
+import yaml
 
-from pipeline import adopt, diff
+from pipeline import adopt, diff, localnet, upgrade
 from pipeline.adopt import RuntimeCrate
 from pipeline.artifact import RuntimeBlob
+from pipeline.chain import Chain
 from pipeline.config import load_environment
 from pipeline.errors import PipelineError
 from pipeline.plan import load_plan
+from pipeline.project import load_project
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_100 = REPO / "examples/runtime/releases/100"
+BLOB_100 = RELEASE_100 / "example_runtime.compact.compressed.wasm"
 EXAMPLE = REPO / "examples/runtime"
 WASM_BUILDER = {"build-dependencies": {"substrate-wasm-builder": {"workspace": True}}}
 
@@ -105,8 +111,7 @@ def test_no_runtime_crate_or_several_is_one_line(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def example_summary() -> diff.RuntimeSummary:
-    blob = RELEASE_100 / "example_runtime.compact.compressed.wasm"
-    return diff.summary_of(diff.Runtime(str(blob), RuntimeBlob.load(blob), blob))
+    return diff.summary_of(diff.Runtime(str(BLOB_100), RuntimeBlob.load(BLOB_100), BLOB_100))
 
 
 def without(summary: diff.RuntimeSummary, *pallets: str) -> diff.RuntimeSummary:
@@ -151,6 +156,103 @@ def test_written_environments_load_with_the_governance_found(
         assert (env.council is not None) == (name == "collective")
 
 
+@pytest.mark.parametrize(
+    ("offered", "chosen", "note"),
+    [
+        (["development", "local_testnet"], "development", "development (the runtime offers"),
+        (["local_testnet", "staging"], "local_testnet", "local_testnet (the runtime offers"),
+        (["mainnet"], None, "offers none of development, local_testnet (it has: mainnet)"),
+        ([], None, "(it has: none): set [runtime] preset"),
+        (None, None, "could not read the runtime's presets"),
+    ],
+)
+def test_local_preset_is_one_with_dev_keys_the_runtime_offers(
+    offered: list[str] | None, chosen: str | None, note: str
+) -> None:
+    preset, said = adopt.local_preset(offered)
+    assert preset == chosen and note in said
+
+
+def repo_with_preset(root: Path, preset: str) -> Path:
+    """A runtime repo whose pipeline.toml names `preset`, with init's local environment."""
+    (root / "environments").mkdir(parents=True)
+    (root / "pipeline.toml").write_text(
+        f'[runtime]\npath = "."\npackage = "example-runtime"\npreset = "{preset}"\n'
+    )
+    sudo = adopt.Governance("sudo")
+    (root / "environments" / "local.toml").write_text(adopt.environment_toml(sudo))
+    return root
+
+
+def test_local_networks_start_from_the_preset_pipeline_toml_names(tmp_path: Path) -> None:
+    project = load_project(repo_with_preset(tmp_path, "local_testnet"))
+    assert project.preset == "local_testnet"
+    nets = localnet.networks_for(load_environment("local", tmp_path), project.preset)
+    assert {net.preset for net in nets.values()} == {"local_testnet"}
+    spec = json.loads(localnet.ensure_spec(project, nets["production"], BLOB_100).read_text())
+    assert spec["id"] == "example-runtime_local_testnet" and spec["chainType"] == "Local"
+    (tmp_path / "pipeline.toml").write_text('[runtime]\npath = "."\npackage = "x"\npreset = 1\n')
+    with pytest.raises(PipelineError, match=r"\[runtime\] preset names a genesis preset"):
+        load_project(tmp_path)
+
+
+@pytest.mark.chain
+def test_production_starts_from_the_preset_pipeline_toml_names(tmp_path: Path) -> None:
+    """local_testnet makes Alice and Bob Aura authorities, development Alice alone."""
+    root = repo_with_preset(tmp_path, "local_testnet")
+    shutil.copytree(RELEASE_100, root / "releases" / "100")
+    environment = root / "environments" / "local.toml"
+    text = environment.read_text()
+    ports = localnet.free_ports(3)
+    for default, port in zip((9944, 9945, 9946), ports, strict=True):
+        text = text.replace(f"port = {default}", f"port = {port}")
+    environment.write_text(text)
+    try:
+        done = run_script(root, "net.up", "--name", "production")
+        assert done.returncode == 0, done.stdout + done.stderr
+        with Chain(f"ws://127.0.0.1:{ports[0]}") as chain:
+            assert len(chain.query("Aura", "Authorities")) == 2
+    finally:
+        run_script(root, "net.down")
+
+
+def test_a_preset_the_runtime_lacks_is_one_line_naming_those_it_has(tmp_path: Path) -> None:
+    said = "the runtime has no genesis preset 'local' (it has: development, local_testnet): set"
+    with pytest.raises(PipelineError, match=re.escape(said)):
+        upgrade.load_candidate(BLOB_100, "local")
+    done = run_script(repo_with_preset(tmp_path, "local"), "net.spec", str(BLOB_100))
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == f"error: {said} [runtime] preset in pipeline.toml to one of them"
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "requirement"),
+    [
+        (
+            {"url": "https://example.invalid/p.git", "vcs_info": {"vcs": "git", "commit_id": "ab"}},
+            "runtime-pipeline @ git+https://example.invalid/p.git@ab",
+        ),
+        (
+            {"url": "https://example.invalid/p.tar.gz", "archive_info": {}},
+            "runtime-pipeline @ https://example.invalid/p.tar.gz",
+        ),
+        ({"url": "file:///work/p", "dir_info": {}}, None),  # a runner has no such path
+        (None, None),  # installed from an index, or pip recorded nothing
+    ],
+    ids=["git", "archive", "local-path", "unknown"],
+)
+def test_ci_installs_the_pipeline_as_it_was_installed_here(
+    direct_url: dict[str, Any] | None, requirement: str | None
+) -> None:
+    assert adopt.pipeline_requirement(direct_url) == requirement
+
+
+def commands_in(workflow: dict[str, Any]) -> list[str]:
+    """The `runtime-pipeline` subcommands the workflow's steps run."""
+    runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
+    return [m for run in runs for m in re.findall(r"^\s*runtime-pipeline (\S+)", run, re.M)]
+
+
 def run_script(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "runtime-pipeline"), *args],
@@ -175,7 +277,14 @@ def test_init_in_a_repo_with_the_runtime_at_its_root(tmp_path: Path) -> None:
     done = run_script(root / "runtime", "init", "--production", str(RELEASE_100))
     assert done.returncode == 0, done.stdout + done.stderr
     settings = tomllib.loads((root / "pipeline.toml").read_text())
-    assert settings["runtime"] == {"path": ".", "package": "example-runtime"}
+    assert settings["runtime"] == {
+        "path": ".",
+        "package": "example-runtime",
+        "preset": "development",
+    }
+    assert "note: genesis preset: development (the runtime offers: development, local_testnet)" in (
+        done.stdout
+    )
     assert (root / "releases/100/example_runtime.compact.compressed.wasm").is_file()
     assert (root / "releases/100/digest.json").is_file()
     env = load_environment("local", root)
@@ -187,6 +296,16 @@ def test_init_in_a_repo_with_the_runtime_at_its_root(tmp_path: Path) -> None:
         in (root / adopt.SUITE_DIR / "test_upgrade.py").read_text()
     )
     assert "/.pipeline/" in (root / ".gitignore").read_text().splitlines()
+    workflow = yaml.safe_load((root / adopt.WORKFLOW).read_text())
+    job = workflow["jobs"]["gates"]
+    assert job["env"]["RELEASE_PLAN"] == "example-runtime-101"
+    assert "hashFiles('Cargo.lock')" in str(job["steps"])  # the runtime workspace's lock
+    assert commands_in(workflow) == ["gate"]
+    assert "note: CI: could not tell where a runner installs the pipeline from" in done.stdout
+    for command in commands_in(workflow):
+        known = run_script(root, "--help", command)
+        assert known.returncode == 0, known.stderr
+    assert run_script(root, "--help", "no-such-gate").returncode != 0
     assert "note: council.root_dispatch: guessed CouncilRoot.dispatch_as_root" in done.stdout
 
     again = run_script(root, "init")

@@ -298,7 +298,7 @@ class Repo:
         self.root = root
         self.project: Project = load_project(root)
         self.env: Environment = config.load_environment("test", root)
-        self.nets = localnet.networks_for(self.env)
+        self.nets = localnet.networks_for(self.env, self.project.preset)
 
     def endpoint(self, role: str) -> str:
         return config.network(self.env, role).endpoint

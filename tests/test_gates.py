@@ -66,6 +66,40 @@ def test_runtime_change_without_bump_fails_and_names_the_files(
     assert gate_spec_bump(proj, "HEAD", 101).ok
 
 
+def test_the_pipelines_own_files_are_no_runtime_change_with_the_runtime_at_the_root(
+    tmp_path: Path,
+) -> None:
+    """init's files sit inside a runtime workspace at the repo root: committing them (or a plan
+    edit after the freeze) neither asks for a spec_version bump nor breaks the freeze."""
+    repo = git.Repo.init(tmp_path)
+    with repo.config_writer() as cfg:
+        cfg.set_value("user", "name", "Test")
+        cfg.set_value("user", "email", "test@example.invalid")
+    released = commit(repo, {"src/lib.rs": "spec 100\n", "Cargo.toml": "[workspace]\n"}, "feat")
+    digest = {"commit": released, "info": {"spec_version": 100}, "wasm": "rt.wasm"}
+    settings = '[runtime]\npath = "."\npackage = "rt"\n[suites]\nfinal = "suites/upgrade"\n'
+    adopted = {
+        "releases/100/digest.json": json.dumps(digest),
+        "pipeline.toml": settings,
+        "environments/local.toml": "local = true\n",
+        "releases/rt-101.toml": "# plan\n",
+        "suites/upgrade/test_upgrade.py": "# suite\n",
+        ".github/workflows/runtime-pipeline.yml": "name: gates\n",
+        ".gitignore": "/.pipeline/\n",
+    }
+    commit(repo, adopted, "adopt the runtime pipeline")
+    proj = load_project(tmp_path)
+    result = gate_spec_bump(proj, "HEAD", 100)
+    assert result.ok and "unchanged" in result.detail, result.detail
+    tag_freeze(repo, "r1", repo.head.commit.hexsha, "0xabc")
+    commit(repo, {"releases/rt-101.toml": "# plan, moved a date\n"}, "chore: plan")
+    assert gate_freeze(proj, "r1", "HEAD", FreezeRule()).ok
+    commit(repo, {"src/lib.rs": "spec 100, new logic\n"}, "feat: logic")
+    assert not gate_freeze(proj, "r1", "HEAD", FreezeRule()).ok
+    result = gate_spec_bump(proj, "HEAD", 100)
+    assert not result.ok and "(changed: src/lib.rs)" in result.detail, result.detail
+
+
 def test_freeze_gate_fails_on_a_feature_and_ignores_work_outside_the_runtime(
     project: tuple[Project, git.Repo],
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import chainstate, config, devrpc, executor, keys, localnet, nodenet
+from pipeline import chainstate, config, devrpc, executor, keys, localnet, nodenet, wasm_exec
+from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Call, Chain, blake2_256_hex
 from pipeline.errors import PipelineError
-from pipeline.project import Project
+from pipeline.project import DEFAULT_PRESET, Project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -197,7 +199,7 @@ def test_produce_blocks_refuses_non_local_endpoints(endpoint: str) -> None:
 
 def test_networks_for_the_local_environment() -> None:
     env = config.load_environment("local", REPO)
-    nets = localnet.networks_for(env)
+    nets = localnet.networks_for(env, DEFAULT_PRESET)
     production, lts, reckless = (nets[n] for n in ("production", "staging-lts", "staging-reckless"))
     assert (production.port, lts.port, reckless.port) == (9944, 9945, 9946)
     assert production.persistent and production.seeded and production.kind == "chopsticks-genesis"
@@ -209,7 +211,8 @@ def test_networks_for_the_local_environment() -> None:
 
 def test_networks_for_the_local_nodes_environment() -> None:
     """Real nodes: each genesis network has its own spec and preset; lts forks production."""
-    nets = localnet.networks_for(config.load_environment("local-nodes", REPO))
+    environment = config.load_environment("local-nodes", REPO)
+    nets = localnet.networks_for(environment, DEFAULT_PRESET)
     production, lts, reckless = (
         nets[f"nodes-{n}"] for n in ("production", "staging-lts", "staging-reckless")
     )
@@ -256,7 +259,7 @@ def test_parse_node_version_rejects_garbage() -> None:
 
 
 def test_missing_node_names_the_install_command(tmp_path: Path) -> None:
-    with pytest.raises(PipelineError, match=r"not installed .*bash scripts/node-up.sh"):
+    with pytest.raises(PipelineError, match=r"not installed .*: run `bash /.*/scripts/node-up.sh`"):
         executor._checked_node(tmp_path / "node")
 
 
@@ -264,9 +267,18 @@ def test_missing_chopsticks_names_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(executor, "JS_ROOT", tmp_path)  # a checkout where npm ci never ran
-    with pytest.raises(
-        PipelineError, match=r"chopsticks is not installed .*bash scripts/node-up.sh"
-    ):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "node-up.sh").touch()
+    hint = f"run `bash {tmp_path}/scripts/node-up.sh`"
+    with pytest.raises(PipelineError, match=rf"chopsticks is not installed .*{re.escape(hint)}"):
+        executor.localnet_command(tmp_path / "chopsticks.json")
+
+
+def test_a_pipeline_installed_from_a_wheel_says_where_its_js_part_comes_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executor, "JS_ROOT", tmp_path)  # site-packages: no checkout around it
+    with pytest.raises(PipelineError, match=r"chopsticks is not installed .* installed without"):
         executor.localnet_command(tmp_path / "chopsticks.json")
 
 
@@ -319,6 +331,26 @@ def test_genesis_preset_merge() -> None:
     for (_, _, expected), (merged, base_untouched) in zip(MERGE_CASES, results, strict=True):
         assert merged == expected
         assert base_untouched
+
+
+def test_genesis_preset_merge_in_process_is_the_same() -> None:
+    """wasm_exec's merge (in-code storage versions) agrees with merge.mjs (chain specs)."""
+    for base, patch, expected in MERGE_CASES:
+        before = json.dumps(base)
+        assert wasm_exec.merge_json(base, patch) == expected
+        assert json.dumps(base) == before
+
+
+@pytest.mark.parametrize("preset", ["development", "local_testnet"])
+def test_genesis_in_process_is_the_chain_specs(preset: str) -> None:
+    """The genesis wasm_exec builds (storage versions) is the one chopsticks starts from."""
+    wasm = runtime_wasm()
+    state = wasm_exec.genesis_storage(
+        wasm_exec.RuntimeInstance(RuntimeBlob.load(wasm).wasm), preset
+    )
+    spec = executor.genesis_spec(wasm, preset)["genesis"]["raw"]["top"]
+    spec.pop("0x" + b":code".hex())
+    assert {"0x" + k.hex(): "0x" + v.hex() for k, v in state.items()} == spec
 
 
 def test_free_ports_are_distinct_free_and_not_ephemeral() -> None:

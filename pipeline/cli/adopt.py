@@ -20,8 +20,9 @@ from pipeline.cli.render import make_console, spinner
 )
 @friendly
 def init(c: Context, production: str | None = None) -> None:
-    """Write pipeline.toml, environments/local.toml, a release plan and a starter suite, from
-    the repo's runtime crate and its runtime's metadata; say what could not be told."""
+    """Write pipeline.toml, environments/local.toml, a release plan, a starter suite and a CI
+    workflow, from the repo's runtime crate and its runtime's metadata; say what could not be
+    told."""
     from pipeline import adopt, gitops
 
     root = Path(str(gitops.open_repo(Path.cwd()).working_tree_dir))

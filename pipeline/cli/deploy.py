@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline import config, executor
+from pipeline import config
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console
 from pipeline.errors import PipelineError
@@ -36,7 +36,8 @@ ENV_HELP = "environment (environments/<env>.toml)"
         "method": "set_code (Sudo.sudo_unchecked_weight(System.set_code)) or authorize "
         "(Sudo.sudo(System.authorize_upgrade) then System.apply_authorized_upgrade)",
         "dry_run": "rehearse on a throwaway chopsticks fork; the network itself is untouched",
-        "preset": "genesis preset whose storage gives the in-code storage versions",
+        "preset": "genesis preset whose storage gives the in-code storage versions (default: "
+        "pipeline.toml's [runtime] preset)",
         "json": "print the result as JSON",
         "confirm_hash": "sudo-governed production of a non-local environment: its code hash",
     }
@@ -49,7 +50,7 @@ def deploy(
     artifact: str = "",
     method: str = "set_code",
     dry_run: bool = False,
-    preset: str = executor.DEFAULT_PRESET,
+    preset: str = "",
     json_: bool = False,
     confirm_hash: str | None = None,
 ) -> None:
@@ -70,7 +71,7 @@ def deploy(
             path,
             method=method,  # narrowed to a Method by the check above
             dry_run=dry_run,
-            preset=preset,
+            preset=preset or project.preset,
             confirm_hash=confirm_hash,
             progress=lambda line: err.print(escape(line)),
         )

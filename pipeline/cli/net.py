@@ -31,7 +31,8 @@ def _networks(env: str) -> tuple[Project, dict[str, localnet.LocalNet]]:
     from pipeline import localnet
 
     project = load_project()
-    return project, localnet.networks_for(config.load_environment(env, project.root))
+    environment = config.load_environment(env, project.root)
+    return project, localnet.networks_for(environment, project.preset)
 
 
 def _names(nets: dict[str, localnet.LocalNet], env: str, name: list[str] | None) -> list[str]:
@@ -73,14 +74,14 @@ def _print(statuses: list[localnet.NetStatus]) -> None:
 @task(
     help={
         "wasm": "runtime wasm (.compact.compressed.wasm)",
-        "preset": "genesis preset of the runtime",
+        "preset": "genesis preset of the runtime (default: pipeline.toml's [runtime] preset)",
         "out": "write the spec to this file (default: stdout)",
     }
 )
 @friendly
-def spec(c: Context, wasm: str, preset: str = executor.DEFAULT_PRESET, out: str = "") -> None:
+def spec(c: Context, wasm: str, preset: str = "", out: str = "") -> None:
     """Build a raw chain spec from a runtime's genesis preset, without a node binary."""
-    result = executor.genesis_spec(Path(wasm), preset)
+    result = executor.genesis_spec(Path(wasm), preset or load_project().preset)
     text = jsonlib.dumps(result, indent=1)
     if out:
         Path(out).write_text(text + "\n")
@@ -94,7 +95,8 @@ def spec(c: Context, wasm: str, preset: str = executor.DEFAULT_PRESET, out: str 
         "source": "the network to fork off: a role or name of --env's networks, or a ws:// URL",
         "env": ENV_HELP,
         "out": "write the raw spec here (default: <chain id>.json in the state dir)",
-        "preset": "genesis preset giving the fork's validators and sudo key",
+        "preset": "genesis preset giving the fork's validators and sudo key (default: "
+        "pipeline.toml's [runtime] preset)",
         "chain_id": "the fork's chain id (default: <network>-fork-off)",
         "block": "block hash whose state to take (default: the finalized head)",
     }
@@ -105,7 +107,7 @@ def fork_off(
     source: str = "production",
     env: str = "local",
     out: str = "",
-    preset: str = executor.DEFAULT_PRESET,
+    preset: str = "",
     chain_id: str = "",
     block: str = "",
 ) -> None:
@@ -114,6 +116,7 @@ def fork_off(
     from pipeline.chain import Chain, connect
 
     project = load_project()
+    preset = preset or project.preset
     if source.startswith(("ws://", "wss://")):
         label, opened = source, Chain(source)
     else:
