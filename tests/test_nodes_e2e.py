@@ -181,7 +181,7 @@ def test_validator_killed_while_tracking_and_rpc_node_restarted_mid_submission(
         killer.join(timeout=5)
         assert run.returncode == 0, output[-3000:]
         assert restarted_bob, output[-3000:]
-        check_one_upgrade(clone, release, production, before, candidate_hash)
+        check_one_upgrade(clone, release, production, before, candidate_hash, real_time=True)
         check_real_nodes(release, candidate_hash)(clone, production)
         assert (
             chain_events(production)[("Council", "Proposed")] == before[("Council", "Proposed")] + 1
