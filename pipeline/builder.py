@@ -281,6 +281,7 @@ def cache_key(
 class BuildResult:
     """A finished build (or cache hit) and where its artifact now lives."""
 
+    key: str  # the build's content address; its containers carry it as a label
     artifact_dir: Path
     compact: RuntimeBlob
     compressed: RuntimeBlob
@@ -358,6 +359,7 @@ def build(
         project.artifacts_dir, compact, compressed, names, dumps_digest(content)
     )
     return BuildResult(
+        key=key,
         artifact_dir=artifact_dir,
         compact=compact,
         compressed=compressed,

@@ -3,6 +3,7 @@
 Built on substrate-interface. Reads are retried over a fresh connection (bounded attempts and
 time); a broadcast is never re-sent automatically, because only the caller (with its ledger)
 can tell whether a re-send would submit twice. Keypairs are passed in and never printed.
+Its waits (inclusion, finality, an event) report to the connection's `progress` while they last.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from websocket import (
 from pipeline import config
 from pipeline.config import Environment, Network
 from pipeline.errors import PipelineError
+from pipeline.progress import until, waiting
 from pipeline.scale_metadata import decode_versioned
 
 log = logging.getLogger(__name__)
@@ -220,11 +222,14 @@ class Chain:
         reconnect_attempts: int = 5,
         local: bool | None = None,
         finalized: bool = False,
+        progress: Callable[[str], None] = log.info,
     ) -> None:
         """`local`: the endpoint is a local environment's network (default: a loopback host).
         `finalized`: a submission is done when its block is finalized, not merely included
-        (a chain whose finality lags its best block can still drop an included block)."""
+        (a chain whose finality lags its best block can still drop an included block).
+        `progress` hears about waits on this chain that outlast a heartbeat."""
         self.endpoint = endpoint
+        self.progress = progress
         self._local = is_local_endpoint(endpoint) if local is None else local
         self.finalized = finalized
         self._timeout = timeout
@@ -410,27 +415,30 @@ class Chain:
         """
         deadline = time.monotonic() + timeout
         next_block = self.block_number() if since is None else since
-        while True:
-            head = self.block_number()
-            while next_block <= head:
-                for found in self.events(self.block_hash(next_block)):
-                    if (
-                        found.module == module
-                        and found.name == event
-                        and (predicate is None or predicate(found))
-                    ):
-                        return found
-                next_block += 1
-            if time.monotonic() >= deadline:
-                raise PipelineError(
-                    f"no {module}.{event} on {self.endpoint} within {timeout:.0f}s "
-                    f"(up to block #{head}): "
-                    "check that the triggering call went through"
-                )
-            if produce_blocks is not None:
-                produce_blocks()
-            else:
-                time.sleep(1.0)
+        what = f"{module}.{event} on {self.endpoint}"
+        with waiting(self.progress, what, until(timeout)) as now_at:
+            while True:
+                head = self.block_number()
+                while next_block <= head:
+                    for found in self.events(self.block_hash(next_block)):
+                        if (
+                            found.module == module
+                            and found.name == event
+                            and (predicate is None or predicate(found))
+                        ):
+                            return found
+                    next_block += 1
+                now_at(f"{what} (read up to block #{head})")
+                if time.monotonic() >= deadline:
+                    raise PipelineError(
+                        f"no {module}.{event} on {self.endpoint} within {timeout:.0f}s "
+                        f"(up to block #{head}): "
+                        "check that the triggering call went through"
+                    )
+                if produce_blocks is not None:
+                    produce_blocks()
+                else:
+                    time.sleep(1.0)
 
     # --- calls and submissions --------------------------------------------------------------
     def compose(self, call: Call) -> GenericCall:
@@ -468,12 +476,18 @@ class Chain:
         """Send once and wait for inclusion or finality (default: the chain's `finalized`);
         raise if the extrinsic failed."""
         finality = self.finalized if wait_for_finalization is None else wait_for_finalization
+        landed = "finalized" if finality else "included in a block"
+        what = (
+            f"{signed.call} from {signed.signer} (nonce {signed.nonce}) to be {landed} "
+            f"on {self.endpoint}"
+        )
         try:
-            receipt = self._substrate.submit_extrinsic(
-                signed.extrinsic,
-                wait_for_inclusion=True,
-                wait_for_finalization=finality,
-            )
+            with waiting(self.progress, what, until(self._timeout)):
+                receipt = self._substrate.submit_extrinsic(
+                    signed.extrinsic,
+                    wait_for_inclusion=True,
+                    wait_for_finalization=finality,
+                )
         except SubstrateRequestException as exc:
             detail = describe_rejection(exc.args[0] if exc.args else exc)
             raise PipelineError(
@@ -651,9 +665,13 @@ class NewHeads:
         self.close()
 
 
-def connect(env: Environment, network: Network | str = "production") -> Chain:
+def connect(
+    env: Environment,
+    network: Network | str = "production",
+    progress: Callable[[str], None] = log.info,
+) -> Chain:
     """The one way to open a network of an environment (a role, a name or a Network), with the
-    environment's timeouts."""
+    environment's timeouts; its long waits report to `progress`."""
     net = config.network(env, network) if isinstance(network, str) else network
     return Chain(
         net.endpoint,
@@ -661,4 +679,5 @@ def connect(env: Environment, network: Network | str = "production") -> Chain:
         connect_timeout=env.connect_timeout,
         local=env.local,
         finalized=not net.chopsticks,  # chopsticks finalizes every block it makes
+        progress=progress,
     )

@@ -184,7 +184,7 @@ def deploy(
     if sudo is None:
         return _dry_run(env, net, candidate, method, progress)
     job = _Job(net, candidate, sudo, method, recorder, stage, progress, env.inclusion_timeout)
-    with connect(env, net) as chain:
+    with connect(env, net, progress) as chain:
         return _deploy_on(chain, job)
 
 
@@ -377,7 +377,7 @@ def _dry_run(
     progress: Callable[[str], None],
 ) -> DeployResult:
     """The upgrade on a throwaway fork of the target, with a dev key made sudo on the fork."""
-    with connect(env, net) as target:
+    with connect(env, net, progress) as target:
         before = target.runtime_version()
         if target.code_hash() == candidate.code_hash:
             spec = int(before["specVersion"])
@@ -388,7 +388,7 @@ def _dry_run(
         checks = _chain_preflight(target, candidate, before, None)  # the fork gets its own sudo
         if not checks.ok:
             raise refusal(checks, net.name)
-    with throwaway_fork(net.endpoint, candidate.path) as fork:
+    with throwaway_fork(net.endpoint, candidate.path, progress) as fork:
         progress(f"dry run: forked {net.endpoint} at {fork.endpoint}")
         # A well-known dev key, on purpose: it only ever signs on this machine's throwaway fork.
         key = keys.local_dev_keypair(fork.endpoint, DRY_RUN_KEY, env.ss58_format)
@@ -404,7 +404,7 @@ def _dry_run(
             _prefixed("fork: ", progress),
             env.inclusion_timeout,
         )
-        with connect(env, fork_net) as chain:
+        with connect(env, fork_net, job.progress) as chain:
             try:
                 result = _deploy_on(chain, job)
             except DeployVerificationError as exc:
@@ -473,7 +473,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def throwaway_fork(upstream: str, wasm: Path) -> Iterator[localnet.LocalNet]:
+def throwaway_fork(
+    upstream: str, wasm: Path, progress: Callable[[str], None] = log.info
+) -> Iterator[localnet.LocalNet]:
     """A chopsticks fork of `upstream` at its head, on a free port, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="pipeline-fork-") as tmp:
         project = Project(root=Path(tmp), runtime_path="", runtime_package="", suites={})
@@ -481,7 +483,12 @@ def throwaway_fork(upstream: str, wasm: Path) -> Iterator[localnet.LocalNet]:
         net = localnet.LocalNet(f"dry-run-{port}", port, fork_endpoint=upstream)
         try:
             localnet.start(
-                project, {net.name: net}, net.name, wasm, ready_timeout=FORK_READY_TIMEOUT
+                project,
+                {net.name: net},
+                net.name,
+                wasm,
+                ready_timeout=FORK_READY_TIMEOUT,
+                progress=progress,
             )
             yield net
         finally:

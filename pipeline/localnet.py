@@ -29,7 +29,7 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +43,7 @@ from pipeline.chain import CODE_KEY, Call, Chain, blake2_256_hex, is_local_endpo
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
 from pipeline.keys import DEV_ACCOUNTS, local_dev_keypair
+from pipeline.progress import until, waiting
 from pipeline.project import DEFAULT_PRESET, Project, write_atomic
 
 log = logging.getLogger(__name__)
@@ -440,33 +441,45 @@ def _check_port_free(net: LocalNet) -> None:
 
 
 def _wait_ready(
-    net: LocalNet, proc: subprocess.Popen[bytes], log_path: Path, timeout: float
+    net: LocalNet,
+    proc: subprocess.Popen[bytes],
+    log_path: Path,
+    timeout: float,
+    progress: Callable[[str], None],
 ) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        code = proc.poll()
-        if code is not None:
-            this_start = log_path.read_text(errors="replace").rsplit("\n--- ", 1)[-1]
-            raise PipelineError(
-                f"{net.name}: chopsticks exited with code {code} before answering: "
-                f"{last_log_line(this_start)} (log: {log_path})"
-            )
-        try:
-            devrpc.rpc(net.endpoint, "chain_getHeader", timeout=2.0)
-            return
-        except (requests.RequestException, PipelineError, ValueError):
-            pass
-        if time.monotonic() >= deadline:
-            _terminate(proc.pid)
-            raise PipelineError(
-                f"{net.name}: chopsticks did not answer on {net.endpoint} within {timeout:.0f}s "
-                f"(log: {log_path}): the machine may be overloaded; "
-                f"try `invoke net.up {net.name}` again"
-            )
-        time.sleep(0.25)
+    what = f"{net.name} to answer on {net.endpoint} (chopsticks starting, pid {proc.pid})"
+    with waiting(progress, what, until(timeout)):
+        while True:
+            code = proc.poll()
+            if code is not None:
+                this_start = log_path.read_text(errors="replace").rsplit("\n--- ", 1)[-1]
+                raise PipelineError(
+                    f"{net.name}: chopsticks exited with code {code} before answering: "
+                    f"{last_log_line(this_start)} (log: {log_path})"
+                )
+            try:
+                devrpc.rpc(net.endpoint, "chain_getHeader", timeout=2.0)
+                return
+            except (requests.RequestException, PipelineError, ValueError):
+                pass
+            if time.monotonic() >= deadline:
+                _terminate(proc.pid)
+                raise PipelineError(
+                    f"{net.name}: chopsticks did not answer on {net.endpoint} within "
+                    f"{timeout:.0f}s (log: {log_path}): the machine may be overloaded; "
+                    f"try `invoke net.up {net.name}` again"
+                )
+            time.sleep(0.25)
 
 
-def _spawn(project: Project, net: LocalNet, config: dict[str, Any], timeout: float) -> None:
+def _spawn(
+    project: Project,
+    net: LocalNet,
+    config: dict[str, Any],
+    timeout: float,
+    progress: Callable[[str], None],
+) -> None:
     folder = net_dir(project, net.name)
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / CONFIG_FILE
@@ -487,7 +500,7 @@ def _spawn(project: Project, net: LocalNet, config: dict[str, Any], timeout: flo
         )
     (folder / PID_FILE).write_text(f"{proc.pid}\n")
     try:
-        _wait_ready(net, proc, log_path, timeout)
+        _wait_ready(net, proc, log_path, timeout, progress)
     except PipelineError:
         (folder / PID_FILE).unlink(missing_ok=True)
         raise
@@ -512,12 +525,18 @@ def _fork_off_spec(net: LocalNet, folder: Path) -> Path:
     return folder / SPEC_FILE
 
 
-def _spawn_nodes(project: Project, net: LocalNet, spec: Path, timeout: float) -> None:
+def _spawn_nodes(
+    project: Project,
+    net: LocalNet,
+    spec: Path,
+    timeout: float,
+    progress: Callable[[str], None],
+) -> None:
     """Start the network's nodes through zombienet and wait for their first block."""
     from pipeline import nodebuild  # docker and the build machinery: only where nodes start
 
     folder = net_dir(project, net.name)
-    binary = nodebuild.binary_for_networks(project, progress=log.info)
+    binary = nodebuild.binary_for_networks(project, progress=progress)
     nodenet.prepare(folder, spec=spec, binary=binary, validators=net.validators, rpc_port=net.port)
     log_path = folder / LOG_FILE
     with log_path.open("ab") as log_file:
@@ -543,8 +562,10 @@ def _spawn_nodes(project: Project, net: LocalNet, spec: Path, timeout: float) ->
                 f"{last_log_line(this_start)} (log: {log_path})"
             )
 
+    what = f"{net.name}'s first block on {net.endpoint} (zombienet starting, pid {proc.pid})"
     try:
-        nodenet.wait_producing(net.endpoint, alive, net.name, timeout)
+        with waiting(progress, what, until(timeout)):
+            nodenet.wait_producing(net.endpoint, alive, net.name, timeout)
     except PipelineError:
         _terminate(proc.pid)
         (folder / PID_FILE).unlink(missing_ok=True)
@@ -558,10 +579,11 @@ def start(
     wasm: Path | None = None,
     *,
     ready_timeout: float = READY_TIMEOUT_S,
+    progress: Callable[[str], None] = log.info,
 ) -> NetStatus:
     """Start one network (its dependencies must be up); no-op when it already runs. A genesis
     network starts from its spec owner's spec, built from `wasm` (default: the released runtime)
-    when missing."""
+    when missing. `progress` hears a start-up that outlasts a heartbeat."""
     net = nets[name]
     folder = net_dir(project, name)
     pid = _running_pid(project, name)
@@ -577,7 +599,7 @@ def start(
             if net.fork_endpoint is None
             else _fork_off_spec(net, folder)
         )
-        _spawn_nodes(project, net, spec_path, ready_timeout)
+        _spawn_nodes(project, net, spec_path, ready_timeout, progress)
         _seed_once(project, net)
         return status_of(project, net)
     spec = db = None
@@ -589,7 +611,8 @@ def start(
         for path in (db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm"))):
             path.unlink(missing_ok=True)
         (folder / SEEDED_MARK).unlink(missing_ok=True)
-    _spawn(project, net, chopsticks_config(net, spec=spec, db=db, resume=resume), ready_timeout)
+    settings = chopsticks_config(net, spec=spec, db=db, resume=resume)
+    _spawn(project, net, settings, ready_timeout, progress)
     if not resume:
         _seed_once(project, net)
     return status_of(project, net)
@@ -612,7 +635,11 @@ def _seed_once(project: Project, net: LocalNet) -> None:
 
 
 def up(
-    project: Project, nets: Mapping[str, LocalNet], names: Iterable[str], wasm: Path | None = None
+    project: Project,
+    nets: Mapping[str, LocalNet],
+    names: Iterable[str],
+    wasm: Path | None = None,
+    progress: Callable[[str], None] = log.info,
 ) -> list[NetStatus]:
     """Start the networks (and what they fork): chain specs first, then each wave of networks
     side by side (node's start-up dominates, so two starting at once finish sooner)."""
@@ -623,7 +650,8 @@ def up(
     statuses: dict[str, NetStatus] = {}
     for wave in waves:
         with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-            started = pool.map(functools.partial(start, project, nets, wasm=wasm), wave)
+            start_one = functools.partial(start, project, nets, wasm=wasm, progress=progress)
+            started = pool.map(start_one, wave)
             statuses.update(zip(wave, started, strict=True))
     return [statuses[name] for wave in waves for name in wave]
 

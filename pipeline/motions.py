@@ -4,6 +4,7 @@ it is decided. Reads only: what is submitted about a motion is `governance`'s.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from pipeline.chain import CONNECTION_ERRORS, Chain, NewHeads
 from pipeline.config import CouncilSettings, Environment
 from pipeline.errors import PipelineError
 from pipeline.faults import crash_point, pause_point
+from pipeline.progress import elapsed, until, waiting
 from pipeline.proposal import source_from_motion
 from pipeline.upgrade import Method
 
@@ -339,16 +341,21 @@ def track(
 ) -> MotionStatus:
     """Follow the motion head by head until it is decided (approved, disapproved, expired at
     the deadline, or closed); `on_update` sees every change. On a local network `advance` makes
-    one block at a time, so the release drives time itself.
+    one block at a time, so the release drives time itself. The chain's `progress` hears the
+    wait while it lasts: where the votes stand and the window's end.
     """
     if advance:
         _check_can_advance(env)
     started = time.monotonic()
     idle = IDLE_HEAD_S if advance else max(IDLE_HEAD_S, 5 * env.block_time_estimate)
-    with _subscribe_heads(env, chain) as heads:
+    with contextlib.ExitStack() as stack:
+        heads = stack.enter_context(_subscribe_heads(env, chain))
         status = motion_status(env, chain, motion, deadline_block=deadline_block)
         if on_update is not None:
             on_update(status)
+        now_at = stack.enter_context(
+            waiting(chain.progress, _voting(status), _window(status, timeout))
+        )
         while not status.decided:
             if timeout is not None and time.monotonic() - started > timeout:
                 raise PipelineError(
@@ -369,7 +376,22 @@ def track(
             if on_update is not None and current != status:
                 on_update(current)
             status = current
+            now_at(_voting(status))
     return status
+
+
+def _voting(status: MotionStatus) -> str:
+    """What tracking waits for, and where the votes stand."""
+    return (
+        f"motion #{status.index} to be decided ({status.state} at block #{status.head}: "
+        f"{len(status.ayes)} aye / {len(status.nays)} nay of {status.threshold} needed)"
+    )
+
+
+def _window(status: MotionStatus, timeout: float | None) -> str:
+    """Until when tracking waits: the voting deadline's block (and the caller's timeout)."""
+    window = f"until block #{status.deadline}, ~{elapsed(status.seconds_left)} at the block time"
+    return window if timeout is None else f"{window}; {until(timeout)}"
 
 
 # --- the motion `invoke propose` opened, kept for the commands that follow it ------------------

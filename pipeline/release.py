@@ -302,7 +302,7 @@ class Release:
         def restart() -> None:
             for name in names.values():
                 localnet.stop(self.project, nets[name])
-            localnet.up(self.project, nets, list(names.values()))
+            localnet.up(self.project, nets, list(names.values()), progress=self.progress)
 
         started = pool.submit(restart)
         return dict.fromkeys(names, started)
@@ -419,7 +419,7 @@ class Release:
             self._restarting.pop(role).result()  # started early by run(); its error is raised
         else:
             localnet.stop(self.project, nets[network.name])
-            localnet.up(self.project, nets, [network.name])
+            localnet.up(self.project, nets, [network.name], progress=self.progress)
         for intent in self.ledger.state.unresolved:
             if intent.network == network.name:
                 self.ledger.result(
@@ -497,11 +497,11 @@ class Release:
         nets = localnet.networks_for(self.env, self.project.preset)
         production = config.network(self.env, "production")
         if production.name in nets:
-            localnet.up(self.project, nets, [production.name])
+            localnet.up(self.project, nets, [production.name], progress=self.progress)
 
     def _production(self) -> Chain:
         self._production_up()
-        return connect(self.env)
+        return connect(self.env, progress=self.progress)
 
     def _motion(self) -> motions.Motion:
         return motions.Motion.from_dict(self._done("propose")["motion"])

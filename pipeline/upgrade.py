@@ -10,9 +10,8 @@ a fully migrated chain must show. A pallet whose on-chain version lags has a pen
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -26,9 +25,8 @@ from pipeline.artifact import RuntimeBlob, refuse_try_runtime
 from pipeline.chain import Chain
 from pipeline.errors import PipelineError
 from pipeline.policy import CandidateInfo, candidate_info
+from pipeline.progress import until, waiting
 from pipeline.project import DEFAULT_PRESET
-
-log = logging.getLogger(__name__)
 
 Method = Literal["set_code", "authorize"]
 METHODS: Final[tuple[Method, ...]] = get_args(Method)
@@ -193,7 +191,13 @@ def verification_problems(
     return problems
 
 
-def next_block(chain: Chain, after: int, produces_blocks: bool, timeout: float = 120.0) -> int:
+def next_block(
+    chain: Chain,
+    after: int,
+    produces_blocks: bool,
+    timeout: float = 120.0,
+    why: str = "the code set there runs from it",
+) -> int:
     """The number of a block built after `after` (the one where code set in `after` is live):
     the head if it already is one, else made on demand on chopsticks, else awaited."""
     if (head := chain.block_number()) > after:
@@ -203,13 +207,15 @@ def next_block(chain: Chain, after: int, produces_blocks: bool, timeout: float =
         if head > after:
             return head
     deadline = time.monotonic() + timeout
-    while (head := chain.block_number()) <= after:
-        if time.monotonic() > deadline:
-            raise PipelineError(
-                f"{chain.endpoint} made no block after #{after} within {timeout:.0f}s: "
-                "is block production stalled? check the node's logs"
-            )
-        time.sleep(1.0)
+    what = f"a block after #{after} on {chain.endpoint} ({why})"
+    with waiting(chain.progress, what, until(timeout)):
+        while (head := chain.block_number()) <= after:
+            if time.monotonic() > deadline:
+                raise PipelineError(
+                    f"{chain.endpoint} made no block after #{after} within {timeout:.0f}s: "
+                    "is block production stalled? check the node's logs"
+                )
+            time.sleep(1.0)
     return head
 
 
@@ -226,11 +232,7 @@ def migrations_cursor_key(pallet: str = MBM_PALLET) -> str:
 
 
 def wait_for_migrations(
-    chain: Chain,
-    produces_blocks: bool,
-    timeout: float,
-    max_blocks: int = MBM_MAX_BLOCKS,
-    progress: Callable[[str], None] = log.info,
+    chain: Chain, produces_blocks: bool, timeout: float, max_blocks: int = MBM_MAX_BLOCKS
 ) -> int:
     """Wait, block by block, until no multi-block migration runs (its cursor is empty); the
     blocks waited (0 at once on runtimes without pallet-migrations or with none running).
@@ -238,17 +240,20 @@ def wait_for_migrations(
     Until then storage is half migrated: the upgrade is not done and its checks would fail."""
     key = migrations_cursor_key()
     head = chain.block_number()
+    what = f"multi-block migrations on {chain.endpoint} to end"
+    bound = f"until block #{head + max_blocks}, at most {max_blocks} blocks"
     waited = 0
-    while (cursor := chain.storage(key, chain.block_hash(head))) is not None:
-        if waited >= max_blocks:
-            raise PipelineError(
-                f"multi-block migrations still run on {chain.endpoint} after {waited} blocks "
-                f"(#{head}, cursor 0x{cursor[:16].hex()}…): they may be stuck; read "
-                f"{MBM_PALLET} events, and resume once its cursor is empty"
-            )
-        progress(f"{chain.endpoint}: multi-block migrations run at #{head}: waiting a block")
-        head = next_block(chain, head, produces_blocks, timeout)
-        waited += 1
+    with waiting(chain.progress, what, bound) as now_at:
+        while (cursor := chain.storage(key, chain.block_hash(head))) is not None:
+            if waited >= max_blocks:
+                raise PipelineError(
+                    f"multi-block migrations still run on {chain.endpoint} after {waited} "
+                    f"blocks (#{head}, cursor 0x{cursor[:16].hex()}…): they may be stuck; read "
+                    f"{MBM_PALLET} events, and resume once its cursor is empty"
+                )
+            now_at(f"{what} (still running at #{head}, {waited} blocks so far)")
+            head = next_block(chain, head, produces_blocks, timeout, why="migrations step in it")
+            waited += 1
     return waited
 
 

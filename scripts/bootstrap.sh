@@ -20,20 +20,6 @@ if ! command -v chromium >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 fi
 
-if [ ! -x .venv/bin/python ]; then
-    python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
-fi
-# Reinstall when pyproject.toml changed (a pulled commit may add a dependency), not only when
-# the venv is new.
-stamp=.venv/.pipeline-install.sha256
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
-    || ! .venv/bin/python -c 'import pipeline, invoke, substrateinterface' 2>/dev/null; then
-    .venv/bin/pip install --quiet --upgrade pip
-    # setuptools warns about every editable install; nothing for the user to act on.
-    PYTHONWARNINGS=ignore .venv/bin/pip install --quiet -e '.[dev]'
-    echo "$want" > "$stamp"
-fi
-
+bash scripts/python-up.sh  # .venv; its dependencies are shared machine-wide
 bash scripts/node-up.sh
 echo "bootstrap: ready (docker engine, .venv, node_modules, chromium)"

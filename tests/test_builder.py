@@ -364,7 +364,12 @@ def test_cache_hit_in_a_fresh_clone_is_fast_and_starts_no_container(
             since=since,
             until=until,
             decode=True,
-            filters={"type": "container", "event": "create"},
+            # this build's containers: other builds share the engine (other tests, other users)
+            filters={
+                "type": "container",
+                "event": "create",
+                "label": f"{builder_image.LABEL}build={hit.key}",
+            },
         )
     )
     assert created == []

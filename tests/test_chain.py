@@ -8,6 +8,7 @@ import http.server
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -252,6 +253,17 @@ def chain(net: Net) -> Iterator[Chain]:
         yield c
 
 
+def beats(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The lines the chain's waits report, at a beat short enough for a test's waits."""
+    monkeypatch.setenv("PIPELINE_HEARTBEAT_S", "0.2")
+    lines: list[str] = []
+    monkeypatch.setattr(chain, "progress", lines.append)
+    return lines
+
+
+UNTIL = r"\(until \d\d:\d\d:\d\d UTC, at most (\d+m)?\d+s\)"
+
+
 def free_balance(chain: Chain, who: Keypair) -> int:
     return int(chain.query("System", "Account", [who.ss58_address])["data"]["free"])
 
@@ -289,17 +301,21 @@ def test_connections_share_one_decoded_metadata_per_runtime(net: Net, chain: Cha
 
 @pytest.mark.chain
 def test_multi_block_migrations_are_waited_for_and_a_stuck_one_is_bounded(
-    net: Net, chain: Chain
+    net: Net, chain: Chain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pallet-migrations' cursor (set by hand here: the example runtime has no multi-block
     migration) holds the upgrade's checks back until it is empty, block by block."""
     endpoint, key = net.net.endpoint, upgrade.migrations_cursor_key()
     assert upgrade.wait_for_migrations(chain, True, 30.0) == 0  # none running: at once
     start = chain.block_number()
+    lines = beats(chain, monkeypatch)
 
     def migration_ends_three_blocks_on() -> None:
-        deadline = time.monotonic() + 60
-        while int(devrpc.rpc(endpoint, "chain_getHeader")["number"], 16) < start + 3:
+        deadline, lasts = time.monotonic() + 60, time.monotonic() + 1.0  # a few beats long
+        while (
+            int(devrpc.rpc(endpoint, "chain_getHeader")["number"], 16) < start + 3
+            or time.monotonic() < lasts
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         devrpc.set_storage(endpoint, [(key, None)])
@@ -312,6 +328,16 @@ def test_multi_block_migrations_are_waited_for_and_a_stuck_one_is_bounded(
         ending.join()
         assert waited >= 3
         assert chain.storage(key) is None
+        assert lines, "a wait of a second said nothing at a 0.2s beat"
+        assert all(
+            re.fullmatch(
+                rf"\[\d+s\] waiting for multi-block migrations on {endpoint} to end "
+                rf"\(still running at #\d+, \d+ blocks so far\) "
+                rf"\(until block #{start + 100}, at most 100 blocks\)",
+                line,
+            )
+            for line in lines
+        ), lines
         devrpc.set_storage(endpoint, [(key, "0x01020304")])
         with pytest.raises(PipelineError, match=r"still run .* after 2 blocks .*cursor 0x01020304"):
             upgrade.wait_for_migrations(chain, True, 30.0, max_blocks=2)
@@ -370,16 +396,90 @@ def test_runtime_version_and_code_identify_the_released_runtime(net: Net, chain:
 
 
 @pytest.mark.chain
-def test_wait_for_event_produces_blocks_and_times_out_clearly(net: Net, chain: Chain) -> None:
+def test_wait_for_event_produces_blocks_and_times_out_clearly(
+    net: Net, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
     start = chain.block_number()
     make_block = functools.partial(devrpc.produce_blocks, net.net.endpoint, 1)
+    lines = beats(chain, monkeypatch)
     with pytest.raises(PipelineError, match=r"no System.CodeUpdated on ws://.* within 3s"):
         chain.wait_for_event("System", "CodeUpdated", timeout=3, produce_blocks=make_block)
     assert chain.block_number() > start  # blocks were made while waiting
+    assert len(lines) >= 5, lines  # 3 s at a 0.2 s beat
+    endpoint = re.escape(net.net.endpoint)
+    for line in lines:
+        assert re.fullmatch(
+            rf"\[\ds\] waiting for System.CodeUpdated on {endpoint} "
+            rf"(\(read up to block #\d+\) )?\(until \d\d:\d\d:\d\d UTC, at most 3s\)",
+            line,
+        ), line
     # an event that only a later block carries is found once that block is made
     chain.submit(Call("System", "remark_with_event", {"remark": "hello"}), FERDIE)
     found = chain.wait_for_event("System", "Remarked", timeout=10, since=start)
     assert found.attributes["sender"] == FERDIE.ss58_address
+
+
+@pytest.mark.chain
+def test_a_slow_inclusion_and_a_slow_block_report_what_they_wait_for_every_beat(
+    net: Net, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks made by hand, a second late: the submission's wait for inclusion, then the wait
+    for the block after it (where code set in it would run), each say so while they last."""
+    lines = beats(chain, monkeypatch)
+    endpoint = net.net.endpoint
+    nonce = chain.nonce(FERDIE.ss58_address)
+
+    def block_in_a_second() -> None:
+        time.sleep(1.0)
+        devrpc.produce_blocks(endpoint, 1)
+
+    chain.rpc("dev_setBlockBuildMode", ["Manual"])
+    try:
+        late = threading.Thread(target=block_in_a_second)
+        late.start()
+        receipt = chain.submit(Call("System", "remark", {"remark": "a slow block"}), FERDIE)
+        late.join()
+        assert receipt.block_number == chain.block_number()
+        inclusion = rf"System.remark from {FERDIE.ss58_address} \(nonce {nonce}\) to be "
+        assert lines and all(
+            re.fullmatch(rf"\[\ds\] waiting for {inclusion}included in a block on "
+                         rf"{re.escape(endpoint)} {UNTIL}", line)
+            for line in lines
+        ), lines  # fmt: skip
+        lines.clear()
+        late = threading.Thread(target=block_in_a_second)
+        late.start()
+        made = upgrade.next_block(chain, receipt.block_number, False, timeout=30)
+        late.join()
+        assert made == receipt.block_number + 1
+        assert lines and all(
+            re.fullmatch(
+                rf"\[\ds\] waiting for a block after #{receipt.block_number} on "
+                rf"{re.escape(endpoint)} \(the code set there runs from it\) {UNTIL}",
+                line,
+            )
+            for line in lines
+        ), lines
+    finally:
+        chain.rpc("dev_setBlockBuildMode", ["Instant"])
+
+
+@pytest.mark.chain
+def test_a_network_starting_says_what_it_waits_for_every_beat(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_HEARTBEAT_S", "0.2")
+    lines: list[str] = []
+    net.down()
+    localnet.up(net.project, net.nets, [net.net.name], net.wasm, progress=lines.append)
+    assert lines, "chopsticks answered within 0.2 s of starting"
+    name, endpoint = net.net.name, re.escape(net.net.endpoint)
+    for line in lines:
+        assert re.fullmatch(
+            rf"\[\d+s\] waiting for {name} to answer on {endpoint} \(chopsticks starting, "
+            rf"pid \d+\) {UNTIL}",
+            line,
+        ), line
 
 
 @pytest.mark.chain

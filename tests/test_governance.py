@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import socket
 import subprocess
@@ -761,7 +762,9 @@ def test_rejected_motion_changes_nothing(net: Net) -> None:
 
 
 @pytest.mark.chain
-def test_silent_council_past_its_deadline_falls_back_to_sudo(net: Net) -> None:
+def test_silent_council_past_its_deadline_falls_back_to_sudo(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = net.env()
     candidate = net.candidate()
     with net.chain() as chain:
@@ -769,8 +772,19 @@ def test_silent_council_past_its_deadline_falls_back_to_sudo(net: Net) -> None:
         assert governance.simulate_votes(env, chain, motion, "silent") == []
         early = governance.enact(env, chain, candidate, motion)
         assert early.outcome == "waiting" and "invoke track" in early.reason
+        monkeypatch.setenv("PIPELINE_HEARTBEAT_S", "0.2")  # the voting window, beat by beat
+        lines: list[str] = []
+        monkeypatch.setattr(chain, "progress", lines.append)
         final = motions.track(env, chain, motion, advance=True)
         assert final.state == "expired" and final.head == motion.end
+        assert lines, f"{motion.end - motion.proposed_block} blocks tracked within a beat"  # type: ignore[operator]
+        for line in lines:
+            assert re.fullmatch(
+                rf"\[\d+s\] waiting for motion #{motion.index} to be decided \(open at block "
+                rf"#\d+: 0 aye / 0 nay of \d needed\) \(until block #{motion.end}, ~\S+ at the "
+                r"block time\)",
+                line,
+            ), line
         result = governance.enact(env, chain, candidate, motion, policy="no-nays")
     assert (result.outcome, result.spec_version) == ("fallback", 101), result
     assert "allows the sudo fallback" in result.reason

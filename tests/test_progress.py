@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ from rich.console import Console
 
 from pipeline import builder
 from pipeline.cli import render
-from pipeline.progress import CargoProgress, Heartbeat, elapsed
+from pipeline.errors import PipelineError
+from pipeline.progress import CargoProgress, Heartbeat, elapsed, heartbeat_s, until, waiting
 
 CARGO_OUTPUT = """\
    Compiling proc-macro2 v1.0.107
@@ -63,6 +65,37 @@ def test_heartbeat_forwards_the_first_line_then_the_latest_every_interval() -> N
     assert len(lines) == after  # the thread stops with the step
     assert 2 <= after <= 4
     assert all(line.endswith("building: 49 crates") for line in lines[1:])
+
+
+def test_until_names_the_moment_a_wait_gives_up_and_its_length() -> None:
+    now = datetime(2026, 11, 30, 9, 58, 30, tzinfo=UTC)
+    assert until(90, now) == "until 10:00:00 UTC, at most 1m30s"
+
+
+def test_the_beat_comes_from_the_environment_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIPELINE_HEARTBEAT_S", raising=False)
+    assert heartbeat_s() == 30.0
+    monkeypatch.setenv("PIPELINE_HEARTBEAT_S", "0.5")
+    assert heartbeat_s() == 0.5
+    for bad in ("soon", "0", "-3"):
+        monkeypatch.setenv("PIPELINE_HEARTBEAT_S", bad)
+        with pytest.raises(PipelineError, match=r"PIPELINE_HEARTBEAT_S=.* is not a positive"):
+            heartbeat_s()
+
+
+def test_a_short_wait_says_nothing_and_a_long_one_says_what_until_when_every_beat() -> None:
+    lines: list[str] = []
+    with waiting(lines.append, "block #5", "until block #9", interval=0.3):
+        time.sleep(0.1)
+    assert lines == []
+    with waiting(lines.append, "block #5", "until block #9", interval=0.2) as now_at:
+        time.sleep(0.3)
+        now_at("block #6")
+        time.sleep(0.2)
+    time.sleep(0.3)
+    assert 2 <= len(lines) <= 3, lines  # one a beat, and none once the wait is over
+    assert lines[0] == "[0s] waiting for block #5 (until block #9)"
+    assert lines[-1] == "[0s] waiting for block #6 (until block #9)"
 
 
 def test_spinner_in_a_log_prints_the_first_line_and_then_a_heartbeat(

@@ -19,7 +19,7 @@ from invoke.tasks import task
 from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, spinner
+from pipeline.cli.render import make_console, spinner, stderr_lines
 from pipeline.config import Environment, blocks_on_demand, load_environment
 from pipeline.errors import PipelineError
 from pipeline.policy import FALLBACK_POLICIES, check_confirmation
@@ -86,7 +86,7 @@ def propose(
         / "council"
         / f"proposal-{env}-{candidate.code_hash.removeprefix('0x')[:16]}.md"
     )
-    with connect(environment) as chain:
+    with connect(environment, progress=stderr_lines()) as chain:
         motion = governance.propose(
             environment,
             chain,
@@ -134,7 +134,7 @@ def track(
     project, environment = _context(env)
     console = make_console()
 
-    with connect(environment) as chain:
+    with connect(environment, progress=stderr_lines()) as chain:
         chosen = motions.chosen_motion(project.state_dir, environment, chain, motion)
         attested = statements.Attestations(chain, chosen)  # read from the chain on each update
 
@@ -200,7 +200,7 @@ def enact(
     offline = governance.load_candidate(project, chosen_artifact) if chosen_artifact else None
     if confirm_hash and offline is not None:
         check_confirmation(confirm_hash, offline.code_hash)
-    with connect(environment) as chain:
+    with connect(environment, progress=stderr_lines()) as chain:
         chosen = recorded or motions.motion_from_chain(environment, chain, motion)
         candidate = offline or governance.load_candidate(project, chosen.code_hash)
         result = governance.enact(
@@ -253,7 +253,7 @@ def simulate(
         )
     project, environment = _context(env)
     governance.require_simulation_allowed(environment)  # before connecting anywhere
-    with connect(environment) as chain:
+    with connect(environment, progress=stderr_lines()) as chain:
         chosen = motions.chosen_motion(project.state_dir, environment, chain, motion)
         votes = governance.simulate_votes(environment, chain, chosen, scenario)
         for vote in votes:

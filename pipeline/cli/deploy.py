@@ -15,7 +15,7 @@ from rich.table import Table
 
 from pipeline import config
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console
+from pipeline.cli.render import make_console, stderr_lines
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
 from pipeline.shorthash import shorten_hashes
@@ -63,7 +63,6 @@ def deploy(
     project = load_project()
     environment = config.load_environment(env, project.root)
     path = store.resolve_artifact(project, artifact or None)
-    err = make_console(stderr=True)
     try:
         result = deployment.deploy(
             environment,
@@ -73,7 +72,7 @@ def deploy(
             dry_run=dry_run,
             preset=preset or project.preset,
             confirm_hash=confirm_hash,
-            progress=lambda line: err.print(escape(line)),
+            progress=stderr_lines(),
         )
     except deployment.DeployVerificationError as exc:
         _print_result(exc.result, make_console())

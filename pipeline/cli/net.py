@@ -17,7 +17,7 @@ from rich.table import Table
 
 from pipeline import config, executor
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console
+from pipeline.cli.render import make_console, stderr_lines
 from pipeline.project import Project, load_project, write_atomic
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def up(c: Context, name: list[str] | None = None, wasm: str = "", env: str = "lo
 
     project, nets = _networks(env)
     runtime = Path(wasm) if wasm else None
-    _print(localnet.up(project, nets, _names(nets, env, name), runtime))
+    _print(localnet.up(project, nets, _names(nets, env, name), runtime, stderr_lines()))
 
 
 @task(iterable=["name"], help={"name": NAMES_HELP, "env": ENV_HELP})

@@ -13,7 +13,7 @@ from rich.status import Status
 from rich.table import Table
 
 from pipeline.plan import MilestoneState, Plan
-from pipeline.progress import HEARTBEAT_S, Heartbeat
+from pipeline.progress import Heartbeat
 from pipeline.schedule import MilestoneRow, format_span
 
 LOG_WIDTH = 200  # rich would use 80 columns when not on a terminal: too narrow for tables
@@ -64,12 +64,20 @@ def make_console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, width=LOG_WIDTH)
 
 
+def stderr_lines() -> Callable[[str], None]:
+    """A progress callback printing each line on stderr: where a command's waits on a chain
+    report (stdout keeps the command's result)."""
+    err = make_console(stderr=True)
+    return lambda line: err.print(escape(line), soft_wrap=True)
+
+
 @contextlib.contextmanager
-def spinner(heartbeat_s: float = HEARTBEAT_S) -> Iterator[Callable[[str], None]]:
+def spinner(heartbeat_s: float | None = None) -> Iterator[Callable[[str], None]]:
     """A progress callback for long steps, from the first line on (a cache hit shows nothing).
 
     On a terminal: the latest line as a spinner on stderr with the time so far, every second.
-    Otherwise (CI logs, pipes): the first line at once, then the latest one every `heartbeat_s`.
+    Otherwise (CI logs, pipes): the first line at once, then the latest one every `heartbeat_s`
+    (default: `progress.heartbeat_s()`).
     """
     console = make_console(stderr=True)
     if not console.is_terminal:
