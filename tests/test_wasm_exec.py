@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import wasmtime
 from fixtures.runtime_wasm import TYPE_SECTION, module
 from fixtures.runtimes import runtime_wasm
 from invoke.context import Context
@@ -109,6 +110,26 @@ def test_a_missing_host_function_is_named() -> None:
     with pytest.raises(wasm_exec.RuntimeCallError, match=r"host function ext_crypto_\w+"):
         # Aura's session keys are generated through the keystore's crypto host functions.
         instance.call("SessionKeys_generate_session_keys", b"\x00")
+
+
+def test_blocks_are_laid_out_as_sc_allocator_lays_them_out() -> None:
+    """A header, then the next power of two: runtimes run only on that allocator, and some
+    write into its slack (a real parachain runtime's metadata panicked on exact-size blocks)."""
+    instance = wasm_exec.RuntimeInstance(fixture_blob().wasm)
+    first, second, third = (instance._malloc(size) for size in (3, 9, 1024))
+    assert first % 8 == 0 and second - first == 8 + 8  # 3 bytes: an 8-byte block
+    assert third - second == 16 + 8  # 9 bytes: a 16-byte block, then the next header
+    assert instance._malloc(0) - third == 1024 + 8
+
+
+def test_a_runtime_s_own_panic_handler_reports_its_message() -> None:
+    """sp-io's improved panic reporting hands the message to the host, not to the log."""
+    instance = wasm_exec.RuntimeInstance(fixture_blob().wasm)
+    handler = instance._host_functions()["ext_panic_handler_abort_on_panic_version_1"]
+    message = b"panicked at src/lib.rs:1:1: out of gas"
+    with pytest.raises(wasmtime.Trap):
+        handler(instance._write(message) | (len(message) << 32))
+    assert instance._panic == message.decode()
 
 
 def test_compiled_modules_are_cached_and_a_bad_cache_file_is_replaced(
