@@ -412,7 +412,13 @@ def metadata(instance: RuntimeInstance, version: int | None = None) -> tuple[lis
     if version and offered:
         listed = ", ".join(str(v) for v in offered)
         raise RuntimeCallError(f"the runtime offers metadata versions {listed}, not {version}")
-    return offered, decode_bytes(instance.call("Metadata_metadata"))
+    return offered, legacy_metadata(instance)
+
+
+def legacy_metadata(instance: RuntimeInstance) -> bytes:
+    """`Metadata_metadata`: every runtime's, in the version FRAME picked for it (v14 today);
+    `subwasm info` reports this one's version."""
+    return decode_bytes(instance.call("Metadata_metadata"))
 
 
 def genesis_storage(instance: RuntimeInstance, preset: str | None = None) -> dict[bytes, bytes]:

@@ -162,9 +162,9 @@ def test_a_runtime_without_its_version_section_still_inspects(
     cli.inspect(Context(), str(path), json_=True)
     details = json.loads(capsys.readouterr().out)
     assert details["spec_version"] == 100 and details["version_source"] == runtime_info.EXECUTED
-    assert details["metadata_version"] == 15 and {14, 15} <= set(details["metadata_versions"])
+    assert details["metadata_version"] == 14 and {14, 15} <= set(details["metadata_versions"])
     assert details["compression"] == {
-        "size_compressed": None,
+        "size_compressed": len(stripped),  # subwasm's meaning: the size as stored
         "size_decompressed": len(stripped),
         "compressed": False,
     }
@@ -181,9 +181,25 @@ def test_inspect_json_carries_subwasm_s_fields(capsys: pytest.CaptureFixture[str
         "compressed": True,
     }
     assert details["blake2_256"] == blob.blake2_256
-    assert details["core_version"] == "example-runtime-100 (example-runtime-1.tx1.au1)"
+    assert details["core_version_text"] == "example-runtime-100 (example-runtime-1.tx1.au1)"
     assert details["version_source"] == runtime_info.SECTION
-    assert details["proposal_hash"].startswith("0x") and details["metadata_version"] == 15
+    assert details["proposal_hash"].startswith("0x")
+    # subwasm's metadata_version is Metadata_metadata's (v14), whatever else is offered
+    assert details["metadata_version"] == 14 and details["metadata_versions"][:2] == [14, 15]
+    assert details["reserved_meta"] == list(b"meta") and details["reserved_meta_valid"] is True
+    # core_version as sp-version serializes it (the form of state_getRuntimeVersion)
+    core = details["core_version"]
+    assert {k: v for k, v in core.items() if k != "apis"} == {
+        "specName": "example-runtime",
+        "implName": "example-runtime",
+        "authoringVersion": 1,
+        "specVersion": 100,
+        "implVersion": 1,
+        "transactionVersion": 1,
+        "systemVersion": blob.version.system_version,
+    }
+    assert core["apis"][0] == ["0xdf6acb689907609b", blob.version.apis[0].version]  # Core
+    assert len(core["apis"]) == len(details["apis"])
 
 
 def test_not_a_runtime_gets_one_line_from_inspect_and_diff(tmp_path: Path) -> None:

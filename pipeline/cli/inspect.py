@@ -15,7 +15,7 @@ from rich.markup import escape
 from pipeline.artifact import RuntimeBlob
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console
-from pipeline.runtime_info import UNSTABLE_METADATA, describe
+from pipeline.runtime_info import describe
 from pipeline.shorthash import shorten_hashes
 
 
@@ -53,7 +53,7 @@ def _print(details: dict[str, Any], console: Console) -> None:
     form = "compressed (zstd, Substrate prefix)" if details["compressed"] else "not compressed"
     offered = ", ".join(f"v{v}" for v in details["metadata_versions"]) or "none listed"
     if details["metadata_unstable_offered"]:
-        offered += f" and unstable ({UNSTABLE_METADATA})"
+        offered += " and unstable"
     build = (
         "try-runtime (checks only; deploy/propose/enact refuse)"
         if details["try_runtime"]
@@ -61,7 +61,7 @@ def _print(details: dict[str, Any], console: Console) -> None:
     )
     rows = (
         ("Build", build),
-        ("Core version", details["core_version"]),
+        ("Core version", details["core_version_text"]),
         ("Version read from", details["version_source"]),
         ("spec_name", details["spec_name"]),
         ("impl_name", details["impl_name"]),
@@ -75,7 +75,7 @@ def _print(details: dict[str, Any], console: Console) -> None:
         ),
         (
             "Metadata",
-            f"v{details['metadata_version']} (offered: {offered})"
+            f"v{details['metadata_version']} by Metadata_metadata; offered: {offered}"
             if details["metadata_version"] is not None
             else f"unavailable: {details.get('metadata_error', 'no metadata')}",
         ),
