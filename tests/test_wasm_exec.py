@@ -14,7 +14,7 @@ from invoke.exceptions import Exit
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 
-from pipeline import executor, runtime_info, wasm_exec
+from pipeline import executor, runtime_info, upgrade, wasm_exec
 from pipeline.artifact import RuntimeBlob, decode_runtime_version, info
 from pipeline.cli import inspect as cli
 from pipeline.errors import PipelineError
@@ -159,6 +159,16 @@ def test_a_runtime_without_its_version_section_still_inspects(
     assert [a["name"] for a in info(blob, version)["apis"]][:2] == ["Core", "Metadata"]
     path = tmp_path / "old.compact.wasm"
     path.write_bytes(stripped)
+    with pytest.raises(PipelineError) as refused:  # deploy's preflight, as before
+        upgrade.load_candidate(path)
+    assert str(refused.value) == (
+        "wasm has no `runtime_version` custom section, so nodes cannot read its version"
+        " before running it: declare VERSION with #[sp_version::runtime_version] and rebuild"
+    )
+    cli.inspect(Context(), str(path))
+    text = capsys.readouterr().out
+    assert "spec_version            100" in text
+    assert "Version read from       Core_version (executed: the blob has no" in text
     cli.inspect(Context(), str(path), json_=True)
     details = json.loads(capsys.readouterr().out)
     assert details["spec_version"] == 100 and details["version_source"] == runtime_info.EXECUTED
