@@ -29,7 +29,7 @@ from pipeline.artifact import RuntimeBlob, RuntimeVersion
 from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
 from pipeline.metadata import Metadata, decode_metadata
-from pipeline.project import Project, cache_dir, write_atomic
+from pipeline.project import Project, cache_dir, load_project, write_atomic
 from pipeline.store import resolve_artifact
 
 # Bump when the summary's content or shape rules change: cached summaries of older formats
@@ -465,15 +465,19 @@ class Runtime:
     path: Path | None  # the file, when it is one
 
 
-def load_runtime(project: Project, spec: str) -> Runtime:
+def load_runtime(project: Project | None, spec: str) -> Runtime:
     """An artifact (path, artifact directory or hash) or the code on a chain: `env:NAME[:role]`
-    or a `ws(s)://` endpoint, either optionally `@BLOCK` (see `runtime_info`)."""
+    or a `ws(s)://` endpoint, either optionally `@BLOCK` (see `runtime_info`).
+
+    `project` None: read from the current directory only for what needs one (an artifact
+    hash, env:NAME): a council member reads a file or an endpoint from anywhere."""
     source = runtime_info.parse_chain_source(spec)
     if source is None:
         path = resolve_artifact(project, spec)
         return Runtime(str(path), RuntimeBlob.load(path), path)
     if source.environment is not None:
-        env = config.load_environment(source.environment, project.root)
+        root = (project or load_project()).root
+        env = config.load_environment(source.environment, root)
         network = config.network(env, source.role or DEFAULT_ROLE)
         label = f"env:{source.environment}:{network.role} ({network.endpoint})"
         chain = connect(env, network)

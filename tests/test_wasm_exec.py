@@ -227,6 +227,24 @@ def test_not_a_runtime_gets_one_line_from_inspect_and_diff(tmp_path: Path) -> No
     assert message.removeprefix("error: ") in str(from_diff.value.message)
 
 
+def test_files_and_endpoints_are_read_outside_any_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A council member inspects what a chain runs from anywhere: no pipeline.toml needed."""
+    from pipeline.cli import deploy as deploy_cli
+
+    monkeypatch.chdir(tmp_path)
+    wasm = str(runtime_wasm(100))
+    deploy_cli.diff(Context(), wasm, wasm)
+    assert "no differences" in capsys.readouterr().out
+    with pytest.raises(Exit) as unreachable:  # the endpoint is tried, not a project looked for
+        cli.inspect(Context(), "ws://127.0.0.1:9@5")
+    assert str(unreachable.value.message).startswith("error: cannot reach ws://127.0.0.1:9")
+    with pytest.raises(Exit) as by_hash:  # an artifact hash does need the project
+        deploy_cli.diff(Context(), wasm, "0x" + "cd" * 32)
+    assert "no pipeline.toml" in str(by_hash.value.message)
+
+
 def test_chain_sources_parse() -> None:
     parse = runtime_info.parse_chain_source
     assert parse("ws://127.0.0.1:9944") == runtime_info.ChainSource(

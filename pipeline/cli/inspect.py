@@ -39,13 +39,13 @@ def inspect(c: Context, source: str, json_: bool = False) -> None:
 
 
 def _load(source: str) -> RuntimeBlob:
-    """A plain file needs no project; everything else is named the way `diff` names it."""
+    """A plain file is read here (no metadata decoder imported); everything else is named the
+    way `diff` names it (a project only where the name needs one)."""
     if Path(source).expanduser().is_file():
         return RuntimeBlob.load(Path(source).expanduser())
-    from pipeline.diff import load_runtime  # chains and artifact names need the project
-    from pipeline.project import load_project
+    from pipeline.diff import load_runtime
 
-    return load_runtime(load_project(), source).blob
+    return load_runtime(None, source).blob
 
 
 def _print(details: dict[str, Any], console: Console) -> None:
