@@ -25,7 +25,6 @@ from typing import Any, Final, Literal
 
 from pipeline import config, runtime_info, verdicts, wasm_exec
 from pipeline.artifact import RuntimeBlob, RuntimeVersion
-from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
 from pipeline.metadata_reader import ReadMetadata, decode_value, read_metadata
 from pipeline.project import Project, cache_dir, load_project, write_atomic
@@ -470,6 +469,21 @@ def load_runtime(project: Project | None, spec: str) -> Runtime:
     if source is None:
         path = resolve_artifact(project, spec)
         return Runtime(str(path), RuntimeBlob.load(path), path)
+    label, code = _chain_code(project, source)
+    try:
+        return Runtime(label, RuntimeBlob.from_bytes(code), None)
+    except PipelineError as exc:
+        raise PipelineError(f"the code on {label}: {exc}") from None
+
+
+ENDPOINT_CONNECT_TIMEOUT: Final = 30.0
+
+
+def _chain_code(project: Project | None, source: runtime_info.ChainSource) -> tuple[str, bytes]:
+    """(label, `:code`) of the chain a source names; substrate-interface loads only here, so
+    a diff of files does not pay its second of imports."""
+    from pipeline.chain import Chain, connect
+
     if source.environment is not None:
         root = (project or load_project()).root
         env = config.load_environment(source.environment, root)
@@ -480,27 +494,18 @@ def load_runtime(project: Project | None, spec: str) -> Runtime:
         label = str(source.endpoint)
         chain = Chain(label, connect_timeout=ENDPOINT_CONNECT_TIMEOUT)
     with chain:
-        code = chain.code(_block_hash(chain, source.block))
-    if source.block is not None:
-        label = f"{label} @{source.block}"
-    try:
-        return Runtime(label, RuntimeBlob.from_bytes(code), None)
-    except PipelineError as exc:
-        raise PipelineError(f"the code on {label}: {exc}") from None
+        at = source.block
+        code = chain.code(at if at is None or at.startswith("0x") else chain.block_hash(int(at)))
+    return (label if source.block is None else f"{label} @{source.block}"), code
 
 
-ENDPOINT_CONNECT_TIMEOUT: Final = 30.0
-
-
-def _block_hash(chain: Chain, block: str | None) -> str | None:
-    if block is None or block.startswith("0x"):
-        return block
-    return chain.block_hash(int(block))
+def _summary_file(runtime: Runtime) -> Path:
+    return cache_dir() / "metadata" / f"{runtime.blob.blake2_256[2:]}.v{SUMMARY_FORMAT}.json"
 
 
 def summary_of(runtime: Runtime) -> RuntimeSummary:
     """The runtime's summary, from the machine-wide cache or by running its Metadata API."""
-    cached = cache_dir() / "metadata" / f"{runtime.blob.blake2_256[2:]}.v{SUMMARY_FORMAT}.json"
+    cached = _summary_file(runtime)
     try:
         return RuntimeSummary.from_dict(json.loads(cached.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
@@ -541,13 +546,16 @@ def _storage_versions(
 
 
 def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
-    """Summaries of several runtimes, computed side by side (compiling a wasm releases the
-    GIL, so two cores compile two runtimes at once); the same blob is summarized once."""
-    unique = list({r.blob.blake2_256: r for r in runtimes}.values())
-    with ThreadPoolExecutor(max_workers=max(1, len(unique))) as pool:
-        done = {
-            r.blob.blake2_256: s for r, s in zip(unique, pool.map(summary_of, unique), strict=True)
-        }
+    """Summaries of several runtimes; the same blob is summarized once. The uncached ones are
+    compiled side by side (compiling releases the GIL: two cores, two runtimes), then run one
+    after the other: wasmtime's Python host functions must not run on two threads at once
+    (a call on one thread while another instantiated aborted the process)."""
+    unique = {r.blob.blake2_256: r for r in runtimes}
+    cold = [r.blob.wasm for r in unique.values() if not _summary_file(r).is_file()]
+    if len(cold) > 1:
+        with ThreadPoolExecutor(max_workers=len(cold)) as pool:
+            list(pool.map(wasm_exec.precompile, cold))
+    done = {code_hash: summary_of(r) for code_hash, r in unique.items()}
     return [done[r.blob.blake2_256] for r in runtimes]
 
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline import gitops
 from pipeline.artifact import RuntimeBlob, WasmFileNames, blake2_256, wasm_file_names
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir, load_project, write_atomic
@@ -63,6 +62,8 @@ def resolve_artifact(project: Project | None, spec: str | None) -> Path:
 def head_artifact(project: Project) -> Path:
     """The newest release artifact whose digest names HEAD's runtime source tree (a
     try-runtime build of it is named explicitly, never picked by default)."""
+    from pipeline import gitops  # GitPython loads only when HEAD is asked about
+
     repo = gitops.open_repo(project.root)
     try:
         head = repo.head.commit.hexsha

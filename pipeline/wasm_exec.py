@@ -80,6 +80,13 @@ def compile_module(wasm: bytes) -> wasmtime.Module:
     return module
 
 
+def precompile(wasm: bytes) -> None:
+    """Compile a blob into the cache ahead of its calls (on a worker thread: no wasm runs
+    here); a blob that does not compile says why when it is called."""
+    with contextlib.suppress(RuntimeCallError):
+        compile_module(wasm)
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
