@@ -1,6 +1,7 @@
 """How long `invoke inspect` and `invoke diff` take as whole processes, in one run.
 
-Prints ratios measured side by side in this run (machines here are shared and noisy):
+Prints ratios measured side by side in this run, with each figure's CPU time beside its wall
+time (machines here are shared and noisy: the CPU time is what a command costs):
 - `invoke inspect BLOB` (warm: the blob's metadata facts cached) against a bare Python reader
   of the same blob (read, decompress, parse the wasm's custom sections); goal within 1.5x;
 - `invoke diff A B` cold (an empty cache: each runtime compiled, its metadata and genesis
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,17 +49,29 @@ print(len(wasm), names)
 """
 
 
+CPU: list[float] = []  # CPU seconds (user + system) of each timed run, beside its wall time
+
+
 def timed(command: list[str], env: dict[str, str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
     return elapsed
 
 
-def median(command: list[str], env: dict[str, str], runs: int) -> float:
-    return statistics.median(timed(command, env) for _ in range(runs))
+def with_cpu(figures: list[float]) -> tuple[float, float]:
+    """(median wall, median CPU) of the runs just timed: on a shared machine the CPU time says
+    what the command costs, the wall time what it cost today."""
+    return statistics.median(figures), statistics.median(CPU[-len(figures) :])
+
+
+def median(command: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    return with_cpu([timed(command, env) for _ in range(runs)])
 
 
 def default_blobs() -> tuple[str, str]:
@@ -83,16 +97,22 @@ def main() -> None:
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="bench-diff-") as empty:
                 colds.append(timed([INVOKE, "diff", a, b], {**env, "PIPELINE_CACHE_DIR": empty}))
+        cold_s = with_cpu(colds)
         timed([INVOKE, "diff", a, b], env)
         warm_s = median([INVOKE, "diff", a, b], env, args.runs)
-    cold_s = statistics.median(colds)
     print(f"runtimes: {a} ({Path(a).stat().st_size:,} B), {b} ({Path(b).stat().st_size:,} B)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("                   wall (CPU)")
     print(
-        f"inspect (warm)     {inspect_s:6.2f} s   bare reader {bare_s:5.2f} s   "
-        f"ratio {inspect_s / bare_s:4.1f}x (goal <= 1.5x)"
+        f"inspect (warm)     {inspect_s[0]:6.2f} s ({inspect_s[1]:5.2f} s)   bare reader "
+        f"{bare_s[0]:5.2f} s ({bare_s[1]:5.2f} s)   ratio {inspect_s[0] / bare_s[0]:4.1f}x "
+        "(goal <= 1.5x)"
     )
-    print(f"diff cold          {cold_s:6.2f} s   (goal < 3 s)")
-    print(f"diff warm          {warm_s:6.2f} s   cold/warm {cold_s / warm_s:4.1f}x")
+    print(f"diff cold          {cold_s[0]:6.2f} s ({cold_s[1]:5.2f} s)   (goal < 3 s)")
+    print(
+        f"diff warm          {warm_s[0]:6.2f} s ({warm_s[1]:5.2f} s)   "
+        f"cold/warm {cold_s[0] / warm_s[0]:4.1f}x"
+    )
 
 
 if __name__ == "__main__":

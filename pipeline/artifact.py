@@ -153,6 +153,20 @@ class RuntimeVersion:
             f".tx{self.transaction_version}.au{self.authoring_version})"
         )
 
+    def as_serde(self) -> dict[str, Any]:
+        """sp-version's serde form (camelCase, apis as [id, version] pairs): what
+        `state_getRuntimeVersion` answers and `subwasm info -j` prints as `core_version`."""
+        return {
+            "specName": self.spec_name,
+            "implName": self.impl_name,
+            "authoringVersion": self.authoring_version,
+            "specVersion": self.spec_version,
+            "implVersion": self.impl_version,
+            "apis": [[api.id, api.version] for api in self.apis],
+            "transactionVersion": self.transaction_version,
+            "systemVersion": self.system_version,
+        }
+
 
 class _ScaleReader:
     """Cursor over SCALE bytes that names what was being read and where when the bytes run out."""

@@ -3,8 +3,9 @@
 A runtime is reduced to a `RuntimeSummary` (plain data: its versions, APIs, and one entry per
 pallet, call, event, storage item, constant and error, each with a readable signature and a
 *shape*: a digest of its SCALE layout), and `diff_summaries` compares two summaries. Both are
-pure. The metadata comes from running the wasm's own Metadata API (`wasm_exec.metadata`), so
-an artifact is described without any chain; the code on a chain (`env:NAME[:role]`) is read
+pure. The metadata comes from running the wasm's own Metadata API (`wasm_exec.metadata`) and
+is read by `metadata_reader` (scalecodec takes seconds per runtime), so an artifact is
+described without any chain; the code on a chain (`env:NAME[:role]`) is read
 from `:code` and described the same way. Summaries are cached by blob hash, since they are a
 function of the blob alone.
 
@@ -22,19 +23,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
-
 from pipeline import config, runtime_info, verdicts, wasm_exec
 from pipeline.artifact import RuntimeBlob, RuntimeVersion
-from pipeline.chain import Chain, connect
 from pipeline.errors import PipelineError
-from pipeline.metadata import Metadata, decode_metadata
-from pipeline.project import Project, cache_dir, write_atomic
+from pipeline.metadata_reader import ReadMetadata, decode_value, read_metadata
+from pipeline.project import Project, cache_dir, load_project, write_atomic
 from pipeline.store import resolve_artifact
 
 # Bump when the summary's content or shape rules change: cached summaries of older formats
 # are then recomputed instead of being compared with new ones.
-SUMMARY_FORMAT: Final = 3
+SUMMARY_FORMAT: Final = 4
 ENV_PREFIX: Final = "env:"
 DEFAULT_ROLE: Final = "production"
 ITEM_KINDS: Final = ("call", "event", "storage", "constant", "error")
@@ -258,17 +256,17 @@ def _item_label(change: Change) -> str:
 
 def summarize(
     blob: RuntimeBlob,
-    metadata: Metadata,
+    metadata: ReadMetadata,
     version: RuntimeVersion | None = None,
     storage_versions: Mapping[str, int] | None = None,
 ) -> RuntimeSummary:
     """The summary of a runtime from its blob, its version (default: its section's), its
-    decoded metadata and its pallets' in-code storage versions when known."""
+    metadata and its pallets' in-code storage versions when known."""
     version = version or blob.version
     types = _Types(metadata.value["types"]["types"])
     items: dict[str, dict[str, Entry]] = {kind: {} for kind in ITEM_KINDS}
     pallets: dict[str, int] = {}
-    for pallet, pallet_obj in zip(metadata.value["pallets"], metadata.body["pallets"], strict=True):
+    for pallet in metadata.value["pallets"]:
         name = pallet["name"]
         pallets[name] = int(pallet["index"])
         for kind, key in (("call", "calls"), ("event", "event"), ("error", "error")):
@@ -276,15 +274,13 @@ def summarize(
                 for variant in types.variants(pallet[key]["ty"]):
                     items[kind][f"{name}.{variant['name']}"] = types.variant_entry(variant)
         storage = pallet.get("storage") or {}
-        for i, entry in enumerate(storage.get("entries", [])):
-            default_obj = pallet_obj["storage"].value_object["entries"][i]["default"]
+        for entry in storage.get("entries", []):
             items["storage"][f"{name}.{entry['name']}"] = types.storage_entry(
-                entry, bytes(default_obj.value_object)
+                entry, entry["default"]
             )
-        for i, constant in enumerate(pallet.get("constants", [])):
-            raw = bytes(pallet_obj["constants"][i]["value"].value_object)
+        for constant in pallet.get("constants", []):
             items["constant"][f"{name}.{constant['name']}"] = types.constant_entry(
-                metadata.registry, constant["type"], raw
+                constant["type"], constant["value"]
             )
     extrinsic = metadata.value.get("extrinsic", {})
     extensions = tuple(
@@ -354,13 +350,21 @@ class _Types:
             layout=_digest(f"{layout}|{entry.get('modifier')}"),
         )
 
-    def constant_entry(self, rc: RuntimeConfigurationObject, type_id: int, raw: bytes) -> Entry:
-        value = _constant_value(rc, type_id, raw)
+    def constant_entry(self, type_id: int, raw: bytes) -> Entry:
+        value = self.value(type_id, raw)
         return Entry(
             signature=f"{self.name(type_id)} = {_shorten(value)}",
             shape=_digest(f"{self.shape(type_id)}|{raw.hex()}"),
             value=value,
         )
+
+    def value(self, type_id: int, raw: bytes) -> str:
+        """A constant's decoded value as compact JSON; its hex (a JSON string) when the bytes
+        do not fit its type."""
+        try:
+            return _json(decode_value(self._types, type_id, raw))
+        except (PipelineError, KeyError, IndexError, StopIteration):
+            return _json("0x" + raw.hex())
 
     def name(self, type_id: int) -> str:
         """How Rust would write the type: `BoundedVec<u8>`, `Vec<(u32, AccountId32)>`."""
@@ -433,16 +437,6 @@ class _Types:
         return ",".join(f"{f.get('name')}:{self.shape(f['type'], depth)}" for f in fields)
 
 
-def _constant_value(rc: RuntimeConfigurationObject, type_id: int, raw: bytes) -> str:
-    """A constant's decoded value as compact JSON; its hex (a JSON string) when it does not
-    decode."""
-    try:
-        value = rc.create_scale_object(f"scale_info::{type_id}", ScaleBytes(raw)).decode()
-    except Exception:  # scalecodec raises bare Exceptions; the raw bytes still say something
-        value = "0x" + raw.hex()
-    return _json(value)
-
-
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
@@ -465,25 +459,17 @@ class Runtime:
     path: Path | None  # the file, when it is one
 
 
-def load_runtime(project: Project, spec: str) -> Runtime:
+def load_runtime(project: Project | None, spec: str) -> Runtime:
     """An artifact (path, artifact directory or hash) or the code on a chain: `env:NAME[:role]`
-    or a `ws(s)://` endpoint, either optionally `@BLOCK` (see `runtime_info`)."""
+    or a `ws(s)://` endpoint, either optionally `@BLOCK` (see `runtime_info`).
+
+    `project` None: read from the current directory only for what needs one (an artifact
+    hash, env:NAME): a council member reads a file or an endpoint from anywhere."""
     source = runtime_info.parse_chain_source(spec)
     if source is None:
         path = resolve_artifact(project, spec)
         return Runtime(str(path), RuntimeBlob.load(path), path)
-    if source.environment is not None:
-        env = config.load_environment(source.environment, project.root)
-        network = config.network(env, source.role or DEFAULT_ROLE)
-        label = f"env:{source.environment}:{network.role} ({network.endpoint})"
-        chain = connect(env, network)
-    else:
-        label = str(source.endpoint)
-        chain = Chain(label, connect_timeout=ENDPOINT_CONNECT_TIMEOUT)
-    with chain:
-        code = chain.code(_block_hash(chain, source.block))
-    if source.block is not None:
-        label = f"{label} @{source.block}"
+    label, code = _chain_code(project, source)
     try:
         return Runtime(label, RuntimeBlob.from_bytes(code), None)
     except PipelineError as exc:
@@ -493,15 +479,33 @@ def load_runtime(project: Project, spec: str) -> Runtime:
 ENDPOINT_CONNECT_TIMEOUT: Final = 30.0
 
 
-def _block_hash(chain: Chain, block: str | None) -> str | None:
-    if block is None or block.startswith("0x"):
-        return block
-    return chain.block_hash(int(block))
+def _chain_code(project: Project | None, source: runtime_info.ChainSource) -> tuple[str, bytes]:
+    """(label, `:code`) of the chain a source names; substrate-interface loads only here, so
+    a diff of files does not pay its second of imports."""
+    from pipeline.chain import Chain, connect
+
+    if source.environment is not None:
+        root = (project or load_project()).root
+        env = config.load_environment(source.environment, root)
+        network = config.network(env, source.role or DEFAULT_ROLE)
+        label = f"env:{source.environment}:{network.role} ({network.endpoint})"
+        chain = connect(env, network)
+    else:
+        label = str(source.endpoint)
+        chain = Chain(label, connect_timeout=ENDPOINT_CONNECT_TIMEOUT)
+    with chain:
+        at = source.block
+        code = chain.code(at if at is None or at.startswith("0x") else chain.block_hash(int(at)))
+    return (label if source.block is None else f"{label} @{source.block}"), code
+
+
+def _summary_file(runtime: Runtime) -> Path:
+    return cache_dir() / "metadata" / f"{runtime.blob.blake2_256[2:]}.v{SUMMARY_FORMAT}.json"
 
 
 def summary_of(runtime: Runtime) -> RuntimeSummary:
     """The runtime's summary, from the machine-wide cache or by running its Metadata API."""
-    cached = cache_dir() / "metadata" / f"{runtime.blob.blake2_256[2:]}.v{SUMMARY_FORMAT}.json"
+    cached = _summary_file(runtime)
     try:
         return RuntimeSummary.from_dict(json.loads(cached.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
@@ -515,14 +519,17 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
         raw = wasm_exec.metadata(instance)[1]
     except wasm_exec.RuntimeCallError as exc:
         raise PipelineError(f"{runtime.label}: cannot read its metadata ({exc})") from None
-    metadata = decode_metadata(raw, f"runtime {runtime.blob.blake2_256}")
+    try:
+        metadata = read_metadata(raw)
+    except PipelineError as exc:
+        raise PipelineError(f"{runtime.label}: cannot read its metadata ({exc})") from None
     summary = summarize(runtime.blob, metadata, version, _storage_versions(instance, metadata))
     write_atomic(cached, json.dumps(summary.as_dict(), sort_keys=True).encode())
     return summary
 
 
 def _storage_versions(
-    instance: wasm_exec.RuntimeInstance, metadata: Metadata
+    instance: wasm_exec.RuntimeInstance, metadata: ReadMetadata
 ) -> dict[str, int] | None:
     """Each pallet's in-code storage version, as the runtime writes it at genesis (FRAME puts
     every pallet's version there); None for a runtime without a usable genesis builder."""
@@ -539,13 +546,16 @@ def _storage_versions(
 
 
 def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
-    """Summaries of several runtimes, computed side by side (compiling a wasm releases the
-    GIL, so two cores compile two runtimes at once); the same blob is summarized once."""
-    unique = list({r.blob.blake2_256: r for r in runtimes}.values())
-    with ThreadPoolExecutor(max_workers=max(1, len(unique))) as pool:
-        done = {
-            r.blob.blake2_256: s for r, s in zip(unique, pool.map(summary_of, unique), strict=True)
-        }
+    """Summaries of several runtimes; the same blob is summarized once. The uncached ones are
+    compiled side by side (compiling releases the GIL: two cores, two runtimes), then run one
+    after the other: wasmtime's Python host functions must not run on two threads at once
+    (a call on one thread while another instantiated aborted the process)."""
+    unique = {r.blob.blake2_256: r for r in runtimes}
+    cold = [r.blob.wasm for r in unique.values() if not _summary_file(r).is_file()]
+    if len(cold) > 1:
+        with ThreadPoolExecutor(max_workers=len(cold)) as pool:
+            list(pool.map(wasm_exec.precompile, cold))
+    done = {code_hash: summary_of(r) for code_hash, r in unique.items()}
     return [done[r.blob.blake2_256] for r in runtimes]
 
 

@@ -42,8 +42,13 @@ class Metadata:
 
 def chain_metadata(chain: Chain) -> Metadata:
     """The metadata of the runtime a chain runs now (constants, pallet names)."""
-    raw = bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
-    return decode_metadata(raw, f"the runtime on {chain.endpoint}")
+    return decode_metadata(chain_metadata_bytes(chain), f"the runtime on {chain.endpoint}")
+
+
+def chain_metadata_bytes(chain: Chain) -> bytes:
+    """`meta` + versioned metadata of the runtime a chain runs now, as `state_getMetadata`
+    answers it."""
+    return bytes.fromhex(str(chain.rpc("state_getMetadata")).removeprefix("0x"))
 
 
 def decode_metadata(raw: bytes, what: str) -> Metadata:

@@ -31,7 +31,8 @@ from pipeline.project import cache_dir, write_atomic
 
 SECTION: Final = "runtime_version section"
 EXECUTED: Final = "Core_version (executed: the blob has no runtime_version section)"
-FACTS_FORMAT: Final = 1
+FACTS_FORMAT: Final = 2
+META: Final = b"meta"  # the 4 bytes every metadata starts with (subwasm's reserved_meta)
 UNSTABLE_METADATA: Final = 0xFFFFFFFF  # the version number runtimes give unstable metadata
 ENDPOINT: Final = re.compile(r"wss?://[^@\s]+")
 AT_BLOCK: Final = re.compile(r"(?P<source>.+?)@(?P<block>\d+|0x[0-9a-fA-F]{64})")
@@ -54,7 +55,10 @@ def version_of(blob: RuntimeBlob) -> tuple[RuntimeVersion, str]:
 
 
 def describe(blob: RuntimeBlob) -> dict[str, Any]:
-    """`inspect --json`: our facts plus the fields `subwasm info -j` users read, same meaning."""
+    """`inspect --json`: our facts plus the fields `subwasm info -j` prints, with its meaning:
+    `size`, `compression` (sizes before and after inflating), `reserved_meta(_valid)` and
+    `metadata_version` of `Metadata_metadata`, `core_version` as sp-version serializes it,
+    `proposal_hash` (System.set_code), `blake2_256`."""
     version, source = version_of(blob)
     facts = info(blob, version)
     return {
@@ -63,8 +67,10 @@ def describe(blob: RuntimeBlob) -> dict[str, Any]:
         # from the APIs as read here: an old runtime's come from executing Core_version
         "try_runtime": any(api["name"] == TRY_RUNTIME_API for api in facts["apis"]),
         "version_source": source,
+        "core_version": version.as_serde(),
+        "core_version_text": facts["core_version"],  # sp-version's Display form
         "compression": {
-            "size_compressed": blob.size if blob.compressed else None,
+            "size_compressed": blob.size,
             "size_decompressed": len(blob.wasm),
             "compressed": blob.compressed,
         },
@@ -81,7 +87,9 @@ def _metadata_facts(blob: RuntimeBlob) -> dict[str, Any]:
     from pipeline import wasm_exec  # wasmtime loads only when a wasm must run
 
     try:
-        offered, metadata = wasm_exec.metadata(wasm_exec.RuntimeInstance(blob.wasm))
+        instance = wasm_exec.RuntimeInstance(blob.wasm)
+        offered = wasm_exec.metadata_versions(instance)
+        metadata = wasm_exec.legacy_metadata(instance)
     except wasm_exec.RuntimeCallError as exc:
         # The version came from the section (as a node reads it); a blob whose Metadata API
         # does not run is still described, with the reason in place of the metadata.
@@ -89,14 +97,17 @@ def _metadata_facts(blob: RuntimeBlob) -> dict[str, Any]:
             "metadata_version": None,
             "metadata_versions": [],
             "metadata_unstable_offered": False,
+            "reserved_meta": None,
             "reserved_meta_valid": False,
             "metadata_error": str(exc),
         }
+    valid = metadata[:4] == META
     facts = {
-        "metadata_version": metadata[4] if metadata[:4] == b"meta" else None,
+        "metadata_version": metadata[4] if valid and len(metadata) > 4 else None,
         "metadata_versions": [v for v in offered if v != UNSTABLE_METADATA],
         "metadata_unstable_offered": UNSTABLE_METADATA in offered,
-        "reserved_meta_valid": metadata[:4] == b"meta",
+        "reserved_meta": list(metadata[:4]),
+        "reserved_meta_valid": valid,
     }
     with contextlib.suppress(OSError):
         write_atomic(cached, json.dumps(facts).encode())

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline import gitops
 from pipeline.artifact import RuntimeBlob, WasmFileNames, blake2_256, wasm_file_names
 from pipeline.errors import PipelineError
-from pipeline.project import Project, cache_dir, write_atomic
+from pipeline.project import Project, cache_dir, load_project, write_atomic
 
 DIGEST_FILE = "digest.json"
 RELEASES_SUBDIR = "releases"  # <runtime>/releases/<spec>/: production's committed release
@@ -25,17 +24,21 @@ RELEASES_SUBDIR = "releases"  # <runtime>/releases/<spec>/: production's committ
 _HASH = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 
-def resolve_artifact(project: Project, spec: str | None) -> Path:
+def resolve_artifact(project: Project | None, spec: str | None) -> Path:
     """The compressed blob a user names: a file, an artifact directory, or a hash (a directory
-    name under `artifacts/`); nothing named means the newest build of HEAD's runtime source."""
+    name under `artifacts/`); nothing named means the newest build of HEAD's runtime source.
+
+    `project` None: read from the current directory only for a name that needs one (a hash,
+    or nothing), so a file or a directory is read anywhere."""
     if not spec:
-        return head_artifact(project)
+        return head_artifact(project or load_project())
     path = Path(spec).expanduser()
     if path.exists() and not path.is_dir():  # a FIFO or device is refused when it is loaded
         return path
     if path.is_dir():
         return blob_in(path)
     if _HASH.fullmatch(spec):
+        project = project or load_project()
         folder = project.artifacts_dir / spec.lower().removeprefix("0x")
         if not folder.is_dir():
             raise PipelineError(
@@ -59,6 +62,8 @@ def resolve_artifact(project: Project, spec: str | None) -> Path:
 def head_artifact(project: Project) -> Path:
     """The newest release artifact whose digest names HEAD's runtime source tree (a
     try-runtime build of it is named explicitly, never picked by default)."""
+    from pipeline import gitops  # GitPython loads only when HEAD is asked about
+
     repo = gitops.open_repo(project.root)
     try:
         head = repo.head.commit.hexsha

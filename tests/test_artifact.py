@@ -530,7 +530,7 @@ def test_inspect_prints_versions_apis_and_hashes(capsys: pytest.CaptureFixture[s
         "example-runtime-100 (example-runtime-1.tx1.au1)",
         "Version read from       runtime_version section",
         "Build                   release (no TryRuntime API)",
-        "Metadata                v15 (offered: v14, v15",
+        "Metadata                v14 by Metadata_metadata; offered: v14, v15",
         f"{blob.size:,} bytes, compressed",
         f"{len(blob.wasm):,} bytes",
         *(short_hash(h) for h in hashes),

@@ -18,12 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from invoke.context import Context
+from invoke.exceptions import Exit
 
 from pipeline import chainstate, config, devrpc, executor, keys, localnet, nodenet, wasm_exec
 from pipeline.artifact import RuntimeBlob
 from pipeline.chain import Call, Chain, blake2_256_hex
+from pipeline.cli import deploy as deploy_cli
+from pipeline.cli import inspect as inspect_cli
 from pipeline.errors import PipelineError
 from pipeline.project import DEFAULT_PRESET, Project
+from pipeline.shorthash import short_hash
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -436,6 +441,33 @@ def test_every_network_runs_the_released_runtime_and_makes_blocks(nets: Nets) ->
         assert (status.spec_version, status.block is not None) == (100, True), status
         head = devrpc.produce_blocks(nets.endpoint(name), 2)
         assert head == status.block + 2  # type: ignore[operator]
+
+
+@pytest.mark.chain
+def test_inspect_and_diff_read_a_plain_endpoint_at_a_block(
+    nets: Nets,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    production = nets.endpoint("production")
+    released = RuntimeBlob.load(nets.wasm)
+    genesis = devrpc.rpc(production, "chain_getBlockHash", [0])
+    monkeypatch.chdir(tmp_path)  # an endpoint needs no project
+    inspect_cli.inspect(Context(), f"{production}@0", json_=True)
+    details = json.loads(capsys.readouterr().out)
+    assert (details["spec_version"], details["blake2_256"]) == (100, released.blake2_256)
+    deploy_cli.diff(Context(), f"{production}@{genesis}", production)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"A: {production} @{short_hash(genesis)}: example-runtime")
+    assert lines[1].startswith(f"B: {production}: example-runtime 100")
+    assert "no differences" in lines
+    beyond = int(devrpc.rpc(production, "chain_getHeader")["number"], 16) + 1000
+    with pytest.raises(Exit) as refused:
+        inspect_cli.inspect(Context(), f"{production}@{beyond}")
+    assert str(refused.value.message) == (
+        f"error: {production} has no block #{beyond}: ask for a block at or below the head"
+    )
 
 
 @pytest.mark.chain

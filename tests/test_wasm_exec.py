@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import wasmtime
 from fixtures.runtime_wasm import TYPE_SECTION, module
 from fixtures.runtimes import runtime_wasm
 from invoke.context import Context
@@ -13,7 +14,7 @@ from invoke.exceptions import Exit
 from scalecodec.base import RuntimeConfigurationObject, ScaleBytes
 from scalecodec.type_registry import load_type_registry_preset
 
-from pipeline import executor, runtime_info, wasm_exec
+from pipeline import executor, runtime_info, upgrade, wasm_exec
 from pipeline.artifact import RuntimeBlob, decode_runtime_version, info
 from pipeline.cli import inspect as cli
 from pipeline.errors import PipelineError
@@ -111,6 +112,26 @@ def test_a_missing_host_function_is_named() -> None:
         instance.call("SessionKeys_generate_session_keys", b"\x00")
 
 
+def test_blocks_are_laid_out_as_sc_allocator_lays_them_out() -> None:
+    """A header, then the next power of two: runtimes run only on that allocator, and some
+    write into its slack (a real parachain runtime's metadata panicked on exact-size blocks)."""
+    instance = wasm_exec.RuntimeInstance(fixture_blob().wasm)
+    first, second, third = (instance._malloc(size) for size in (3, 9, 1024))
+    assert first % 8 == 0 and second - first == 8 + 8  # 3 bytes: an 8-byte block
+    assert third - second == 16 + 8  # 9 bytes: a 16-byte block, then the next header
+    assert instance._malloc(0) - third == 1024 + 8
+
+
+def test_a_runtime_s_own_panic_handler_reports_its_message() -> None:
+    """sp-io's improved panic reporting hands the message to the host, not to the log."""
+    instance = wasm_exec.RuntimeInstance(fixture_blob().wasm)
+    handler = instance._host_functions()["ext_panic_handler_abort_on_panic_version_1"]
+    message = b"panicked at src/lib.rs:1:1: out of gas"
+    with pytest.raises(wasmtime.Trap):
+        handler(instance._write(message) | (len(message) << 32))
+    assert instance._panic == message.decode()
+
+
 def test_compiled_modules_are_cached_and_a_bad_cache_file_is_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -138,12 +159,22 @@ def test_a_runtime_without_its_version_section_still_inspects(
     assert [a["name"] for a in info(blob, version)["apis"]][:2] == ["Core", "Metadata"]
     path = tmp_path / "old.compact.wasm"
     path.write_bytes(stripped)
+    with pytest.raises(PipelineError) as refused:  # deploy's preflight, as before
+        upgrade.load_candidate(path)
+    assert str(refused.value) == (
+        "wasm has no `runtime_version` custom section, so nodes cannot read its version"
+        " before running it: declare VERSION with #[sp_version::runtime_version] and rebuild"
+    )
+    cli.inspect(Context(), str(path))
+    text = capsys.readouterr().out
+    assert "spec_version            100" in text
+    assert "Version read from       Core_version (executed: the blob has no" in text
     cli.inspect(Context(), str(path), json_=True)
     details = json.loads(capsys.readouterr().out)
     assert details["spec_version"] == 100 and details["version_source"] == runtime_info.EXECUTED
-    assert details["metadata_version"] == 15 and {14, 15} <= set(details["metadata_versions"])
+    assert details["metadata_version"] == 14 and {14, 15} <= set(details["metadata_versions"])
     assert details["compression"] == {
-        "size_compressed": None,
+        "size_compressed": len(stripped),  # subwasm's meaning: the size as stored
         "size_decompressed": len(stripped),
         "compressed": False,
     }
@@ -160,9 +191,25 @@ def test_inspect_json_carries_subwasm_s_fields(capsys: pytest.CaptureFixture[str
         "compressed": True,
     }
     assert details["blake2_256"] == blob.blake2_256
-    assert details["core_version"] == "example-runtime-100 (example-runtime-1.tx1.au1)"
+    assert details["core_version_text"] == "example-runtime-100 (example-runtime-1.tx1.au1)"
     assert details["version_source"] == runtime_info.SECTION
-    assert details["proposal_hash"].startswith("0x") and details["metadata_version"] == 15
+    assert details["proposal_hash"].startswith("0x")
+    # subwasm's metadata_version is Metadata_metadata's (v14), whatever else is offered
+    assert details["metadata_version"] == 14 and details["metadata_versions"][:2] == [14, 15]
+    assert details["reserved_meta"] == list(b"meta") and details["reserved_meta_valid"] is True
+    # core_version as sp-version serializes it (the form of state_getRuntimeVersion)
+    core = details["core_version"]
+    assert {k: v for k, v in core.items() if k != "apis"} == {
+        "specName": "example-runtime",
+        "implName": "example-runtime",
+        "authoringVersion": 1,
+        "specVersion": 100,
+        "implVersion": 1,
+        "transactionVersion": 1,
+        "systemVersion": blob.version.system_version,
+    }
+    assert core["apis"][0] == ["0xdf6acb689907609b", blob.version.apis[0].version]  # Core
+    assert len(core["apis"]) == len(details["apis"])
 
 
 def test_not_a_runtime_gets_one_line_from_inspect_and_diff(tmp_path: Path) -> None:
@@ -178,6 +225,24 @@ def test_not_a_runtime_gets_one_line_from_inspect_and_diff(tmp_path: Path) -> No
     with pytest.raises(Exit) as from_diff:
         deploy_cli.diff(Context(), str(runtime_wasm(100)), str(bogus))
     assert message.removeprefix("error: ") in str(from_diff.value.message)
+
+
+def test_files_and_endpoints_are_read_outside_any_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A council member inspects what a chain runs from anywhere: no pipeline.toml needed."""
+    from pipeline.cli import deploy as deploy_cli
+
+    monkeypatch.chdir(tmp_path)
+    wasm = str(runtime_wasm(100))
+    deploy_cli.diff(Context(), wasm, wasm)
+    assert "no differences" in capsys.readouterr().out
+    with pytest.raises(Exit) as unreachable:  # the endpoint is tried, not a project looked for
+        cli.inspect(Context(), "ws://127.0.0.1:9@5")
+    assert str(unreachable.value.message).startswith("error: cannot reach ws://127.0.0.1:9")
+    with pytest.raises(Exit) as by_hash:  # an artifact hash does need the project
+        deploy_cli.diff(Context(), wasm, "0x" + "cd" * 32)
+    assert "no pipeline.toml" in str(by_hash.value.message)
 
 
 def test_chain_sources_parse() -> None:

@@ -114,7 +114,8 @@ def _print_result(result: DeployResult, console: Console) -> None:
 @task(
     positional=["a", "b"],
     help={
-        "a": "runtime A: blob path, artifact hash, or env:NAME[:role] for the code on a chain",
+        "a": "runtime A: blob path, artifact hash, or the code on a chain: env:NAME[:role] or "
+        "ws://HOST:PORT, optionally @BLOCK (a number or a 0x block hash)",
         "b": "runtime B, the same forms",
         "json": "print the changes as JSON",
     },
@@ -124,9 +125,8 @@ def diff(c: Context, a: str, b: str, json_: bool = False) -> None:
     """Versions, runtime APIs and metadata (pallets, calls, events, storage, constants) A -> B."""
     from pipeline import diff as runtime_diff
 
-    project = load_project()
-    first = runtime_diff.load_runtime(project, a)
-    second = runtime_diff.load_runtime(project, b)
+    first = runtime_diff.load_runtime(None, a)  # a project only where a name needs one
+    second = runtime_diff.load_runtime(None, b)
     if json_:
         sys.stdout.write(jsonlib.dumps(runtime_diff.report(first, second), indent=2) + "\n")
         return

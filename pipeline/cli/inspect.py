@@ -15,7 +15,7 @@ from rich.markup import escape
 from pipeline.artifact import RuntimeBlob
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console
-from pipeline.runtime_info import UNSTABLE_METADATA, describe
+from pipeline.runtime_info import describe
 from pipeline.shorthash import shorten_hashes
 
 
@@ -39,13 +39,13 @@ def inspect(c: Context, source: str, json_: bool = False) -> None:
 
 
 def _load(source: str) -> RuntimeBlob:
-    """A plain file needs no project; everything else is named the way `diff` names it."""
+    """A plain file is read here (no metadata decoder imported); everything else is named the
+    way `diff` names it (a project only where the name needs one)."""
     if Path(source).expanduser().is_file():
         return RuntimeBlob.load(Path(source).expanduser())
-    from pipeline.diff import load_runtime  # chains and artifact names need the project
-    from pipeline.project import load_project
+    from pipeline.diff import load_runtime
 
-    return load_runtime(load_project(), source).blob
+    return load_runtime(None, source).blob
 
 
 def _print(details: dict[str, Any], console: Console) -> None:
@@ -53,7 +53,7 @@ def _print(details: dict[str, Any], console: Console) -> None:
     form = "compressed (zstd, Substrate prefix)" if details["compressed"] else "not compressed"
     offered = ", ".join(f"v{v}" for v in details["metadata_versions"]) or "none listed"
     if details["metadata_unstable_offered"]:
-        offered += f" and unstable ({UNSTABLE_METADATA})"
+        offered += " and unstable"
     build = (
         "try-runtime (checks only; deploy/propose/enact refuse)"
         if details["try_runtime"]
@@ -61,7 +61,7 @@ def _print(details: dict[str, Any], console: Console) -> None:
     )
     rows = (
         ("Build", build),
-        ("Core version", details["core_version"]),
+        ("Core version", details["core_version_text"]),
         ("Version read from", details["version_source"]),
         ("spec_name", details["spec_name"]),
         ("impl_name", details["impl_name"]),
@@ -75,7 +75,7 @@ def _print(details: dict[str, Any], console: Console) -> None:
         ),
         (
             "Metadata",
-            f"v{details['metadata_version']} (offered: {offered})"
+            f"v{details['metadata_version']} by Metadata_metadata; offered: {offered}"
             if details["metadata_version"] is not None
             else f"unavailable: {details.get('metadata_error', 'no metadata')}",
         ),

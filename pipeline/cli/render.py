@@ -6,15 +6,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.status import Status
-from rich.table import Table
 
-from pipeline.plan import MilestoneState, Plan
 from pipeline.progress import Heartbeat
-from pipeline.schedule import MilestoneRow, format_span
+
+if TYPE_CHECKING:  # every command imports this module: tables and plans load where used
+    from rich.status import Status
+    from rich.table import Table
+
+    from pipeline.plan import MilestoneState, Plan
+    from pipeline.schedule import MilestoneRow
 
 LOG_WIDTH = 200  # rich would use 80 columns when not on a terminal: too narrow for tables
 
@@ -29,6 +33,10 @@ _STYLES: dict[MilestoneState, str] = {
 
 def render_milestones(plan: Plan, rows: Sequence[MilestoneRow]) -> Table:
     """The live milestones table; `invoke release` shows the same one."""
+    from rich.table import Table
+
+    from pipeline.schedule import format_span
+
     table = Table(
         title=f"Release {plan.release}: {plan.candidate} as spec_version "
         f"{plan.spec_version} on {plan.env}"
