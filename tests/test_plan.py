@@ -474,7 +474,7 @@ INVALID = [
         "unknown environment",
         edit(VALID, "spec_version = 101", 'spec_version = 101\nenv = "mainnet"'),
         "env",
-        "unknown environment 'mainnet': choose one of example-live, local, nosudo",
+        "unknown environment 'mainnet': choose one of example-live, local, local-nodes, nosudo",
         'env = "mainnet"',
     ),
     (
