@@ -57,6 +57,7 @@ STOP_TIMEOUT_S = 15.0
 SPEC_FILE = "spec.json"
 DB_FILE = "chain.sqlite"
 SEEDED_MARK = "seeded"
+SPEC_PRESET_FILE = "spec.preset"  # the genesis preset spec.json was made from
 CONFIG_FILE = "chopsticks.json"
 PID_FILE = "network.pid"
 LOG_FILE = "network.log"
@@ -392,6 +393,15 @@ def ensure_spec(project: Project, owner: LocalNet, wasm: Path | None) -> Path:
     """
     folder = net_dir(project, owner.name)
     spec = folder / SPEC_FILE
+    made_with = folder / SPEC_PRESET_FILE
+    have_preset = made_with.read_text().strip() if made_with.is_file() else None
+    if spec.is_file() and have_preset not in (None, owner.preset):
+        if _has_state(folder):
+            raise PipelineError(
+                f"{owner.name} was started from genesis preset {have_preset!r}, not"
+                f" {owner.preset!r}: run `invoke net.reset` to start over from it"
+            )
+        spec.unlink()  # never started with state: made again from the preset asked for
     if spec.is_file() and wasm is None:
         return spec
     runtime = wasm or released_wasm(project)
@@ -406,8 +416,10 @@ def ensure_spec(project: Project, owner: LocalNet, wasm: Path | None) -> Path:
                 f"{owner.name} was started from runtime {have}, not {runtime} ({wanted}): "
                 "run `invoke net.reset` to start over from it"
             )
-    log.info("building the %s chain spec from %s", owner.name, runtime)
-    return write_spec(runtime, spec, owner.preset)
+    log.info("building the %s chain spec from %s (preset %s)", owner.name, runtime, owner.preset)
+    write_spec(runtime, spec, owner.preset)
+    made_with.write_text(f"{owner.preset}\n")
+    return spec
 
 
 # --- starting and stopping ----------------------------------------------------------------------
@@ -627,7 +639,8 @@ def _seed_once(project: Project, net: LocalNet) -> None:
     except PipelineError as exc:
         stop(project, net)
         raise PipelineError(
-            f"{net.name}: seeding failed ({exc}); `invoke net.up {net.name}` tries again"
+            f"{net.name}: seeding failed ({exc}); it was stopped: fix the cause, then"
+            " `invoke net.reset` starts the local networks over"
         ) from exc
     (net_dir(project, net.name) / SEEDED_MARK).write_text(
         f"seeded at block {devrpc.rpc(net.endpoint, 'chain_getHeader')['number']}\n"
@@ -763,7 +776,8 @@ def seed(endpoint: str) -> None:
     """Give a fresh local chain the kind of state a mirror must carry, through real signed
     extrinsics: transfers among dev accounts and, when the runtime has the pallets (the example
     runtime does, another may not), notes from several accounts and a council motion proposed,
-    voted and closed."""
+    voted and closed. Only accounts the genesis preset funded send (a template's `development`
+    preset funds Alice and Bob, not Charlie)."""
     if not is_local_endpoint(endpoint):
         raise PipelineError(f"refusing to seed {endpoint}: only local networks are seeded")
     keys = {name: local_dev_keypair(endpoint, name) for name in DEV_ACCOUNTS}
@@ -774,18 +788,29 @@ def seed(endpoint: str) -> None:
             ("Bob", "Eve", 500),
             ("Charlie", "Ferdie", 250),
         ):
+            if _free(chain, keys[sender]) < 2 * amount * UNIT:
+                log.info("seeding: %s holds too little to send %d units: skipped", sender, amount)
+                continue
             dest = keys[receiver].ss58_address
             chain.submit(
                 Call("Balances", "transfer_keep_alive", {"dest": dest, "value": amount * UNIT}),
                 keys[sender],
             )
         for name in ("Alice", "Bob", "Dave", "Eve") if "Notes" in pallets else ():
+            if _free(chain, keys[name]) < UNIT:
+                continue
             chain.submit(
                 Call("Notes", "set_note", {"text": f"note from {name}, seeded at genesis + 1"}),
                 keys[name],
             )
         if "Council" in pallets:
             _seed_motion(chain, keys)
+
+
+def _free(chain: Chain, keypair: Keypair) -> int:
+    """The account's free balance, in plancks (0 for an account that does not exist)."""
+    account = chain.query("System", "Account", [keypair.ss58_address])
+    return int(account["data"]["free"]) if isinstance(account, Mapping) else 0
 
 
 def _seed_motion(chain: Chain, keys: Mapping[str, Keypair]) -> None:

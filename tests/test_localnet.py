@@ -6,6 +6,7 @@ developer's networks on 9944-9946 are left alone.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from pipeline.chain import Call, Chain, blake2_256_hex
 from pipeline.cli import deploy as deploy_cli
 from pipeline.cli import inspect as inspect_cli
 from pipeline.errors import PipelineError
-from pipeline.project import DEFAULT_PRESET, Project
+from pipeline.project import DEFAULT_PRESET, Project, load_project
 from pipeline.shorthash import short_hash
 
 REPO = Path(__file__).resolve().parent.parent
@@ -643,3 +644,21 @@ def test_a_fork_off_spec_carries_production_state_with_its_own_sudo_and_consensu
             assert chain.code_hash() == blake2_256_hex(bytes.fromhex(live["0x3a636f6465"][2:]))
     finally:
         localnet.stop(nets.project, fork)
+
+
+def test_a_spec_follows_the_preset_until_its_chain_has_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A preset changed in pipeline.toml is used by the next start (the spec is made again),
+    unless the chain already has state: then one line says to reset."""
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path / "state"))
+    project = load_project(REPO)
+    net = localnet.LocalNet("p", 1, spec_owner="p", preset="development")
+    first = json.loads(localnet.ensure_spec(project, net, None).read_text())
+    assert first["id"].endswith("_development")
+    other = dataclasses.replace(net, preset="local_testnet")
+    second = json.loads(localnet.ensure_spec(project, other, None).read_text())
+    assert second["id"].endswith("_local_testnet")
+    (localnet.net_dir(project, "p") / localnet.SEEDED_MARK).write_text("seeded\n")
+    with pytest.raises(PipelineError, match=r"preset 'local_testnet', not 'development': run"):
+        localnet.ensure_spec(project, net, None)
