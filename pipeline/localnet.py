@@ -463,13 +463,7 @@ def _wait_ready(
     what = f"{net.name} to answer on {net.endpoint} (chopsticks starting, pid {proc.pid})"
     with waiting(progress, what, until(timeout)):
         while True:
-            code = proc.poll()
-            if code is not None:
-                this_start = log_path.read_text(errors="replace").rsplit("\n--- ", 1)[-1]
-                raise PipelineError(
-                    f"{net.name}: chopsticks exited with code {code} before answering: "
-                    f"{last_log_line(this_start)} (log: {log_path})"
-                )
+            _check_running(net, proc, log_path, "chopsticks", "answering")
             try:
                 devrpc.rpc(net.endpoint, "chain_getHeader", timeout=2.0)
                 return
@@ -485,6 +479,41 @@ def _wait_ready(
             time.sleep(0.25)
 
 
+def _launch(
+    net: LocalNet, folder: Path, command: list[str], env: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
+    """Start a network's process in its folder, in a session of its own (it outlives `invoke
+    net.up`; `stop` ends it by pid with its group), appending to the network's log (kept across
+    restarts: production's history) and recording its pid."""
+    with (folder / LOG_FILE).open("ab") as log_file:
+        log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {net.name}\n".encode())
+        log_file.flush()
+        proc = subprocess.Popen(
+            command,
+            cwd=folder,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    (folder / PID_FILE).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _check_running(
+    net: LocalNet, proc: subprocess.Popen[bytes], log_path: Path, engine: str, before: str
+) -> None:
+    """Raise with the log's telling line when the network's process exited while starting."""
+    code = proc.poll()
+    if code is not None:
+        this_start = log_path.read_text(errors="replace").rsplit("\n--- ", 1)[-1]
+        raise PipelineError(
+            f"{net.name}: {engine} exited with code {code} before {before}: "
+            f"{last_log_line(this_start)} (log: {log_path})"
+        )
+
+
 def _spawn(
     project: Project,
     net: LocalNet,
@@ -497,20 +526,9 @@ def _spawn(
     config_path = folder / CONFIG_FILE
     config_path.write_text(json.dumps(config, indent=1))
     log_path = folder / LOG_FILE
+    # chopsticks reads a .env from its cwd, the network's folder
     command = executor.localnet_command(config_path.resolve())
-    with log_path.open("ab") as log_file:  # kept across restarts: production's history
-        log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {net.name}\n".encode())
-        log_file.flush()
-        proc = subprocess.Popen(
-            command,
-            cwd=folder,  # chopsticks reads a .env from its cwd
-            env=executor.node_env("info"),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives `invoke net.up`; stopped by pid with its group
-        )
-    (folder / PID_FILE).write_text(f"{proc.pid}\n")
+    proc = _launch(net, folder, command, executor.node_env("info"))
     try:
         _wait_ready(net, proc, log_path, timeout, progress)
     except PipelineError:
@@ -551,28 +569,10 @@ def _spawn_nodes(
     binary = nodebuild.binary_for_networks(project, progress=progress)
     nodenet.prepare(folder, spec=spec, binary=binary, validators=net.validators, rpc_port=net.port)
     log_path = folder / LOG_FILE
-    with log_path.open("ab") as log_file:
-        log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {net.name}\n".encode())
-        log_file.flush()
-        proc = subprocess.Popen(
-            nodenet.spawn_command(folder),
-            cwd=folder,
-            env=nodenet.node_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives `invoke net.up`; stopped with its nodes by group
-        )
-    (folder / PID_FILE).write_text(f"{proc.pid}\n")
+    proc = _launch(net, folder, nodenet.spawn_command(folder), nodenet.node_env())
 
     def alive() -> None:
-        code = proc.poll()
-        if code is not None:
-            this_start = log_path.read_text(errors="replace").rsplit("\n--- ", 1)[-1]
-            raise PipelineError(
-                f"{net.name}: zombienet exited with code {code} before the nodes made a block: "
-                f"{last_log_line(this_start)} (log: {log_path})"
-            )
+        _check_running(net, proc, log_path, "zombienet", "the nodes made a block")
 
     what = f"{net.name}'s first block on {net.endpoint} (zombienet starting, pid {proc.pid})"
     try:

@@ -21,7 +21,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -180,7 +180,9 @@ def _flag(args: Sequence[str], flag: str) -> str | None:
     return None
 
 
-def wait_producing(endpoint: str, alive: Any, what: str, timeout: float) -> NodeHeads:
+def wait_producing(
+    endpoint: str, alive: Callable[[], None], what: str, timeout: float
+) -> NodeHeads:
     """Wait until the network's first node answers and has made a block; `alive()` raises (with
     the engine's reason) when the spawning process died."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from test_release_e2e import (
+    INVOKE,
     chain_events,
     check_one_upgrade,
     make_clone,
@@ -159,7 +159,7 @@ def test_validator_killed_while_tracking_and_rpc_node_restarted_mid_submission(
         # the next run resumes, looking for the proposal on chain instead of sending it again.
         for _ in range(3):
             run = subprocess.Popen(
-                [*invoke_command(), "release", "--votes", "silent"],
+                [*INVOKE, "release", "--votes", "silent"],
                 cwd=clone,
                 env=user_env(**{PAUSE_ENV: "track:between-heads", PAUSE_FILE_ENV: str(pause)}),
                 stdout=subprocess.PIPE,
@@ -191,10 +191,6 @@ def test_validator_killed_while_tracking_and_rpc_node_restarted_mid_submission(
         )
     finally:
         stop_networks(clone)
-
-
-def invoke_command() -> list[str]:
-    return [sys.executable, "-m", "invoke"]
 
 
 def proposal_sent(ledger: Path) -> bool:

@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.chain, pytest.mark.docker]
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_TIMEOUT_S = 900
+INVOKE = [sys.executable, "-m", "invoke"]  # the user's command, with this test run's Python
 
 
 # The shipped environments a test copies onto free ports: their ports for production, lts and
@@ -78,7 +79,7 @@ def invoke(
     clone: Path, *args: str, crash_at: str | None = None, timeout: float = RELEASE_TIMEOUT_S
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
+        [*INVOKE, *args],
         cwd=clone,
         env=user_env(**({CRASH_ENV: crash_at} if crash_at else {})),
         capture_output=True,
@@ -298,7 +299,7 @@ def test_release_killed_from_outside_while_its_suite_runs_resumes(
     try:
         before = production_up(clone, production)
         release = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "release"],
+            [*INVOKE, "release"],
             cwd=clone,
             env=user_env(),
             stdout=subprocess.DEVNULL,
@@ -407,7 +408,7 @@ def test_production_node_restarted_during_tracking_is_reconnected_to(
         assert up.returncode == 0, up.stdout + up.stderr
         before = chain_events(production)
         release = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "release", "--votes", "silent"],
+            [*INVOKE, "release", "--votes", "silent"],
             cwd=clone,
             env=user_env(**{PAUSE_ENV: "track:between-heads", PAUSE_FILE_ENV: str(pause)}),
             stdout=subprocess.PIPE,
