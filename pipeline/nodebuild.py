@@ -39,11 +39,12 @@ DOCKERFILE: Final = "node.Dockerfile"
 IMAGE_REPO: Final = "runtime-pipeline-node"
 TARGET_VOLUME: Final = "runtime-pipeline-node-target"  # the node's own, kept between builds
 SRC_DIR: Final = "/build/examples"
-PROFILE: Final = "release"
+PROFILE: Final = "testnet"  # examples/node/Cargo.toml says why
 # Relative CPU weight of the build container among containers (docker's default is 1024): an
 # hour of compiling yields to other builds and checks. (With cgroup v1 all of docker weighs as
 # much as one host process, so host processes, tests included, are not slowed much either way.)
 CPU_SHARES: Final = 512
+TIMINGS: Final = "cargo-timing.html"  # cargo's report of the build, kept beside the binary
 NODE_BINARY_ENV: Final = "PIPELINE_NODE_BINARY"  # a node binary of the user's own, for networks
 
 
@@ -94,8 +95,9 @@ def build_script(binary: str = BINARY) -> str:
             "export SKIP_WASM_BUILD=1",
             f"rustc -V > {builder.OUT_DIR}/rustc.txt",
             f"cd {SRC_DIR}/{NODE_WORKSPACE}",
-            f"cargo build --locked --offline --{PROFILE} --bin {binary}",
+            f"cargo build --locked --offline --profile {PROFILE} --timings --bin {binary}",
             f"cp {builder.TARGET_DIR}/{PROFILE}/{binary} {builder.OUT_DIR}/",
+            f"cp {builder.TARGET_DIR}/cargo-timings/{TIMINGS} {builder.OUT_DIR}/",
             f"chmod a+rwx {builder.OUT_DIR}/*",
         ]
     )
@@ -304,5 +306,6 @@ def _store(key: str, binary: Path, record: Mapping[str, Any]) -> None:
     tmp = store._temp_dir(dest.parent, dest.name)
     shutil.copy2(binary, tmp / BINARY)
     os.chmod(tmp / BINARY, 0o755)
+    shutil.copy2(binary.parent / TIMINGS, tmp / TIMINGS)
     (tmp / "build.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     store._swap_in(tmp, dest)
