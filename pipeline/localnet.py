@@ -563,10 +563,8 @@ def _spawn_nodes(
     progress: Callable[[str], None],
 ) -> None:
     """Start the network's nodes through zombienet and wait for their first block."""
-    from pipeline import nodebuild  # docker and the build machinery: only where nodes start
-
     folder = net_dir(project, net.name)
-    binary = nodebuild.binary_for_networks(project, progress=progress)
+    binary = nodenet.find_binary(project)
     nodenet.prepare(folder, spec=spec, binary=binary, validators=net.validators, rpc_port=net.port)
     log_path = folder / LOG_FILE
     proc = _launch(net, folder, nodenet.spawn_command(folder), nodenet.node_env())

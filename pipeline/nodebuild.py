@@ -19,21 +19,22 @@ import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 import docker
 import docker.errors
 
-from pipeline import builder, builder_image, gitops, store
+from pipeline import builder, builder_image, gitops, nodenet, store
 from pipeline.artifact import blake2_256
 from pipeline.builder_image import Progress, logger
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
 
-EXAMPLES: Final = "examples"  # exported whole: the node path-depends on ../runtime/runtime
-NODE_WORKSPACE: Final = "node"  # the node's cargo workspace, inside EXAMPLES
-BINARY: Final = "example-node"
+# exported whole (the node path-depends on ../runtime/runtime); the node's workspace inside it
+EXAMPLES: Final = PurePosixPath(nodenet.NODE_SOURCES).parent.as_posix()
+NODE_WORKSPACE: Final = PurePosixPath(nodenet.NODE_SOURCES).name
+BINARY: Final = nodenet.BINARY
 CONTEXT: Final = Path(__file__).resolve().parent / "dockerfiles-node"
 DOCKERFILE: Final = "node.Dockerfile"
 IMAGE_REPO: Final = "runtime-pipeline-node"
@@ -45,7 +46,6 @@ PROFILE: Final = "testnet"  # examples/node/Cargo.toml says why
 # much as one host process, so host processes, tests included, are not slowed much either way.)
 CPU_SHARES: Final = 512
 TIMINGS: Final = "cargo-timing.html"  # cargo's report of the build, kept beside the binary
-NODE_BINARY_ENV: Final = "PIPELINE_NODE_BINARY"  # a node binary of the user's own, for networks
 
 
 def node_image_tag(builder_id: str, context: Path = CONTEXT) -> str:
@@ -137,13 +137,13 @@ class NodeBuild:
 
 
 def node_dir(key: str) -> Path:
-    return cache_dir() / "nodes" / key
+    return nodenet.built_nodes() / key
 
 
 def cached_binary(key: str) -> Path | None:
     """The cached binary of `key`, when a finished build left it there."""
     binary = node_dir(key) / BINARY
-    record = node_dir(key) / "build.json"
+    record = node_dir(key) / nodenet.BUILD_RECORD
     return binary if binary.is_file() and record.is_file() else None
 
 
@@ -219,6 +219,8 @@ def _build_in_container(
         log.write(f"$ {script}\n")
         log.flush()
         with builder.target_volume_lock(progress, TARGET_VOLUME):
+            if cached_binary(key) is not None:
+                return 0.0  # built by the run this one waited for
             started = time.monotonic()
             code = builder.run_in_builder(
                 client,
@@ -249,7 +251,7 @@ def _build_in_container(
                 "key": key,
                 "binary": BINARY,
                 "source_tree": revision.source_tree,
-                "node_tree": node_tree(repo, revision.commit),
+                "node_tree": nodenet.node_tree(repo, revision.commit),
                 "commit": revision.commit,
                 "cargo_lock_blake2_256": lock_hash,
                 "image": image_id,
@@ -261,43 +263,13 @@ def _build_in_container(
     return seconds
 
 
-def node_tree(repo: Any, commit: str) -> str | None:
-    """The git tree id of the node's own sources (examples/node) at `commit`."""
-    try:
-        return str((repo.commit(commit).tree / f"{EXAMPLES}/{NODE_WORKSPACE}").hexsha)
-    except KeyError:
-        return None
-
-
 def binary_for_networks(project: Project, progress: Progress = logger.info) -> Path:
-    """The node binary that runs local networks of real nodes.
-
-    `PIPELINE_NODE_BINARY` names one (a team's own node); otherwise the example node. A node
-    binary runs any runtime from its chain spec, so a runtime change needs no new node: the
-    newest cached build of HEAD's node sources (examples/node) serves, and only when there is
-    none is HEAD built (an hour cold)."""
-    named = os.environ.get(NODE_BINARY_ENV)
-    if named:
-        path = Path(named)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise PipelineError(f"{NODE_BINARY_ENV}={named} is not an executable file: fix it")
-        return path
-    repo = gitops.open_repo(project.root)
-    wanted = node_tree(repo, repo.head.commit.hexsha)
-    if wanted is None:
-        raise PipelineError(
-            f"no {EXAMPLES}/{NODE_WORKSPACE} in this repository: networks of real nodes need a"
-            f" node binary; set {NODE_BINARY_ENV} to your chain's node"
-        )
-    builds = []
-    for record_path in (cache_dir() / "nodes").glob("*/build.json"):
-        record = json.loads(record_path.read_text())
-        binary = record_path.parent / BINARY
-        if record.get("node_tree") == wanted and binary.is_file():
-            builds.append((record_path.stat().st_mtime, binary))
-    if builds:
-        return max(builds)[1]
-    return build(project, progress=progress).binary
+    """The node binary networks of real nodes run (see `nodenet.find_binary`), built from HEAD
+    when there is none yet."""
+    try:
+        return nodenet.find_binary(project)
+    except nodenet.NodeBinaryMissing:
+        return build(project, progress=progress).binary
 
 
 def _store(key: str, binary: Path, record: Mapping[str, Any]) -> None:
@@ -307,5 +279,5 @@ def _store(key: str, binary: Path, record: Mapping[str, Any]) -> None:
     shutil.copy2(binary, tmp / BINARY)
     os.chmod(tmp / BINARY, 0o755)
     shutil.copy2(binary.parent / TIMINGS, tmp / TIMINGS)
-    (tmp / "build.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    (tmp / nodenet.BUILD_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     store._swap_in(tmp, dest)

@@ -28,8 +28,9 @@ from typing import Any, Final
 
 import requests
 
-from pipeline import devrpc, executor
+from pipeline import devrpc, executor, gitops
 from pipeline.errors import PipelineError
+from pipeline.project import Project, cache_dir
 
 ZOMBIENET_CLI: Final = Path("node_modules") / "@zombienet" / "cli" / "dist" / "cli.js"
 NETWORK_FILE: Final = "zombienet.toml"
@@ -38,6 +39,10 @@ NODES_DIR: Final = "nodes"  # zombienet's own files: node base paths, keystores,
 # zombienet adds the rest: --no-mdns, bootnodes, p2p on 127.0.0.1, RPC on loopback, keys.
 NODE_ARGS: Final = ("--database=paritydb", "-lsync=warn,txpool=info")
 SPAWN_TIMEOUT_S: Final = 300  # zombienet's own bound on starting every node
+NODE_SOURCES: Final = "examples/node"  # the example node's cargo workspace
+BINARY: Final = "example-node"
+BUILD_RECORD: Final = "build.json"  # written beside each built binary, with its source tree
+NODE_BINARY_ENV: Final = "PIPELINE_NODE_BINARY"  # a node binary of the user's own, for networks
 
 
 @dataclass(frozen=True)
@@ -206,3 +211,53 @@ def node_env() -> dict[str, str]:
     env["PATH"] = f"{executor.node_binary().parent}{os.pathsep}{env.get('PATH', '')}"
     env["NO_COLOR"] = "1"
     return env
+
+
+class NodeBinaryMissing(PipelineError):
+    """No node binary for networks of real nodes yet: one has to be built (or named)."""
+
+
+def built_nodes() -> Path:
+    """Where built node binaries are kept, one folder per build key."""
+    return cache_dir() / "nodes"
+
+
+def node_tree(repo: Any, commit: str) -> str | None:
+    """The git tree id of the node's own sources (examples/node) at `commit`."""
+    try:
+        return str((repo.commit(commit).tree / NODE_SOURCES).hexsha)
+    except KeyError:
+        return None
+
+
+def find_binary(project: Project) -> Path:
+    """The node binary that runs networks of real nodes, without building one.
+
+    `PIPELINE_NODE_BINARY` names one (a team's own node); otherwise the example node. A node
+    binary runs any runtime from its chain spec, so a runtime change needs no new node: the
+    newest built binary of HEAD's node sources serves."""
+    named = os.environ.get(NODE_BINARY_ENV)
+    if named:
+        path = Path(named)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise PipelineError(f"{NODE_BINARY_ENV}={named} is not an executable file: fix it")
+        return path
+    repo = gitops.open_repo(project.root)
+    wanted = node_tree(repo, repo.head.commit.hexsha)
+    if wanted is None:
+        raise PipelineError(
+            f"no {NODE_SOURCES} in this repository: networks of real nodes need a node binary;"
+            f" set {NODE_BINARY_ENV} to your chain's node"
+        )
+    builds = []
+    for record_path in built_nodes().glob(f"*/{BUILD_RECORD}"):
+        record = json.loads(record_path.read_text())
+        binary = record_path.parent / BINARY
+        if record.get("node_tree") == wanted and binary.is_file():
+            builds.append((record_path.stat().st_mtime, binary))
+    if not builds:
+        raise NodeBinaryMissing(
+            f"no {BINARY} built from this commit's {NODE_SOURCES}: run `invoke node.build`"
+            f" (about half an hour cold) or set {NODE_BINARY_ENV} to a node of your chain"
+        )
+    return max(builds)[1]

@@ -29,6 +29,7 @@ from pipeline import (
     metadata,
     migrations,
     motions,
+    nodebuild,
     statements,
     store,
     upgrade,
@@ -271,6 +272,8 @@ class Release:
         """Run every pending stage in order; a failure is journaled and raised."""
         for warning in self.ledger.state.warnings():
             self.progress(f"warning: {warning}")
+        if any(net.nodes for net in localnet.networks_for(self.env, self.project.preset).values()):
+            nodebuild.binary_for_networks(self.project, self.progress)  # before any network starts
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fresh-networks") as pool:
             self._restarting = self._restart_early(pool, self.pending())
             try:

@@ -5,6 +5,7 @@ loopback, authoring with Aura and finalizing with GRANDPA."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,9 +16,9 @@ import git
 import pytest
 import requests
 
-from pipeline import builder_image, devrpc, localnet, nodebuild
+from pipeline import builder_image, devrpc, localnet, nodebuild, nodenet
 from pipeline.errors import PipelineError
-from pipeline.project import load_project
+from pipeline.project import Project, load_project
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO / "examples/runtime/releases/100"
@@ -51,8 +52,8 @@ def test_build_script_skips_the_wasm_and_stays_offline() -> None:
     script = nodebuild.build_script()
     assert script.splitlines()[0] == "export SKIP_WASM_BUILD=1"
     assert "cd /build/examples/node" in script
-    assert "cargo build --locked --offline --release --bin example-node" in script
-    assert "cp /target/release/example-node /out/" in script
+    assert "cargo build --locked --offline --profile testnet --timings --bin example-node" in script
+    assert "cp /target/testnet/example-node /out/" in script
 
 
 def test_build_options_change_with_the_recipe() -> None:
@@ -85,6 +86,37 @@ def test_a_missing_lock_is_refused_with_the_fix(tmp_path: Path) -> None:
         nodebuild.build(load_project(tmp_path))
 
 
+def test_networks_run_a_named_node_or_the_built_one_or_say_how_to_get_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(nodenet.NODE_BINARY_ENV, raising=False)
+    repo = git.Repo.init(tmp_path / "repo")
+    (tmp_path / "repo/examples/node").mkdir(parents=True)
+    (tmp_path / "repo/examples/node/Cargo.toml").write_text("[package]\n")
+    repo.index.add(["examples/node/Cargo.toml"])
+    repo.index.commit("node sources")
+    project = Project(root=tmp_path / "repo", runtime_path="", runtime_package="", suites={})
+    with pytest.raises(nodenet.NodeBinaryMissing, match=r"run `invoke node.build`"):
+        nodenet.find_binary(project)
+
+    tree = nodenet.node_tree(repo, repo.head.commit.hexsha)
+    for key, source_tree in (("old", "0" * 40), ("new", tree)):
+        folder = nodenet.built_nodes() / key
+        folder.mkdir(parents=True)
+        (folder / nodenet.BINARY).write_bytes(b"\x7fELF")
+        (folder / nodenet.BUILD_RECORD).write_text(json.dumps({"node_tree": source_tree}))
+    assert nodenet.find_binary(project) == nodenet.built_nodes() / "new" / nodenet.BINARY
+
+    own = tmp_path / "my-node"
+    own.write_bytes(b"\x7fELF")
+    monkeypatch.setenv(nodenet.NODE_BINARY_ENV, str(own))
+    with pytest.raises(PipelineError, match=r"PIPELINE_NODE_BINARY=.* is not an executable file"):
+        nodenet.find_binary(project)
+    own.chmod(0o755)
+    assert nodenet.find_binary(project) == own
+
+
 # ---------------------------------------------------------------- the real node
 
 
@@ -110,10 +142,10 @@ def _heads(port: int) -> tuple[int, int]:
     return best, finalized
 
 
-# Both need the node binary: a cold build takes an hour or more on 2 shared cores, so they are
-# `slow` (run with `-m slow`) until CI can afford the cold build; warm, they take a minute.
+# Both need the node binary (a cold build: half an hour or more on 2 cores), as the releases on
+# real nodes do: marked `nodes` like them.
 @pytest.mark.docker
-@pytest.mark.slow
+@pytest.mark.nodes
 @pytest.mark.timeout(7200)
 def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path) -> None:
     client = builder_image.docker_client()
@@ -132,7 +164,7 @@ def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path)
 
 
 @pytest.mark.docker
-@pytest.mark.slow
+@pytest.mark.nodes
 @pytest.mark.timeout(7200)
 def test_node_authors_and_finalizes_blocks_of_the_released_runtime(
     node_binary: Path, tmp_path: Path

@@ -151,7 +151,12 @@ def up(c: Context, name: list[str] | None = None, wasm: str = "", env: str = "lo
 
     project, nets = _networks(env)
     runtime = Path(wasm) if wasm else None
-    _print(localnet.up(project, nets, _names(nets, env, name), runtime, stderr_lines()))
+    names = _names(nets, env, name)
+    if any(nets[n].nodes for n in names):
+        from pipeline import nodebuild
+
+        nodebuild.binary_for_networks(project, stderr_lines())  # built when there is none yet
+    _print(localnet.up(project, nets, names, runtime, stderr_lines()))
 
 
 @task(iterable=["name"], help={"name": NAMES_HELP, "env": ENV_HELP})
