@@ -118,6 +118,11 @@ class Tally:
     mismatches: tuple[str, ...]  # members whose newest statement is MISMATCH
     ignored: tuple[Seen, ...]  # read but not counted (shown, with why)
 
+    @property
+    def empty(self) -> bool:
+        """No statement about the motion was read (counted or not)."""
+        return not (self.matches or self.mismatches or self.ignored)
+
     def summary(self) -> str:
         """`2 of 3 members reproduced 0x1234…abcd, 0 mismatches`."""
         short = f"{self.code_hash[:10]}…{self.code_hash[-4:]}"

@@ -539,12 +539,12 @@ class Release:
         if self.governance == "sudo":
             return {"artifact": self._artifact(), "outcome": f"no votes: {SUDO_GOVERNED}"}
         motion = self._motion()
+        required = motions.council_settings(self.env).attestations
         with self._production() as chain:
             if self.env.local:
                 governance.simulate_votes(
                     self.env, chain, motion, self.settings.votes, recorder=self.ledger
                 )
-                required = motions.council_settings(self.env).attestations
                 if required:  # dev members rebuild and attest, as real members would
                     rehearse_attestations(
                         self.project,
@@ -556,6 +556,12 @@ class Release:
                         progress=self.progress,
                     )
             attested = statements.Attestations(chain, motion)
+
+            def attestations_said() -> str:
+                """The tally, where the policy asks for attestations or a member gave one."""
+                tally = attested.tally(chain)
+                return "" if tally.empty and not required else f"; {tally.summary()}"
+
             status = motions.track(
                 self.env,
                 chain,
@@ -564,8 +570,7 @@ class Release:
                 advance=config.blocks_on_demand(self.env),
                 on_update=lambda s: self.progress(
                     f"motion #{s.index}: {s.state}, {len(s.ayes)} aye / {len(s.nays)} nay of"
-                    f" {s.threshold} needed, {s.blocks_left} blocks left;"
-                    f" {attested.tally(chain).summary()}"
+                    f" {s.threshold} needed, {s.blocks_left} blocks left" + attestations_said()
                 ),
             )
             found = attested.tally(chain)

@@ -58,6 +58,7 @@ def test_members_matches_count_once_each_and_the_newest_statement_wins() -> None
     t = count(("alice", 10, MATCH), ("alice", 11, MATCH), ("bob", 12, mismatch), ("bob", 13, MATCH))
     assert t.matches == ("alice", "bob") and t.mismatches == ()
     assert t.summary() == "2 of 3 members reproduced 0xcdcdcdcd…cdcd, 0 mismatches"
+    assert not t.empty and count().empty  # a release without statements does not mention them
 
 
 def test_forged_statements_are_shown_and_not_counted() -> None:

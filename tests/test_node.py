@@ -147,6 +147,7 @@ def _heads(port: int) -> tuple[int, int]:
 @pytest.mark.docker
 @pytest.mark.nodes
 @pytest.mark.timeout(7200)
+@pytest.mark.xdist_group("nodes-a")
 def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path) -> None:
     client = builder_image.docker_client()
     since = time.time() - 1
@@ -166,6 +167,7 @@ def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path)
 @pytest.mark.docker
 @pytest.mark.nodes
 @pytest.mark.timeout(7200)
+@pytest.mark.xdist_group("nodes-b")
 def test_node_authors_and_finalizes_blocks_of_the_released_runtime(
     node_binary: Path, tmp_path: Path
 ) -> None:

@@ -2,7 +2,8 @@
 every 6 s whatever the pipeline does, GRANDPA finality lagging the best block, node processes
 that die and come back. Run as a user runs it, in a clone, on free ports.
 
-The node binary comes from `invoke node.build` (cached by content; about an hour cold).
+The node binary comes from `invoke node.build` (cached by content; half an hour or more cold).
+Each test is a group of its own (`--dist loadgroup`), so the two run side by side on two workers.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ from pipeline import nodenet
 from pipeline.chain import Chain
 from pipeline.faults import PAUSE_ENV, PAUSE_FILE_ENV
 
-pytestmark = [pytest.mark.nodes, pytest.mark.docker]
+pytestmark = [
+    pytest.mark.nodes,
+    pytest.mark.docker,
+    pytest.mark.timeout(7200),  # a fresh machine builds the node first
+    pytest.mark.usefixtures("node_binary_for_networks"),
+]
 
 NODES_TIMEOUT_S = 2400  # real blocks: every wait is real time
 PRODUCTION = "nodes-production"
@@ -76,6 +82,7 @@ def candidate_hash() -> str:
     return candidate_build().compressed.blake2_256
 
 
+@pytest.mark.xdist_group("nodes-a")
 def test_release_on_real_nodes_survives_kills_and_lands_finalized(
     tmp_path: Path, candidate_hash: str
 ) -> None:
@@ -121,6 +128,7 @@ def restart_node(folder: Path, name: str, down_for: float = 0.0) -> int:
     return proc.pid
 
 
+@pytest.mark.xdist_group("nodes-b")
 def test_validator_killed_while_tracking_and_rpc_node_restarted_mid_submission(
     tmp_path: Path, candidate_hash: str
 ) -> None:

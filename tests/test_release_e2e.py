@@ -338,6 +338,8 @@ def test_a_release_done_on_networks_since_reset_is_not_complete_until_rehearsed_
     try:
         first = invoke(clone, "release")
         assert first.returncode == 0, first.stdout + first.stderr
+        assert "aye / 0 nay of" in first.stdout  # tracked; no attestations asked, none mentioned
+        assert "members reproduced" not in first.stdout
         stop_networks(clone)  # the networks are thrown away behind the release's back
         shutil.rmtree(clone / ".pipeline/net")
         stale = invoke(clone, "release")
