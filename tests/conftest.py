@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -30,16 +31,43 @@ def node_binary_for_networks() -> Path:
 BUILDS_THE_CANDIDATE = frozenset({"upgrade_wasms", "candidate", "bad_input", "candidate_hash"})
 
 
+def group_of(item: pytest.Item) -> str:
+    """The item's xdist group; a test of no group is a unit of its own."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return item.nodeid
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+def starts_something(item: pytest.Item) -> bool:
+    """Starts networks or builds: seconds to minutes, where a unit test takes milliseconds."""
+    return any(item.get_closest_marker(name) for name in ("nodes", "chain", "docker"))
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that need the candidate build need Docker: mark them, so `-m 'not docker'` is
-    honest. On workers (`--dist loadgroup`) a file is one group unless its tests name their
-    own: a file's tests share its module's networks. Tests on real nodes go first: they mostly
-    wait for real blocks (and, on a fresh machine, for the node build), so on workers of their
-    own they overlap the rest."""
+    honest.
+
+    On workers (`--dist loadgroup --no-loadscope-reorder`) a file is one group unless its tests
+    name their own or are `independent` (each a unit of its own, so a long file spreads over the
+    workers): a file's tests share its module's networks. The units go out longest first, so
+    the short ones fill the gaps at the end: tests on real nodes (they mostly wait for real
+    blocks and, on a fresh machine, for the node build, so on workers of their own they overlap
+    the rest), then whole releases run as a user runs them (`*_e2e` files), then the groups
+    with the most tests that start something, then unit tests."""
     for item in items:
         if BUILDS_THE_CANDIDATE & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)
-        if item.get_closest_marker("xdist_group") is None:
+        no_group = item.get_closest_marker("xdist_group") is None
+        if no_group and item.get_closest_marker("independent") is None:
             item.add_marker(pytest.mark.xdist_group(item.path.name))
-    items.sort(key=lambda item: item.get_closest_marker("nodes") is None)  # stable
+    heavy = Counter(group_of(item) for item in items if starts_something(item))
+    items.sort(  # stable: a group's tests keep their order
+        key=lambda item: (
+            item.get_closest_marker("nodes") is None,
+            not item.path.stem.endswith("_e2e"),
+            not starts_something(item),
+            -heavy[group_of(item)],
+        )
+    )

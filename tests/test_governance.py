@@ -38,6 +38,9 @@ from pipeline.proposal import source_from_motion
 from pipeline.submission import PendingIntent, intent_outcome
 
 REPO = Path(__file__).resolve().parent.parent
+# A fresh chain per test: workers take the tests one by one (the project dir with production's
+# spec is made once per worker).
+pytestmark = pytest.mark.independent
 ALICE, BOB, CHARLIE, DAVE = (
     Keypair.create_from_uri(f"//{name}") for name in ("Alice", "Bob", "Charlie", "Dave")
 )

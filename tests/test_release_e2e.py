@@ -28,7 +28,8 @@ from pipeline.faults import CRASH_ENV, PAUSE_ENV, PAUSE_FILE_ENV
 from pipeline.localnet import free_ports
 from pipeline.plan import STAGES
 
-pytestmark = [pytest.mark.chain, pytest.mark.docker]
+# Each test has its own clone, state dir and ports: workers take them one by one.
+pytestmark = [pytest.mark.chain, pytest.mark.docker, pytest.mark.independent]
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_TIMEOUT_S = 900

@@ -29,6 +29,8 @@ from pipeline.errors import PipelineError
 from pipeline.release import check_governance
 
 __all__ = ["candidate_hash", "chain_project", "net"]  # the fixtures, used here by name
+# Each chain test has a fresh chain of its own: workers take them one by one.
+pytestmark = pytest.mark.independent
 
 # A real (non-dev) key: what a non-local environment's sudo key looks like, but not this chain's.
 OUTSIDER = Keypair.create_from_seed("0x" + "42" * 32)
