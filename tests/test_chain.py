@@ -476,7 +476,7 @@ def test_a_network_starting_says_what_it_waits_for_every_beat(
     name, endpoint = net.net.name, re.escape(net.net.endpoint)
     for line in lines:
         assert re.fullmatch(
-            rf"\[\d+s\] waiting for {name} to answer on {endpoint} \(chopsticks starting, "
+            rf"\[(\d+m)?\d+s\] waiting for {name} to answer on {endpoint} \(chopsticks starting, "
             rf"pid \d+\) {UNTIL}",
             line,
         ), line
