@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -239,17 +238,6 @@ def crafted(wasm: Path, *, spec_name: str | None = None, spec_version: int | Non
 
 
 # --- real networks ------------------------------------------------------------------------------
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 def environment(ports: dict[str, int], sudo: str = "//Alice") -> str:
     return f"""
 local = true
@@ -282,7 +270,7 @@ class Repo:
     (reckless on a port where nothing listens)."""
 
     def __init__(self, root: Path) -> None:
-        production, lts, reckless, nothing = free_ports(4)
+        production, lts, reckless, nothing = localnet.free_ports(4)
         ports = {"production": production, "lts": lts, "reckless": reckless}
         (root / "pipeline.toml").write_text(
             '[runtime]\npath = "runtime"\npackage = "example-runtime"\n[suites]\n'

@@ -497,17 +497,6 @@ def test_proposal_note_tells_voters_how_to_reproduce(tmp_path: Path) -> None:
 
 
 # --- real chains ----------------------------------------------------------------------------------
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 ENV_TEMPLATE = """\
 local = {local}
 inclusion_timeout = 60.0
@@ -566,7 +555,7 @@ class Net:
             kind, where = "chopsticks-genesis", f"port = {port}"
         else:
             kind, where = "endpoint", f'endpoint = "{endpoint or self.endpoint}"'
-        lts, reckless = free_ports(2)
+        lts, reckless = localnet.free_ports(2)
         text = ENV_TEMPLATE.format(
             local=str(local).lower(),
             kind=kind,
@@ -628,7 +617,7 @@ def net(
     root, hashes = chain_project
     os.environ.pop("PIPELINE_STATE_DIR", None)
     project = project_at(root)
-    port = free_ports(1)[0]
+    port = localnet.free_ports(1)[0]
     name = f"gov-{port}"
     nets = {
         "spec": localnet.LocalNet("spec", 1),
