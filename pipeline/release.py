@@ -126,7 +126,9 @@ def summarize(stage: str, result: Mapping[str, Any]) -> str:
             f"motion #{motion.get('index')}" + (" (reused)" if motion.get("reused") else "")
         )
     attestations = result.get("attestations")
-    if isinstance(attestations, Mapping) and attestations.get("summary"):
+    if isinstance(attestations, Mapping) and any(
+        attestations.get(key) for key in ("matches", "mismatches", "ignored")
+    ):  # only where members gave some: a refusal for want of them says so in its reason
         parts.append(str(attestations["summary"]))
     if result.get("skipped"):
         parts.append("effect already on chain")
