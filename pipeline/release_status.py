@@ -66,16 +66,19 @@ def chain_attestations(
 ) -> tuple[Tally | None, str | None]:
     """The proposed motion's attestations, read from production now (the ledger says only which
     motion and from which block): (tally, None), (None, why not), or (None, None) before the
-    proposal."""
+    proposal or where the environment asks for none and no member gave one."""
     proposed = done.get("propose")
     if proposed is None or "motion" not in proposed:  # not proposed yet, or sudo governance
         return None, None
     motion = motions.Motion.from_dict(proposed["motion"])
     try:
-        with connect(load_environment(settings.env, project.root)) as chain:
-            return statements.Attestations(chain, motion).tally(chain), None
+        env = load_environment(settings.env, project.root)
+        with connect(env) as chain:
+            tally = statements.Attestations(chain, motion).tally(chain)
     except PipelineError as exc:
         return None, f"attestations not read from the chain: {exc}"
+    asked = motions.council_settings(env).attestations
+    return (tally if asked or not tally.empty else None), None
 
 
 def release_status(project: Project, release_id: str, now: datetime) -> ReleaseStatus:
