@@ -184,7 +184,7 @@ def test_node_authors_and_finalizes_blocks_of_the_released_runtime(
             str(node_binary),
             *("--chain", str(spec), "--alice", "--validator", "--force-authoring", "--tmp"),
             *("--database", "paritydb", "--no-mdns", "--no-prometheus", "--no-telemetry"),
-            *("--rpc-port", str(rpc_port), "--port", str(p2p_port)),
+            *("--rpc-port", str(rpc_port), "--node-key", "11" * 32),  # a validator needs one
             *("--listen-addr", f"/ip4/127.0.0.1/tcp/{p2p_port}"),
         ],
         stdout=log,
