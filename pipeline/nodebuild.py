@@ -1,7 +1,7 @@
 """Native builds of the example chain's node (`examples/node`), cached by content.
 
 A node binary is a tool to run networks, not a release artifact: it need not be reproducible,
-but it is expensive (about an hour cold on 2 cores), so it is built like the runtime (a clean
+but it is expensive (about 16 minutes cold on 2 cores), so it is built like the runtime (a clean
 export, vendored crates, no network) and kept by a key over every input: the `examples/` tree
 (node and the runtime crate it takes its types from), the node's Cargo.lock, the node image,
 the build options. An unchanged input is a cache hit without a container. The node embeds no
@@ -157,7 +157,7 @@ def build(
 ) -> NodeBuild:
     """The node binary of `examples/` at `ref` (default HEAD): from the cache, or built.
 
-    `progress` hears what a cold build (an hour or more) is doing."""
+    `progress` hears what a cold build (about 16 minutes) is doing."""
     started = time.monotonic()
     repo = gitops.open_repo(project.root)
     revision = gitops.resolve(repo, ref, EXAMPLES, dirty)

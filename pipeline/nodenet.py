@@ -258,6 +258,6 @@ def find_binary(project: Project) -> Path:
     if not builds:
         raise NodeBinaryMissing(
             f"no {BINARY} built from this commit's {NODE_SOURCES}: run `invoke node.build`"
-            f" (about half an hour cold) or set {NODE_BINARY_ENV} to a node of your chain"
+            f" (about 16 minutes cold) or set {NODE_BINARY_ENV} to a node of your chain"
         )
     return max(builds)[1]

@@ -19,7 +19,7 @@ def upgrade_wasms() -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def node_binary_for_networks() -> Path:
-    """The node binary networks of real nodes run: built once per machine (half an hour or more
+    """The node binary networks of real nodes run: built once per machine (about 16 minutes
     cold, beside the other tests), found in the cache after."""
     from pipeline import nodebuild
     from pipeline.project import load_project

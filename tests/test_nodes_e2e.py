@@ -2,7 +2,7 @@
 every 6 s whatever the pipeline does, GRANDPA finality lagging the best block, node processes
 that die and come back. Run as a user runs it, in a clone, on free ports.
 
-The node binary comes from `invoke node.build` (cached by content; half an hour or more cold).
+The node binary comes from `invoke node.build` (cached by content; about 16 minutes cold).
 Each test is a group of its own (`--dist loadgroup`), so the two run side by side on two workers.
 """
 
