@@ -112,11 +112,18 @@ def test_a_missing_host_function_is_named() -> None:
         instance.call("SessionKeys_generate_session_keys", b"\x00")
 
 
-def test_blocks_are_laid_out_as_sc_allocator_lays_them_out() -> None:
+@pytest.mark.parametrize("allocator", ["wasm", "python"])
+def test_blocks_are_laid_out_as_sc_allocator_lays_them_out(allocator: str) -> None:
     """A header, then the next power of two: runtimes run only on that allocator, and some
-    write into its slack (a real parachain runtime's metadata panicked on exact-size blocks)."""
+    write into its slack (a real parachain runtime's metadata panicked on exact-size blocks).
+    The same in wasm (runtimes importing their memory) and in Python (those exporting it)."""
     instance = wasm_exec.RuntimeInstance(fixture_blob().wasm)
+    assert instance._wasm_malloc is not None  # the fixture imports its memory
+    if allocator == "python":
+        instance._wasm_malloc = None
+    base = instance._heap  # the runtime's __heap_base: nothing allocated yet
     first, second, third = (instance._malloc(size) for size in (3, 9, 1024))
+    assert first == (base + 7) // 8 * 8 + 8  # aligned, after the first block's header
     assert first % 8 == 0 and second - first == 8 + 8  # 3 bytes: an 8-byte block
     assert third - second == 16 + 8  # 9 bytes: a 16-byte block, then the next header
     assert instance._malloc(0) - third == 1024 + 8
