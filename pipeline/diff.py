@@ -547,15 +547,19 @@ def _storage_versions(
 
 def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
     """Summaries of several runtimes; the same blob is summarized once. The uncached ones are
-    compiled side by side (compiling releases the GIL: two cores, two runtimes), then run one
-    after the other: wasmtime's Python host functions must not run on two threads at once
-    (a call on one thread while another instantiated aborted the process)."""
+    compiled on worker threads (compiling releases the GIL), and each runs on this thread as
+    soon as it is compiled, while the next one still compiles: wasmtime's Python host
+    functions must not run on two threads at once (two runtimes executing on two threads
+    aborted the process), compiling beside one that runs is safe."""
     unique = {r.blob.blake2_256: r for r in runtimes}
-    cold = [r.blob.wasm for r in unique.values() if not _summary_file(r).is_file()]
-    if len(cold) > 1:
-        with ThreadPoolExecutor(max_workers=len(cold)) as pool:
-            list(pool.map(wasm_exec.precompile, cold))
-    done = {code_hash: summary_of(r) for code_hash, r in unique.items()}
+    cold = [r for r in unique.values() if not _summary_file(r).is_file()]
+    with ThreadPoolExecutor(max_workers=max(len(cold), 1)) as pool:
+        compiled = {r.blob.blake2_256: pool.submit(wasm_exec.precompile, r.blob.wasm) for r in cold}
+        done = {}
+        for code_hash, runtime in unique.items():
+            if code_hash in compiled:
+                compiled[code_hash].result()
+            done[code_hash] = summary_of(runtime)
     return [done[r.blob.blake2_256] for r in runtimes]
 
 
