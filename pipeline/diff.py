@@ -21,14 +21,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from pipeline import config, runtime_info, verdicts, wasm_exec
+from pipeline import runtime_info, verdicts
 from pipeline.artifact import RuntimeBlob, RuntimeVersion
 from pipeline.errors import PipelineError
 from pipeline.metadata_reader import ReadMetadata, decode_value, read_metadata
 from pipeline.project import Project, cache_dir, load_project, write_atomic
 from pipeline.store import resolve_artifact
+
+if TYPE_CHECKING:  # wasmtime loads only when a runtime must run: a warm diff reads the cache
+    from pipeline import wasm_exec
 
 # Bump when the summary's content or shape rules change: cached summaries of older formats
 # are then recomputed instead of being compared with new ones.
@@ -482,6 +485,7 @@ ENDPOINT_CONNECT_TIMEOUT: Final = 30.0
 def _chain_code(project: Project | None, source: runtime_info.ChainSource) -> tuple[str, bytes]:
     """(label, `:code`) of the chain a source names; substrate-interface loads only here, so
     a diff of files does not pay its second of imports."""
+    from pipeline import config
     from pipeline.chain import Chain, connect
 
     if source.environment is not None:
@@ -510,6 +514,8 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
         return RuntimeSummary.from_dict(json.loads(cached.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    from pipeline import wasm_exec
+
     try:  # a wasm that is no runtime is named as `inspect` names it, before its Metadata API runs
         version, _ = runtime_info.version_of(runtime.blob)
     except PipelineError as exc:
@@ -533,6 +539,8 @@ def _storage_versions(
 ) -> dict[str, int] | None:
     """Each pallet's in-code storage version, as the runtime writes it at genesis (FRAME puts
     every pallet's version there); None for a runtime without a usable genesis builder."""
+    from pipeline import wasm_exec
+
     try:
         state = wasm_exec.genesis_storage(instance)
     except wasm_exec.RuntimeCallError:
@@ -545,6 +553,12 @@ def _storage_versions(
     return {name: found[prefix] for name, prefix in prefixes.items()}
 
 
+def _precompile(wasm: bytes) -> None:
+    from pipeline import wasm_exec
+
+    wasm_exec.precompile(wasm)
+
+
 def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
     """Summaries of several runtimes; the same blob is summarized once. The uncached ones are
     compiled on worker threads (compiling releases the GIL), and each runs on this thread as
@@ -554,7 +568,7 @@ def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
     unique = {r.blob.blake2_256: r for r in runtimes}
     cold = [r for r in unique.values() if not _summary_file(r).is_file()]
     with ThreadPoolExecutor(max_workers=max(len(cold), 1)) as pool:
-        compiled = {r.blob.blake2_256: pool.submit(wasm_exec.precompile, r.blob.wasm) for r in cold}
+        compiled = {r.blob.blake2_256: pool.submit(_precompile, r.blob.wasm) for r in cold}
         done = {}
         for code_hash, runtime in unique.items():
             if code_hash in compiled:
