@@ -561,14 +561,15 @@ def _precompile(wasm: bytes) -> None:
 
 def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
     """Summaries of several runtimes; the same blob is summarized once. The uncached ones are
-    compiled on worker threads (compiling releases the GIL), and each runs on this thread as
-    soon as it is compiled, while the next one still compiles: wasmtime's Python host
-    functions must not run on two threads at once (two runtimes executing on two threads
-    aborted the process), compiling beside one that runs is safe."""
+    compiled in order on a worker thread (compiling releases the GIL, and wasmtime spreads
+    each compile over every core), and each runs here as soon as it is compiled, while the
+    next one compiles: two compiles side by side share the same cores and finish together.
+    Runtimes execute on this thread only: wasmtime's Python host functions must not run on
+    two threads at once (two runtimes executing on two threads aborted the process)."""
     unique = {r.blob.blake2_256: r for r in runtimes}
     cold = [r for r in unique.values() if not _summary_file(r).is_file()]
-    with ThreadPoolExecutor(max_workers=max(len(cold), 1)) as pool:
-        compiled = {r.blob.blake2_256: pool.submit(_precompile, r.blob.wasm) for r in cold}
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        compiled = {r.blob.blake2_256: worker.submit(_precompile, r.blob.wasm) for r in cold}
         done = {}
         for code_hash, runtime in unique.items():
             if code_hash in compiled:
