@@ -4,8 +4,9 @@ Reading a runtime must not need a chain or a Node process: `inspect` and `diff` 
 `Core_version`, the Metadata API and the genesis builder of any runtime blob here. The host
 side is the part of sp-io those calls use (allocator, storage over a plain dict, hashing,
 logging); any other host function traps with its name, so a runtime that needs more says what.
-Compiled modules are cached by the blob's hash: the first call pays Cranelift once per blob,
-later calls (and later processes) only instantiate.
+Compiled modules are cached by the blob's hash: the first call pays the compile once per blob,
+later calls (and later processes) only instantiate. The allocator runs in wasm beside the
+runtime (a call into Python costs more than the allocation it would serve).
 """
 
 from __future__ import annotations
@@ -343,8 +344,13 @@ class RuntimeInstance:
         pointer = ((self._heap + ALIGN - 1) & ~(ALIGN - 1)) + HEADER
         self._heap = pointer + block
         missing = self._heap - self.memory.data_len(self._store)
-        if missing > 0 and not self.memory.grow(self._store, (missing + PAGE - 1) // PAGE):
-            raise RuntimeCallError(f"the runtime's memory cannot grow to {self._heap} bytes")
+        if missing > 0:
+            try:  # wasmtime raises when the memory cannot grow (it returns the old page count)
+                self.memory.grow(self._store, (missing + PAGE - 1) // PAGE)
+            except wasmtime.WasmtimeError:
+                raise RuntimeCallError(
+                    f"the runtime's memory cannot grow to {self._heap} bytes"
+                ) from None
         return pointer
 
     def _write(self, data: bytes) -> int:
