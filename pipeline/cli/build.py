@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, spinner
+from pipeline.cli.render import escape, make_console, spinner
 from pipeline.errors import PipelineError
 from pipeline.project import Project, load_project
 

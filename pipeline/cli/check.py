@@ -8,10 +8,9 @@ import sys
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, spinner
+from pipeline.cli.render import escape, make_console, spinner
 from pipeline.project import load_project
 
 

@@ -16,10 +16,9 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, spinner, stderr_lines
+from pipeline.cli.render import escape, make_console, spinner, stderr_lines
 from pipeline.errors import PipelineError
 from pipeline.project import Project, load_project
 from pipeline.shorthash import short_hash

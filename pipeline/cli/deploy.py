@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, stderr_lines
+from pipeline.cli.render import escape, make_console, stderr_lines
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
 from pipeline.shorthash import shorten_hashes

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console
+from pipeline.cli.render import escape, make_console
 from pipeline.shorthash import shorten_hashes
 
 if TYPE_CHECKING:

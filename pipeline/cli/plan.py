@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, render_milestones
+from pipeline.cli.render import escape, make_console, render_milestones
 from pipeline.project import load_project
 
 if TYPE_CHECKING:

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, render_milestones
+from pipeline.cli.render import escape, make_console, render_milestones
 from pipeline.errors import PipelineError
 from pipeline.project import Project, load_project
 from pipeline.shorthash import shorten_hashes

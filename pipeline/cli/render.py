@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
-
 if TYPE_CHECKING:  # every command imports this module: consoles, tables and plans load where used
     from rich.console import Console
     from rich.status import Status
@@ -19,6 +17,14 @@ if TYPE_CHECKING:  # every command imports this module: consoles, tables and pla
     from pipeline.schedule import MilestoneRow
 
 LOG_WIDTH = 200  # rich would use 80 columns when not on a terminal: too narrow for tables
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, with rich loaded on first use: every command module imports this
+    one, and commands that print JSON or plain lines never need rich."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 _STYLES: dict[MilestoneState, str] = {
