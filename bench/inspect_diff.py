@@ -4,6 +4,8 @@ Prints ratios measured side by side in this run, with each figure's CPU time bes
 time (machines here are shared and noisy: the CPU time is what a command costs):
 - `invoke inspect BLOB` (warm: the blob's metadata facts cached) against a bare Python reader
   of the same blob (read, decompress, parse the wasm's custom sections); goal within 1.5x;
+  beside it, the same through the `runtime-pipeline` script, and what starting Python and
+  importing invoke costs alone (the floor of any invoke command: its share of the gap);
 - `invoke diff A B` cold (an empty cache: each runtime compiled, its metadata and genesis
   read) and warm (summaries from the cache); goal: cold under 3 s for two 1.5-2 MB runtimes.
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 INVOKE = str(REPO / ".venv" / "bin" / "invoke")
+SCRIPT = str(REPO / ".venv" / "bin" / "runtime-pipeline")
 BARE_READER = """
 import sys, zstandard
 raw = open(sys.argv[1], "rb").read()
@@ -93,6 +96,8 @@ def main() -> None:
         timed([INVOKE, "inspect", a], env)  # fills the facts cache: `inspect` warm from here
         inspect_s = median([INVOKE, "inspect", a], env, args.runs)
         bare_s = median([sys.executable, "-c", BARE_READER, a], env, args.runs)
+        script_s = median([SCRIPT, "inspect", a], env, args.runs)
+        floor_s = median([sys.executable, "-c", "import invoke"], env, args.runs)
         colds = []
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="bench-diff-") as empty:
@@ -107,6 +112,11 @@ def main() -> None:
         f"inspect (warm)     {inspect_s[0]:6.2f} s ({inspect_s[1]:5.2f} s)   bare reader "
         f"{bare_s[0]:5.2f} s ({bare_s[1]:5.2f} s)   ratio {inspect_s[0] / bare_s[0]:4.1f}x "
         "(goal <= 1.5x)"
+    )
+    print(
+        f"  runtime-pipeline {script_s[0]:6.2f} s ({script_s[1]:5.2f} s)   import invoke "
+        f"{floor_s[0]:5.2f} s ({floor_s[1]:5.2f} s)   invoke's share of the CPU gap "
+        f"{(floor_s[1] - bare_s[1]) / max(inspect_s[1] - bare_s[1], 1e-9):4.0%}"
     )
     print(f"diff cold          {cold_s[0]:6.2f} s ({cold_s[1]:5.2f} s)   (goal < 3 s)")
     print(

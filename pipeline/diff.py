@@ -21,14 +21,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from pipeline import config, runtime_info, verdicts, wasm_exec
+from pipeline import runtime_info, verdicts
 from pipeline.artifact import RuntimeBlob, RuntimeVersion
 from pipeline.errors import PipelineError
 from pipeline.metadata_reader import ReadMetadata, decode_value, read_metadata
 from pipeline.project import Project, cache_dir, load_project, write_atomic
 from pipeline.store import resolve_artifact
+
+if TYPE_CHECKING:  # wasmtime loads only when a runtime must run: a warm diff reads the cache
+    from pipeline import wasm_exec
 
 # Bump when the summary's content or shape rules change: cached summaries of older formats
 # are then recomputed instead of being compared with new ones.
@@ -482,6 +485,7 @@ ENDPOINT_CONNECT_TIMEOUT: Final = 30.0
 def _chain_code(project: Project | None, source: runtime_info.ChainSource) -> tuple[str, bytes]:
     """(label, `:code`) of the chain a source names; substrate-interface loads only here, so
     a diff of files does not pay its second of imports."""
+    from pipeline import config
     from pipeline.chain import Chain, connect
 
     if source.environment is not None:
@@ -510,6 +514,8 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
         return RuntimeSummary.from_dict(json.loads(cached.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    from pipeline import wasm_exec
+
     try:  # a wasm that is no runtime is named as `inspect` names it, before its Metadata API runs
         version, _ = runtime_info.version_of(runtime.blob)
     except PipelineError as exc:
@@ -533,6 +539,8 @@ def _storage_versions(
 ) -> dict[str, int] | None:
     """Each pallet's in-code storage version, as the runtime writes it at genesis (FRAME puts
     every pallet's version there); None for a runtime without a usable genesis builder."""
+    from pipeline import wasm_exec
+
     try:
         state = wasm_exec.genesis_storage(instance)
     except wasm_exec.RuntimeCallError:
@@ -545,17 +553,28 @@ def _storage_versions(
     return {name: found[prefix] for name, prefix in prefixes.items()}
 
 
+def _precompile(wasm: bytes) -> None:
+    from pipeline import wasm_exec
+
+    wasm_exec.precompile(wasm)
+
+
 def summaries(runtimes: Sequence[Runtime]) -> list[RuntimeSummary]:
     """Summaries of several runtimes; the same blob is summarized once. The uncached ones are
-    compiled side by side (compiling releases the GIL: two cores, two runtimes), then run one
-    after the other: wasmtime's Python host functions must not run on two threads at once
-    (a call on one thread while another instantiated aborted the process)."""
+    compiled in order on a worker thread (compiling releases the GIL, and wasmtime spreads
+    each compile over every core), and each runs here as soon as it is compiled, while the
+    next one compiles: two compiles side by side share the same cores and finish together.
+    Runtimes execute on this thread only: wasmtime's Python host functions must not run on
+    two threads at once (two runtimes executing on two threads aborted the process)."""
     unique = {r.blob.blake2_256: r for r in runtimes}
-    cold = [r.blob.wasm for r in unique.values() if not _summary_file(r).is_file()]
-    if len(cold) > 1:
-        with ThreadPoolExecutor(max_workers=len(cold)) as pool:
-            list(pool.map(wasm_exec.precompile, cold))
-    done = {code_hash: summary_of(r) for code_hash, r in unique.items()}
+    cold = [r for r in unique.values() if not _summary_file(r).is_file()]
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        compiled = {r.blob.blake2_256: worker.submit(_precompile, r.blob.wasm) for r in cold}
+        done = {}
+        for code_hash, runtime in unique.items():
+            if code_hash in compiled:
+                compiled[code_hash].result()
+            done[code_hash] = summary_of(runtime)
     return [done[r.blob.blake2_256] for r in runtimes]
 
 

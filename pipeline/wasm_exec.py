@@ -4,8 +4,9 @@ Reading a runtime must not need a chain or a Node process: `inspect` and `diff` 
 `Core_version`, the Metadata API and the genesis builder of any runtime blob here. The host
 side is the part of sp-io those calls use (allocator, storage over a plain dict, hashing,
 logging); any other host function traps with its name, so a runtime that needs more says what.
-Compiled modules are cached by the blob's hash: the first call pays Cranelift once per blob,
-later calls (and later processes) only instantiate.
+Compiled modules are cached by the blob's hash: the first call pays the compile once per blob,
+later calls (and later processes) only instantiate. The allocator runs in wasm beside the
+runtime (a call into Python costs more than the allocation it would serve).
 """
 
 from __future__ import annotations
@@ -34,7 +35,37 @@ ERROR_LEVEL: Final = 0  # sp-io passes RuntimeLogLevel::Error as 0; panics are l
 ALIGN: Final = 8
 HEADER: Final = 8  # sc-allocator keeps each block's order in 8 bytes before it
 MIN_BLOCK: Final = 8
-MODULE_CACHE_FORMAT: Final = 1
+MODULE_CACHE_FORMAT: Final = 2
+MALLOC: Final = "ext_allocator_malloc_version_1"
+FREE: Final = "ext_allocator_free_version_1"
+# The allocator of `RuntimeInstance._malloc`, in wasm, for runtimes that import their memory:
+# a runtime calls malloc/free tens of thousands of times per metadata call, and each call into
+# Python costs ~10-20 us (most of a cold metadata call); in wasm the calls stay in wasm.
+ALLOCATOR_WAT: Final = f"""
+(module
+  (import "env" "memory" (memory 0))
+  (import "host" "cannot_grow" (func $cannot_grow (param i64)))
+  (global $heap (mut i64) (i64.const 0))
+  (func (export "start") (param $base i32) (global.set $heap (i64.extend_i32_u (local.get $base))))
+  (func (export "malloc") (param $size i32) (result i32)
+    (local $block i64) (local $pointer i64) (local $missing i64)
+    (local.set $block (i64.extend_i32_u (local.get $size)))
+    (if (i64.lt_u (local.get $block) (i64.const {MIN_BLOCK}))
+      (then (local.set $block (i64.const {MIN_BLOCK}))))
+    (local.set $block (i64.shl (i64.const 1)
+      (i64.sub (i64.const 64) (i64.clz (i64.sub (local.get $block) (i64.const 1))))))
+    (local.set $pointer (i64.add (i64.and (i64.add (global.get $heap) (i64.const {ALIGN - 1}))
+      (i64.const {-ALIGN})) (i64.const {HEADER})))
+    (global.set $heap (i64.add (local.get $pointer) (local.get $block)))
+    (local.set $missing (i64.sub (global.get $heap)
+      (i64.mul (i64.extend_i32_u (memory.size)) (i64.const {PAGE}))))
+    (if (i64.gt_s (local.get $missing) (i64.const 0))
+      (then (if (i32.eq (i32.const -1) (memory.grow (i32.wrap_i64
+          (i64.div_u (i64.add (local.get $missing) (i64.const {PAGE - 1})) (i64.const {PAGE})))))
+        (then (call $cannot_grow (global.get $heap)) (unreachable)))))
+    (i32.wrap_i64 (local.get $pointer)))
+  (func (export "free") (param i32)))
+"""
 
 
 class RuntimeCallError(PipelineError):
@@ -47,10 +78,18 @@ WINCH: Final = 2  # wasmtime's C API `WASMTIME_STRATEGY_WINCH`, which the Python
 @functools.cache
 def _engine() -> wasmtime.Engine:
     """Winch, wasmtime's baseline compiler: reading a runtime runs a few million instructions,
-    so compiling dominates, and Winch compiles a 9 MB runtime ten times faster than Cranelift."""
+    so compiling dominates, and Winch compiles a 9 MB runtime ten times faster than Cranelift.
+    No native unwind info: only outside unwinders (profilers, debuggers) read it, not
+    wasmtime's own traps, and leaving it out saves a tenth of the compile."""
     config = wasmtime.Config()
     wasmtime_ffi.wasmtime_config_strategy_set(config.ptr(), WINCH)
+    config.native_unwind_info = False
     return wasmtime.Engine(config)
+
+
+@functools.cache
+def _allocator() -> wasmtime.Module:
+    return wasmtime.Module(_engine(), ALLOCATOR_WAT)
 
 
 def _cache_path(wasm: bytes) -> Path:
@@ -209,17 +248,28 @@ class RuntimeInstance:
         self._memory: wasmtime.Memory | None = None
         self._host_error: RuntimeCallError | None = None  # wasmtime reports it as a bare trap
         self._panic: str | None = None  # the runtime logs its panic message, then traps
+        self._heap = 0
+        self._start_heap: wasmtime.Func | None = None  # the allocator in wasm, when there is one
+        self._wasm_malloc: wasmtime.Func | None = None
+        host: dict[str, Callable[..., Any] | wasmtime.Func] = {**self._host_functions()}
+        memory = next(
+            (i.type for i in module.imports if isinstance(i.type, wasmtime.MemoryType)), None
+        )
+        if memory is not None:  # the allocator runs in wasm, on the runtime's memory
+            self._memory = wasmtime.Memory(self._store, memory)
+            host.update(self._wasm_allocator(self._memory))
         imports: list[wasmtime.Func | wasmtime.Memory] = []
-        host = self._host_functions()
         for item in module.imports:
             kind = item.type
             if isinstance(kind, wasmtime.MemoryType):
-                self._memory = wasmtime.Memory(self._store, kind)
+                assert self._memory is not None
                 imports.append(self._memory)
             elif isinstance(kind, wasmtime.FuncType):
                 name = str(item.name)
                 function = host.get(name) or self._missing(name)
-                imports.append(wasmtime.Func(self._store, kind, function))
+                if not isinstance(function, wasmtime.Func):
+                    function = wasmtime.Func(self._store, kind, function)
+                imports.append(function)
             else:
                 raise RuntimeCallError(f"the runtime imports {item.module}.{item.name}: unknown")
         try:
@@ -238,6 +288,8 @@ class RuntimeInstance:
                 "the runtime exports no __heap_base: it is not a Substrate runtime"
             )
         self._heap = int(heap_base.value(self._store))
+        if self._start_heap is not None:
+            self._start_heap(self._store, self._heap)
 
     def exports(self) -> Iterator[str]:
         return iter(self._instance.exports(self._store))
@@ -262,18 +314,43 @@ class RuntimeInstance:
         assert self._memory is not None
         return self._memory
 
+    def _wasm_allocator(self, memory: wasmtime.Memory) -> dict[str, wasmtime.Func]:
+        """malloc and free of `ALLOCATOR_WAT` on `memory`; `_malloc` calls the same malloc."""
+
+        def cannot_grow(heap: int) -> None:
+            self._host_error = RuntimeCallError(f"the runtime's memory cannot grow to {heap} bytes")
+            raise self._host_error
+
+        grow_type = wasmtime.FuncType([wasmtime.ValType.i64()], [])
+        allocator = wasmtime.Instance(
+            self._store, _allocator(), [memory, wasmtime.Func(self._store, grow_type, cannot_grow)]
+        ).exports(self._store)
+        start, malloc, free = allocator["start"], allocator["malloc"], allocator["free"]
+        assert isinstance(start, wasmtime.Func) and isinstance(malloc, wasmtime.Func)
+        assert isinstance(free, wasmtime.Func)
+        self._start_heap, self._wasm_malloc = start, malloc
+        return {MALLOC: malloc, FREE: free}
+
     def _malloc(self, size: int) -> int:
         """A bump allocator laid out as sc-allocator's: an 8-byte header, then a block of the
         next power of two (8 at least). Runtimes are only ever run on that allocator, and some
         write past what they asked for into its slack (moonbase 4300's metadata corrupts its
-        own BTreeMap on exact-size blocks). One call's garbage lives as long as the instance."""
+        own BTreeMap on exact-size blocks). One call's garbage lives as long as the instance.
+        A runtime that imports its memory gets this allocator in wasm (`ALLOCATOR_WAT`)."""
+        if self._wasm_malloc is not None:
+            return int(self._wasm_malloc(self._store, size))
         block = max(size, MIN_BLOCK)
         block = 1 << (block - 1).bit_length()
         pointer = ((self._heap + ALIGN - 1) & ~(ALIGN - 1)) + HEADER
         self._heap = pointer + block
         missing = self._heap - self.memory.data_len(self._store)
-        if missing > 0 and not self.memory.grow(self._store, (missing + PAGE - 1) // PAGE):
-            raise RuntimeCallError(f"the runtime's memory cannot grow to {self._heap} bytes")
+        if missing > 0:
+            try:  # wasmtime raises when the memory cannot grow (it returns the old page count)
+                self.memory.grow(self._store, (missing + PAGE - 1) // PAGE)
+            except wasmtime.WasmtimeError:
+                raise RuntimeCallError(
+                    f"the runtime's memory cannot grow to {self._heap} bytes"
+                ) from None
         return pointer
 
     def _write(self, data: bytes) -> int:
@@ -350,8 +427,8 @@ class RuntimeInstance:
                 self.logs.append(f"{read(target).decode(errors='replace')}: {text}")
 
         return {
-            "ext_allocator_malloc_version_1": self._malloc,
-            "ext_allocator_free_version_1": nothing,
+            MALLOC: self._malloc,
+            FREE: nothing,
             "ext_logging_max_level_version_1": lambda: self.log_level,
             "ext_logging_log_version_1": log,
             "ext_panic_handler_abort_on_panic_version_1": abort_on_panic,

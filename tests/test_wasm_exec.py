@@ -112,14 +112,34 @@ def test_a_missing_host_function_is_named() -> None:
         instance.call("SessionKeys_generate_session_keys", b"\x00")
 
 
-def test_blocks_are_laid_out_as_sc_allocator_lays_them_out() -> None:
+def with_allocator(allocator: str) -> wasm_exec.RuntimeInstance:
+    """The fixture with its allocator in wasm (it imports its memory) or in Python (as a
+    runtime exporting its memory gets it)."""
+    instance = wasm_exec.RuntimeInstance(fixture_blob().wasm)
+    assert instance._wasm_malloc is not None
+    if allocator == "python":
+        instance._wasm_malloc = None
+    return instance
+
+
+@pytest.mark.parametrize("allocator", ["wasm", "python"])
+def test_blocks_are_laid_out_as_sc_allocator_lays_them_out(allocator: str) -> None:
     """A header, then the next power of two: runtimes run only on that allocator, and some
     write into its slack (a real parachain runtime's metadata panicked on exact-size blocks)."""
-    instance = wasm_exec.RuntimeInstance(fixture_blob().wasm)
+    instance = with_allocator(allocator)
+    base = instance._heap  # the runtime's __heap_base: nothing allocated yet
     first, second, third = (instance._malloc(size) for size in (3, 9, 1024))
+    assert first == (base + 7) // 8 * 8 + 8  # aligned, after the first block's header
     assert first % 8 == 0 and second - first == 8 + 8  # 3 bytes: an 8-byte block
     assert third - second == 16 + 8  # 9 bytes: a 16-byte block, then the next header
     assert instance._malloc(0) - third == 1024 + 8
+
+
+@pytest.mark.parametrize("allocator", ["wasm", "python"])
+def test_a_block_the_memory_cannot_hold_is_named(allocator: str) -> None:
+    instance = with_allocator(allocator)
+    with pytest.raises(wasm_exec.RuntimeCallError, match=r"memory cannot grow to \d+ bytes"):
+        instance._malloc(0xFFFFFFFF)  # with its header, past the 4 GiB of a 32-bit memory
 
 
 def test_a_runtime_s_own_panic_handler_reports_its_message() -> None:

@@ -6,10 +6,9 @@ from pathlib import Path
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, spinner
+from pipeline.cli.render import escape, make_console, spinner
 
 
 @task(

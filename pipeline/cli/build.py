@@ -10,17 +10,15 @@ from typing import TYPE_CHECKING, Any
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from pipeline.artifact import dumps_digest
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, spinner
+from pipeline.cli.render import escape, make_console, spinner
 from pipeline.errors import PipelineError
 from pipeline.project import Project, load_project
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from pipeline.builder import BuildResult
     from pipeline.verify import Verdict
 
@@ -45,6 +43,7 @@ def build(
 ) -> None:
     """Build the runtime in the hermetic builder into artifacts/<blake2-256>/."""
     from pipeline import builder
+    from pipeline.artifact import dumps_digest
 
     with spinner() as progress:
         result = builder.build(
@@ -190,6 +189,8 @@ def _load_digest(path: Path) -> dict[str, Any]:
 
 
 def _summary(result: BuildResult, console: Console) -> None:
+    from rich.table import Table
+
     version = result.compressed.version
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold", no_wrap=True)

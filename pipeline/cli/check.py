@@ -8,11 +8,9 @@ import sys
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.markup import escape
 
-from pipeline import config
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, spinner
+from pipeline.cli.render import escape, make_console, spinner
 from pipeline.project import load_project
 
 
@@ -36,6 +34,7 @@ def migrations(
 ) -> None:
     """Run the candidate's migrations with try-runtime on a fork of the network's finalized
     head: pre/post hooks, try-state, idempotency, weight, keys changed; exit 1 on a failure."""
+    from pipeline import config
     from pipeline.migrations import gate_migrations
 
     project = load_project()

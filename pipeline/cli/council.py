@@ -16,19 +16,16 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
-from rich.markup import escape
 
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, spinner, stderr_lines
-from pipeline.config import Environment, blocks_on_demand, load_environment
+from pipeline.cli.render import escape, make_console, spinner, stderr_lines
 from pipeline.errors import PipelineError
-from pipeline.policy import FALLBACK_POLICIES, check_confirmation
 from pipeline.project import Project, load_project
-from pipeline.schedule import format_span
 from pipeline.shorthash import short_hash
 
 if TYPE_CHECKING:
     from pipeline import motions
+    from pipeline.config import Environment
 
 ENV_HELP = "environment (environments/<env>.toml) whose production council votes"
 MOTION_HELP = "open motion index or 'latest' (default: the motion `invoke propose` opened)"
@@ -36,6 +33,8 @@ ARTIFACT_HELP = "artifact: code hash (artifacts/<hash>/) or directory"
 
 
 def _context(env: str) -> tuple[Project, Environment]:
+    from pipeline.config import load_environment
+
     project = load_project()
     return project, load_environment(env, project.root)
 
@@ -55,6 +54,8 @@ def status_line(status: motions.MotionStatus) -> str:
 
 
 def format_span_seconds(seconds: float) -> str:
+    from pipeline.schedule import format_span
+
     return format_span(timedelta(seconds=seconds))
 
 
@@ -130,6 +131,7 @@ def track(
     members' attestations read from the chain."""
     from pipeline import motions, statements
     from pipeline.chain import connect
+    from pipeline.config import blocks_on_demand
 
     project, environment = _context(env)
     console = make_console()
@@ -184,6 +186,7 @@ def enact(
     """Close an approved motion and apply the upgrade, or take the sudo fallback if allowed."""
     from pipeline import governance, keys, motions
     from pipeline.chain import connect
+    from pipeline.policy import FALLBACK_POLICIES, check_confirmation
 
     if policy not in FALLBACK_POLICIES:
         raise PipelineError(

@@ -9,18 +9,16 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from pipeline import config
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, stderr_lines
+from pipeline.cli.render import escape, make_console, stderr_lines
 from pipeline.errors import PipelineError
 from pipeline.project import load_project
 from pipeline.shorthash import shorten_hashes
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from pipeline.deploy import DeployResult
 
 ENV_HELP = "environment (environments/<env>.toml)"
@@ -55,8 +53,8 @@ def deploy(
     confirm_hash: str | None = None,
 ) -> None:
     """Upgrade a staging network to an artifact with the sudo key, then verify the chain."""
+    from pipeline import config, store, upgrade
     from pipeline import deploy as deployment
-    from pipeline import store, upgrade
 
     if method not in upgrade.METHODS:
         raise PipelineError(f"unknown method {method!r}: use set_code or authorize")
@@ -100,6 +98,8 @@ def _print_result(result: DeployResult, console: Console) -> None:
     if result.weight:
         console.print(f"  weight {escape(jsonlib.dumps(result.weight, default=str))}")
     if result.storage_versions:
+        from rich.table import Table
+
         table = Table(title="storage versions")
         for column in ("pallet", "on chain", "in code", ""):
             table.add_column(column)
@@ -151,7 +151,7 @@ def test(
     c: Context, suite: str, env: str = "local", network: str = "", out: str = "", artifact: str = ""
 ) -> None:
     """Run a chain test suite against a network; JUnit XML and a summary JSON are written."""
-    from pipeline import store, suites
+    from pipeline import config, store, suites
 
     project = load_project()
     environment = config.load_environment(env, project.root)

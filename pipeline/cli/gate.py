@@ -11,18 +11,20 @@ from invoke.tasks import task
 
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console, spinner
-from pipeline.plan import load_plan
-from pipeline.policy import FreezeRule
 from pipeline.project import Project, load_project
 
 if TYPE_CHECKING:
     from pipeline.gates import GateResult
+    from pipeline.policy import FreezeRule
 
 
 def _release(
     project: Project, plan: str | None, release: str | None
 ) -> tuple[str | None, FreezeRule]:
     """The release whose freeze tag binds master, and its freeze rule (from its plan)."""
+    from pipeline.plan import load_plan
+    from pipeline.policy import FreezeRule
+
     if plan:
         loaded = load_plan(plan, project.root)
         return release or loaded.release, loaded.freeze

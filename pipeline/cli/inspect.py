@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.console import Console
-from rich.markup import escape
 
-from pipeline.artifact import RuntimeBlob
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console
-from pipeline.runtime_info import describe
+from pipeline.cli.render import escape, make_console
 from pipeline.shorthash import shorten_hashes
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from pipeline.artifact import RuntimeBlob
 
 
 @task(
@@ -31,6 +32,8 @@ from pipeline.shorthash import shorten_hashes
 @friendly
 def inspect(c: Context, source: str, json_: bool = False) -> None:
     """Show a runtime's versions, APIs, metadata, sizes, hashes and upgrade call hashes."""
+    from pipeline.runtime_info import describe
+
     details = describe(_load(source))
     if json_:
         sys.stdout.write(json.dumps(details, indent=2, sort_keys=True) + "\n")
@@ -41,6 +44,8 @@ def inspect(c: Context, source: str, json_: bool = False) -> None:
 def _load(source: str) -> RuntimeBlob:
     """A plain file is read here (no metadata decoder imported); everything else is named the
     way `diff` names it (a project only where the name needs one)."""
+    from pipeline.artifact import RuntimeBlob
+
     if Path(source).expanduser().is_file():
         return RuntimeBlob.load(Path(source).expanduser())
     from pipeline.diff import load_runtime

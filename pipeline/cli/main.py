@@ -7,10 +7,7 @@ keeps a one-line `tasks.py` (`from pipeline.cli.main import ns`).
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from invoke.collection import Collection
-from invoke.program import Program
 
 from pipeline.cli import (
     adopt,
@@ -62,15 +59,16 @@ ns = namespace()
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("runtime-pipeline")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown"
 
 
-program = Program(namespace=ns, name="runtime-pipeline", binary=BINARY, version=_version())
-
-
 def main() -> None:
-    """The `runtime-pipeline` console script."""
-    program.run()
+    """The `runtime-pipeline` console script (made here: `invoke` reads only `ns`)."""
+    from invoke.program import Program
+
+    Program(namespace=ns, name="runtime-pipeline", binary=BINARY, version=_version()).run()

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.table import Table
 
-from pipeline import config, executor
 from pipeline.cli import friendly
 from pipeline.cli.render import make_console, stderr_lines
 from pipeline.project import Project, load_project, write_atomic
@@ -28,7 +26,7 @@ ENV_HELP = "environment (environments/<env>.toml) whose chopsticks networks to u
 
 
 def _networks(env: str) -> tuple[Project, dict[str, localnet.LocalNet]]:
-    from pipeline import localnet
+    from pipeline import config, localnet
 
     project = load_project()
     environment = config.load_environment(env, project.root)
@@ -37,6 +35,8 @@ def _networks(env: str) -> tuple[Project, dict[str, localnet.LocalNet]]:
 
 def _names(nets: dict[str, localnet.LocalNet], env: str, name: list[str] | None) -> list[str]:
     """Names from repeated -n flags (names or roles, comma lists allowed); none means all."""
+    from pipeline import config
+
     chosen = [part.strip() for item in name or [] for part in item.split(",") if part.strip()]
     if not chosen:
         return list(nets)
@@ -54,6 +54,8 @@ def _blocks(status: localnet.NetStatus) -> str:
 
 
 def _print(statuses: list[localnet.NetStatus]) -> None:
+    from rich.table import Table
+
     table = Table()
     for column in ("name", "endpoint", "pid", "alive", "block", "runtime"):
         table.add_column(column, no_wrap=True)
@@ -81,6 +83,8 @@ def _print(statuses: list[localnet.NetStatus]) -> None:
 @friendly
 def spec(c: Context, wasm: str, preset: str = "", out: str = "") -> None:
     """Build a raw chain spec from a runtime's genesis preset, without a node binary."""
+    from pipeline import executor
+
     result = executor.genesis_spec(Path(wasm), preset or load_project().preset)
     text = jsonlib.dumps(result, indent=1)
     if out:
@@ -112,7 +116,7 @@ def fork_off(
     block: str = "",
 ) -> None:
     """A raw chain spec carrying a network's state, with fresh validators and sudo key."""
-    from pipeline import chainstate
+    from pipeline import chainstate, config
     from pipeline.chain import Chain, connect
 
     project = load_project()

@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.markup import escape
 
-from pipeline import ledger
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, render_milestones
-from pipeline.config import Environment, load_environment
-from pipeline.plan import Plan, load_plan, new_plan
+from pipeline.cli.render import escape, make_console, render_milestones
 from pipeline.project import load_project
-from pipeline.schedule import (
-    done_from_ledger,
-    format_span,
-    milestone_table,
-    overdue_warnings,
-    release_deadline_blocks,
-)
+
+if TYPE_CHECKING:
+    from pipeline.config import Environment
+    from pipeline.plan import Plan
 
 
 @task(
@@ -38,6 +32,8 @@ from pipeline.schedule import (
 @friendly
 def new(c: Context, name: str, manager: str = "") -> None:
     """Write a commented release plan template with weekly deadlines from today."""
+    from pipeline.plan import new_plan
+
     project = load_project()
     path = new_plan(name, project.root, datetime.now(UTC).date(), manager or getpass.getuser())
     make_console().print(
@@ -50,6 +46,11 @@ def new(c: Context, name: str, manager: str = "") -> None:
 @friendly
 def check(c: Context, name: str) -> None:
     """Validate a release plan and show its milestones, with actual dates once it has run."""
+    from pipeline import ledger
+    from pipeline.config import load_environment
+    from pipeline.plan import load_plan
+    from pipeline.schedule import done_from_ledger, milestone_table, overdue_warnings
+
     project = load_project()
     plan = load_plan(name, project.root)
     console = make_console()
@@ -68,6 +69,8 @@ def check(c: Context, name: str) -> None:
 
 
 def _summary(plan: Plan, now: datetime, env: Environment) -> list[str]:
+    from pipeline.schedule import format_span, release_deadline_blocks
+
     rule = plan.freeze
     voting = release_deadline_blocks(plan, now, env.block_time_estimate, env.local)
     exceptions = [*rule.exception_prefixes, *(f"label {label}" for label in rule.exception_labels)]

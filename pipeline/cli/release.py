@@ -15,24 +15,19 @@ from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from pipeline import ledger as journal
 from pipeline.cli import friendly
-from pipeline.cli.render import make_console, render_milestones
+from pipeline.cli.render import escape, make_console, render_milestones
 from pipeline.errors import PipelineError
-from pipeline.plan import (
-    Plan,
-    available_plans,
-    load_plan,
-)
-from pipeline.policy import FallbackPolicy
 from pipeline.project import Project, load_project
 from pipeline.shorthash import shorten_hashes
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.plan import Plan
+    from pipeline.policy import FallbackPolicy
     from pipeline.release import ReleaseSettings, StageView, Votes
 
 POLICIES = ("never", "no-nays", "always")
@@ -41,6 +36,8 @@ VOTES = ("approve", "reject", "silent", "split")
 
 def _default_plan(project: Project, plan: str | None) -> Plan | None:
     """The named plan, or the repo's only plan when there is exactly one."""
+    from pipeline.plan import available_plans, load_plan
+
     if plan:
         return load_plan(plan, project.root)
     plans = available_plans(project.root)
@@ -87,6 +84,7 @@ def _settings(
 
 
 def _run(project: Project, settings: ReleaseSettings, fields_from_ledger: bool) -> None:
+    from pipeline import ledger as journal
     from pipeline.release import Release
 
     console = make_console()
@@ -141,6 +139,8 @@ def _show(project: Project, release_id: str, console: Console, as_json: bool = F
 
 def stage_table(title: str, views: Sequence[StageView]) -> Table:
     """Each stage's state and result, hashes shortened to fit 80 columns (--json has them whole)."""
+    from rich.table import Table
+
     table = Table(title=escape(title))
     for column in ("Stage", "State", "Detail"):
         table.add_column(column)
@@ -153,6 +153,8 @@ def stage_table(title: str, views: Sequence[StageView]) -> Table:
 
 
 def _release_id(project: Project, release_id: str | None, plan: str | None) -> str:
+    from pipeline import ledger as journal
+
     if release_id:
         return release_id
     chosen = _default_plan(project, plan)
@@ -216,6 +218,7 @@ def status(c: Context, id: str | None = None, plan: str | None = None, json: boo
 @friendly
 def resume(c: Context, id: str | None = None, confirm_hash: str | None = None) -> None:
     """Continue a release with the settings it was started with."""
+    from pipeline import ledger as journal
     from pipeline.release import ReleaseSettings
 
     project = load_project()
@@ -231,6 +234,7 @@ def resume(c: Context, id: str | None = None, confirm_hash: str | None = None) -
 @friendly
 def abort(c: Context, reason: str, id: str | None = None) -> None:
     """Stop a release for good: it will not resume; on-chain effects already made stay."""
+    from pipeline import ledger as journal
     from pipeline.release import release_dir
 
     project = load_project()

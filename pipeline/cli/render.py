@@ -8,12 +8,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-
-from pipeline.progress import Heartbeat
-
-if TYPE_CHECKING:  # every command imports this module: tables and plans load where used
+if TYPE_CHECKING:  # every command imports this module: consoles, tables and plans load where used
+    from rich.console import Console
     from rich.status import Status
     from rich.table import Table
 
@@ -21,6 +17,14 @@ if TYPE_CHECKING:  # every command imports this module: tables and plans load wh
     from pipeline.schedule import MilestoneRow
 
 LOG_WIDTH = 200  # rich would use 80 columns when not on a terminal: too narrow for tables
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, with rich loaded on first use: every command module imports this
+    one, and commands that print JSON or plain lines never need rich."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 _STYLES: dict[MilestoneState, str] = {
@@ -66,6 +70,8 @@ def _utc(moment: datetime) -> str:
 def make_console(stderr: bool = False) -> Console:
     """A console at the terminal's width on a terminal, and wide enough for every table in
     logs, pipes and captured output."""
+    from rich.console import Console
+
     probe = Console(stderr=stderr, highlight=False)
     if probe.is_terminal:
         return probe
@@ -87,6 +93,8 @@ def spinner(heartbeat_s: float | None = None) -> Iterator[Callable[[str], None]]
     Otherwise (CI logs, pipes): the first line at once, then the latest one every `heartbeat_s`
     (default: `progress.heartbeat_s()`).
     """
+    from pipeline.progress import Heartbeat
+
     console = make_console(stderr=True)
     if not console.is_terminal:
 
