@@ -218,6 +218,7 @@ def _build_in_container(
         script = build_script()
         log.write(f"$ {script}\n")
         log.flush()
+        # The binary is published under the lock: a build waiting for this one finds it.
         with builder.target_volume_lock(progress, TARGET_VOLUME):
             if cached_binary(key) is not None:
                 return 0.0  # built by the run this one waited for
@@ -235,31 +236,31 @@ def _build_in_container(
                 units_key=f"node:{lock_hash}",
             )
             seconds = time.monotonic() - started
-        if code != 0:
-            log.close()
-            output = log_path.read_text(errors="replace")
-            if builder_image.lock_is_stale(output):
-                raise builder_image.stale_lock_error(where)
-            raise PipelineError(
-                f"node build of {revision.ref} failed (exit {code}):"
-                f" {builder_image.failure_summary(output)}: full log {log_path}"
+            if code != 0:
+                log.close()
+                output = log_path.read_text(errors="replace")
+                if builder_image.lock_is_stale(output):
+                    raise builder_image.stale_lock_error(where)
+                raise PipelineError(
+                    f"node build of {revision.ref} failed (exit {code}):"
+                    f" {builder_image.failure_summary(output)}: full log {log_path}"
+                )
+            _store(
+                key,
+                out / BINARY,
+                {
+                    "key": key,
+                    "binary": BINARY,
+                    "source_tree": revision.source_tree,
+                    "node_tree": nodenet.node_tree(repo, revision.commit),
+                    "commit": revision.commit,
+                    "cargo_lock_blake2_256": lock_hash,
+                    "image": image_id,
+                    "rustc": (out / "rustc.txt").read_text().strip(),
+                    "build_options": build_options(),
+                    "container_seconds": round(seconds, 1),
+                },
             )
-        _store(
-            key,
-            out / BINARY,
-            {
-                "key": key,
-                "binary": BINARY,
-                "source_tree": revision.source_tree,
-                "node_tree": nodenet.node_tree(repo, revision.commit),
-                "commit": revision.commit,
-                "cargo_lock_blake2_256": lock_hash,
-                "image": image_id,
-                "rustc": (out / "rustc.txt").read_text().strip(),
-                "build_options": build_options(),
-                "container_seconds": round(seconds, 1),
-            },
-        )
     return seconds
 
 
