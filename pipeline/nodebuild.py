@@ -41,9 +41,9 @@ IMAGE_REPO: Final = "runtime-pipeline-node"
 TARGET_VOLUME: Final = "runtime-pipeline-node-target"  # the node's own, kept between builds
 SRC_DIR: Final = "/build/examples"
 PROFILE: Final = "testnet"  # examples/node/Cargo.toml says why
-# Relative CPU weight of the build container among containers (docker's default is 1024): an
-# hour of compiling yields to other builds and checks. (With cgroup v1 all of docker weighs as
-# much as one host process, so host processes, tests included, are not slowed much either way.)
+# Relative CPU weight of the build container among containers (docker's default is 1024): a
+# quarter hour of compiling yields to other builds and checks. (With cgroup v1 all of docker
+# weighs as much as one host process, so host processes, tests included, are not slowed much.)
 CPU_SHARES: Final = 512
 TIMINGS: Final = "cargo-timing.html"  # cargo's report of the build, kept beside the binary
 
