@@ -85,6 +85,38 @@ def backoff_delays(attempts: int, first: float = 0.25, cap: float = 4.0) -> list
     return [min(cap, first * 2**i) for i in range(attempts)]
 
 
+def pool_verdict(status: Any, finality: bool) -> tuple[str, str | None]:
+    """What one `author_submitAndWatchExtrinsic` status means for a sender that waits for
+    inclusion (or finality): ("landed", block hash), ("gone", why) or ("wait", None).
+
+    Ready, broadcast, retracted and a block before finality are steps on the way. Dropped,
+    invalid, usurped and a finality timeout mean the pool gave it up (or replaced it): the
+    signer's nonce on chain tells whether something with that nonce landed instead."""
+    if isinstance(status, Mapping) and len(status) == 1:
+        kind, value = next(iter(status.items()))
+        kind = str(kind).lower()
+        if kind == "finalized" or (kind == "inblock" and not finality):
+            return "landed", str(value)
+        if kind == "usurped":
+            return "gone", f"usurped in the pool by {value}"
+        if kind == "finalitytimeout":
+            return "gone", f"its block {value} was not finalized in time"
+        return "wait", None
+    if status in ("dropped", "invalid"):
+        return "gone", f"{status} by the pool"
+    return "wait", None
+
+
+def extrinsic_index(extrinsics: list[str], extrinsic_hash: str) -> int | None:
+    """Where an extrinsic (by hash) is among a block's encoded extrinsics (`chain_getBlock`),
+    or None: a pool may report a transaction as included when another one with the same sender
+    and nonce is (an earlier send of the same call, from another node's pool)."""
+    for index, encoded in enumerate(extrinsics):
+        if blake2_256_hex(bytes.fromhex(encoded.removeprefix("0x"))) == extrinsic_hash:
+            return index
+    return None
+
+
 @dataclass(frozen=True)
 class Call:
     """A runtime call by name; params may nest other Calls (e.g. Sudo.sudo(call=...))."""
@@ -208,6 +240,16 @@ class BroadcastUncertain(PipelineError):
 class NotIncluded(PipelineError):
     """The pool dropped the extrinsic, or it was not included (finalized) in time: it may still
     be pending, or gone for good (its mortal era expired). The signer's nonce on chain tells."""
+
+
+class AlreadyPending(PipelineError):
+    """The pool refused the extrinsic: one of the signer's with the same nonce already waits
+    there (JSON-RPC 1013/1014). Nothing of this send can land; the waiting one may."""
+
+
+# A pool's JSON-RPC error codes for "this signer and nonce are taken by a waiting transaction":
+# already imported (1013), priority too low to replace it (1014).
+POOL_TAKEN_CODES = frozenset({1013, 1014})
 
 
 class Chain:
@@ -483,15 +525,18 @@ class Chain:
         )
         try:
             with waiting(self.progress, what, until(self._timeout)):
-                receipt = self._substrate.submit_extrinsic(
-                    signed.extrinsic,
-                    wait_for_inclusion=True,
-                    wait_for_finalization=finality,
-                )
+                block_hash = self._watch(signed, finality)
         except SubstrateRequestException as exc:
-            detail = describe_rejection(exc.args[0] if exc.args else exc)
+            error = exc.args[0] if exc.args else exc
+            if isinstance(error, Mapping) and error.get("code") in POOL_TAKEN_CODES:
+                raise AlreadyPending(
+                    f"{signed.call} from {signed.signer}: a transaction with nonce "
+                    f"{signed.nonce} already waits in {self.endpoint}'s pool (an earlier send of "
+                    "this call, most likely): let it land or expire, then run again"
+                ) from exc
             raise PipelineError(
-                f"{signed.call} from {signed.signer} rejected by {self.endpoint}: {detail}"
+                f"{signed.call} from {signed.signer} rejected by {self.endpoint}: "
+                f"{describe_rejection(error)}"
             ) from exc
         except WebSocketTimeoutException as exc:
             raise NotIncluded(
@@ -505,10 +550,16 @@ class Chain:
                 f"(extrinsic {signed.extrinsic_hash}, nonce {signed.nonce}): "
                 "check on chain before sending again"
             ) from exc
-        except ValueError as exc:  # substrate-interface: the pool dropped it
-            raise NotIncluded(f"{signed.call} from {signed.signer}: {exc}") from exc
-        block_hash = receipt.block_hash
-        extrinsic_idx = self._retrying("receipt", lambda s: receipt.extrinsic_idx)
+        block = self._retrying("block", lambda s: s.rpc_request("chain_getBlock", [block_hash]))
+        extrinsics = ((block.get("result") or {}).get("block") or {}).get("extrinsics") or []
+        extrinsic_idx = extrinsic_index(extrinsics, signed.extrinsic_hash)
+        if extrinsic_idx is None:
+            raise BroadcastUncertain(
+                f"{self.endpoint} reported {signed.call} (extrinsic {signed.extrinsic_hash}, "
+                f"nonce {signed.nonce}) in block {block_hash}, which holds another transaction "
+                "with that nonce (an earlier send of the same call, most likely): check on "
+                "chain before sending again"
+            )
         events = tuple(e for e in self.events(block_hash) if e.extrinsic_idx == extrinsic_idx)
         number = int(self._retrying("block number", lambda s: s.get_block_number(block_hash)))
         result = Receipt(signed.call, signed.extrinsic_hash, block_hash, number, events, finality)
@@ -525,6 +576,31 @@ class Chain:
             number,
         )
         return result
+
+    def _watch(self, signed: Signed, finality: bool) -> str:
+        """Send over the current connection and follow the pool's statuses to the block that
+        includes (or finalizes) the extrinsic; NotIncluded as soon as the pool gives it up."""
+
+        def on_status(message: Mapping[str, Any], _update: int, subscription: str) -> str | None:
+            verdict, detail = pool_verdict(message.get("params", {}).get("result"), finality)
+            if verdict == "wait":
+                return None
+            with contextlib.suppress(SubstrateRequestException, *CONNECTION_ERRORS):
+                self._substrate.rpc_request("author_unwatchExtrinsic", [subscription])
+            if verdict == "gone":
+                raise NotIncluded(
+                    f"{signed.call} from {signed.signer} (extrinsic {signed.extrinsic_hash}, "
+                    f"nonce {signed.nonce}) {detail} on {self.endpoint}"
+                )
+            return detail
+
+        return str(
+            self._substrate.rpc_request(
+                "author_submitAndWatchExtrinsic",
+                [str(signed.extrinsic.data)],
+                result_handler=on_status,
+            )
+        )
 
     def submit(
         self, call: Call, keypair: Keypair, *, wait_for_finalization: bool | None = None

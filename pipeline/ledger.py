@@ -263,6 +263,14 @@ class Ledger:
             {"type": "submitted", "intent": intent_id, "extrinsic_hash": extrinsic_hash}
         )
 
+    def unresolved_nonces(self, *, network: str, signer: str, call_hash: str) -> list[int]:
+        """Nonces of this call's sends whose outcome is unknown (a run ended during them)."""
+        return [
+            intent.nonce
+            for intent in self._state.unresolved
+            if (intent.network, intent.signer, intent.call_hash) == (network, signer, call_hash)
+        ]
+
     def result(
         self,
         intent_id: str,

@@ -1,14 +1,15 @@
 """The one way the pipeline broadcasts: record the intent, send, record the outcome.
 
 Every extrinsic goes through `submit_recorded`, so the ledger holds signer, nonce and call hash
-before anything leaves the machine. After a crash, `intent_outcome` tells from the signer's
-current nonce whether an unresolved intent may have landed: then the caller must look for its
-effect on chain instead of sending again.
+before anything leaves the machine. After a crash the caller looks for the call's effect on
+chain first; sent again, the call reuses the unresolved send's nonce (`resend_nonce`) while the
+chain has not used it, so at most one of the two sends can land.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -30,6 +31,8 @@ class Recorder(Protocol):
 
     def submitted(self, intent_id: str, extrinsic_hash: str) -> Any: ...
 
+    def unresolved_nonces(self, *, network: str, signer: str, call_hash: str) -> list[int]: ...
+
     def result(
         self,
         intent_id: str,
@@ -41,24 +44,6 @@ class Recorder(Protocol):
         error: str | None = None,
         finalized: bool = False,
     ) -> Any: ...
-
-
-@dataclass(frozen=True)
-class PendingIntent:
-    """An intent found in the journal without an outcome."""
-
-    signer: str
-    nonce: int
-
-
-def intent_outcome(pending: PendingIntent, account_nonce: int) -> Literal["landed", "not-sent"]:
-    """Whether an unresolved intent may have been included, judged by the signer's nonce.
-
-    A nonce is consumed only by an included extrinsic: if the account moved past the intent's
-    nonce, something with that nonce landed (check the effect); otherwise it never did and the
-    call may be signed again.
-    """
-    return "landed" if account_nonce > pending.nonce else "not-sent"
 
 
 def after_not_included(
@@ -74,6 +59,14 @@ def after_not_included(
     return "resubmit"
 
 
+def resend_nonce(unresolved: Sequence[int], state_nonce: int) -> int | None:
+    """The nonce for sending a call again when an earlier send of it has no known outcome (a run
+    ended during it): that send's nonce while it is still the next one on chain, so at most one
+    of the two can land. The pool's next nonce would let both land if the earlier one still
+    waits in some node's pool. None: no such send (sign with the pool's next nonce)."""
+    return state_nonce if state_nonce in unresolved else None
+
+
 def submit_recorded(
     chain: Chain,
     call: Call,
@@ -87,8 +80,11 @@ def submit_recorded(
     """Sign, journal the intent, broadcast once, journal the result; raise if it failed.
 
     Dropped or not included in time with the signer's nonce unchanged on chain, the same call
-    is signed again (same nonce, fresh era) and sent once more, as a new intent."""
-    signed = chain.sign(call, keypair)
+    is signed again (same nonce, fresh era) and sent once more, as a new intent. A call whose
+    earlier send (a previous run's) has no known outcome reuses that send's nonce."""
+    signed = chain.sign(
+        call, keypair, nonce=_earlier_nonce(chain, call, keypair, recorder, network)
+    )
     journal = _Journal(recorder, stage, network, summary or str(call))
     for resubmitted in (False, True):
         intent_id = journal.intent(signed)
@@ -104,13 +100,30 @@ def submit_recorded(
             log.warning("%s; nonce %d unused on chain: signing it again", exc, signed.nonce)
             signed = chain.sign(call, keypair, nonce=signed.nonce)
             continue
-        except PipelineError as exc:
+        except PipelineError as exc:  # refused or failed: this send is settled
             journal.failed(intent_id, str(exc))
             raise
         crash_point(f"submit:{stage}:after-broadcast")
         journal.landed(intent_id, receipt)
         return receipt
     raise AssertionError("unreachable: a second miss is uncertain")
+
+
+def _earlier_nonce(
+    chain: Chain, call: Call, keypair: Keypair, recorder: Recorder | None, network: str
+) -> int | None:
+    """`resend_nonce` for this call, from the journal's unresolved sends and the chain's state."""
+    if recorder is None:
+        return None
+    unresolved = recorder.unresolved_nonces(
+        network=network, signer=keypair.ss58_address, call_hash=chain.call_hash(call)
+    )
+    if not unresolved:
+        return None
+    nonce = resend_nonce(unresolved, chain.state_nonce(keypair.ss58_address))
+    if nonce is not None:
+        log.info("%s: an earlier send has no known outcome: signing with its nonce %d", call, nonce)
+    return nonce
 
 
 @dataclass(frozen=True)

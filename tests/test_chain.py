@@ -30,7 +30,9 @@ from pipeline.chain import (
     blake2_256_hex,
     describe_rejection,
     dispatch_error_name,
+    extrinsic_index,
     is_local_endpoint,
+    pool_verdict,
     retry_window,
 )
 from pipeline.errors import PipelineError
@@ -197,6 +199,34 @@ def test_a_handshake_refused_by_http_is_one_line_with_the_status(
 )
 def test_retry_window(exc: BaseException, reconnecting: bool, window: float) -> None:
     assert retry_window(exc, reconnecting=reconnecting, connect_timeout=30.0) == window
+
+
+@pytest.mark.parametrize(
+    ("status", "finality", "verdict"),
+    [
+        ("ready", True, ("wait", None)),
+        ({"broadcast": ["12D3KooW"]}, True, ("wait", None)),
+        ({"inBlock": "0xb1"}, False, ("landed", "0xb1")),
+        ({"inBlock": "0xb1"}, True, ("wait", None)),  # finality still to come
+        ({"retracted": "0xb1"}, True, ("wait", None)),  # back to the pool, may land again
+        ({"finalized": "0xb2"}, True, ("landed", "0xb2")),
+        ({"finalized": "0xb2"}, False, ("landed", "0xb2")),
+        ("dropped", True, ("gone", "dropped by the pool")),
+        ("invalid", False, ("gone", "invalid by the pool")),
+        ({"usurped": "0xaa"}, True, ("gone", "usurped in the pool by 0xaa")),
+        ({"finalityTimeout": "0xb1"}, True, ("gone", "its block 0xb1 was not finalized in time")),
+    ],
+)
+def test_pool_verdict(status: Any, finality: bool, verdict: tuple[str, str | None]) -> None:
+    """The pool's statuses end a wait as soon as they settle it: substrate-interface's own
+    watcher waits out its whole timeout on `invalid` and `usurped`."""
+    assert pool_verdict(status, finality) == verdict
+
+
+def test_extrinsic_index_finds_an_extrinsic_by_its_hash_or_says_it_is_not_there() -> None:
+    block = ["0x280403000b", "0x1234", "0xdeadbeef"]
+    assert extrinsic_index(block, blake2_256_hex(bytes.fromhex("deadbeef"))) == 2
+    assert extrinsic_index(block, blake2_256_hex(b"another with the same nonce")) is None
 
 
 # --- against a real chain -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,14 +29,13 @@ from substrateinterface import Keypair
 
 from pipeline import dossier, governance, ledger, localnet, motions, proposal, upgrade
 from pipeline.artifact import BuildFacts, RuntimeBlob, compress, digest, dumps_digest
-from pipeline.chain import Chain, blake2_256_hex
+from pipeline.chain import BroadcastUncertain, Chain, blake2_256_hex
 from pipeline.config import Environment, load_environment
 from pipeline.errors import PipelineError
 from pipeline.motions import Motion, MotionStatus
 from pipeline.policy import candidate_info
 from pipeline.project import Project
 from pipeline.proposal import source_from_motion
-from pipeline.submission import PendingIntent, intent_outcome
 
 REPO = Path(__file__).resolve().parent.parent
 # A fresh chain per test: workers take the tests one by one (the project dir with production's
@@ -918,16 +918,74 @@ def test_killed_right_after_broadcast_the_resume_finds_the_motion(net: Net) -> N
         (pending,) = journal.state.intents.values()
         assert (pending.stage, pending.result) == ("propose", None)
         assert pending.extrinsic_hash is not None
-        assert (
-            intent_outcome(
-                PendingIntent(pending.signer, pending.nonce), chain.nonce(pending.signer)
-            )
-            == "landed"
-        )
+        assert chain.state_nonce(pending.signer) > pending.nonce  # its nonce was used
         motion = governance.propose(env, chain, net.candidate(), recorder=journal)
         assert motion.reused and motion.index == 0
         assert len(journal.state.intents) == 1  # nothing new was submitted
     assert proposal_count(net) == 1
+
+
+@pytest.mark.chain
+def test_resumed_while_the_killed_run_s_proposal_still_waits_it_is_sent_with_the_same_nonce(
+    net: Net,
+) -> None:
+    """A run killed while its proposal waited in the pool, not yet in a block; the resume does
+    not find the motion, so it proposes again, with the waiting send's nonce (the pool's next
+    nonce would let both land). One of the two lands: one motion, the nonce moved by one, the
+    second send left unresolved, and the next resume finds the motion."""
+    env = net.env()
+    state = net.root / "state-waiting"
+    journal_path = ledger.releases_dir(state) / "r1" / ledger.LEDGER_FILE
+
+    def sends() -> int:
+        return journal_path.read_text().count('"type":"submitted"') if journal_path.exists() else 0
+
+    def when(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 120
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    before = proposal_count(net)
+    with net.chain() as chain:
+        chain.rpc("dev_setBlockBuildMode", ["Manual"])  # sends wait in the pool
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-c", CRASHING_PROPOSE, str(net.root), net.candidate_hash],
+            cwd=REPO,
+            env={**os.environ, "PIPELINE_STATE_DIR": str(state)},
+        )
+        when(lambda: sends() == 1, "the run never sent its proposal")
+        run.kill()
+        run.wait(timeout=30)
+        with (
+            ledger.open_ledger(state, "r1") as journal,
+            Chain(net.endpoint, timeout=15) as chain,
+        ):
+            (waiting,) = journal.state.unresolved
+            assert chain.state_nonce(waiting.signer) == waiting.nonce
+
+            def build_a_block_once_sent_again() -> None:
+                when(lambda: sends() == 2, "the resume never sent the proposal again")
+                with net.chain() as builder:
+                    builder.rpc("dev_newBlock", [])
+
+            threading.Thread(target=build_a_block_once_sent_again, daemon=True).start()
+            with pytest.raises(BroadcastUncertain, match="check on chain before sending again"):
+                governance.propose(env, chain, net.candidate(), recorder=journal)
+            assert [(i.nonce, i.result) for i in journal.state.intents.values()] == [
+                (waiting.nonce, None),
+                (waiting.nonce, None),
+            ]
+            assert chain.state_nonce(waiting.signer) == waiting.nonce + 1
+    finally:
+        with net.chain() as chain:
+            chain.rpc("dev_setBlockBuildMode", ["Instant"])
+    assert proposal_count(net) == before + 1
+    with ledger.open_ledger(state, "r1") as journal, net.chain() as chain:
+        motion = governance.propose(env, chain, net.candidate(), recorder=journal)
+        assert motion.reused and len(journal.state.intents) == 2
+    assert proposal_count(net) == before + 1
 
 
 @pytest.mark.chain

@@ -60,6 +60,25 @@ def write_some(ledger: Ledger) -> str:
     return intent
 
 
+def test_unresolved_nonces_are_those_of_the_same_call_without_an_outcome(tmp_path: Path) -> None:
+    signer, call_hash = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY", "0x" + "cd" * 32
+    with new_ledger(tmp_path) as ledger:
+        settled = write_some(ledger)  # nonce 7
+        ledger.result(settled, success=False, block_hash=None, block_number=None, error="x")
+        write_some(ledger)  # nonce 7 again, outcome unknown
+        ledger.intent(  # another call of the same signer
+            stage="s",
+            network="staging-reckless",
+            signer=signer,
+            nonce=8,
+            call_hash="0x01",
+            call="c",
+        )
+        same = {"network": "staging-reckless", "signer": signer, "call_hash": call_hash}
+        assert ledger.unresolved_nonces(**same) == [7]
+        assert ledger.unresolved_nonces(**{**same, "network": "production"}) == []
+
+
 def test_new_ledger_starts_with_a_schema_versioned_release_record(tmp_path: Path) -> None:
     with new_ledger(tmp_path) as ledger:
         assert ledger.release_id == "r1"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,14 @@ from typing import Any
 import git
 import pytest
 import requests
+from substrateinterface import Keypair
 
 from pipeline import builder_image, devrpc, localnet, nodebuild, nodenet
+from pipeline.chain import BroadcastUncertain, Call, Chain
 from pipeline.errors import PipelineError
+from pipeline.ledger import open_ledger
 from pipeline.project import Project, load_project
+from pipeline.submission import submit_recorded
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO / "examples/runtime/releases/100"
@@ -212,3 +217,97 @@ def test_node_authors_and_finalizes_blocks_of_the_released_runtime(
         node.terminate()
         node.wait(timeout=30)
         log.close()
+
+
+def _start_node(
+    binary: Path, spec: Path, folder: Path, node_key: str, *args: str
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """A node of `spec` on loopback ports, no discovery: it meets only the peers it is given."""
+    rpc_port, p2p_port = localnet.free_ports(2)
+    folder.mkdir()
+    node = subprocess.Popen(
+        [
+            str(binary),
+            *("--chain", str(spec), "--base-path", str(folder), "--database", "paritydb"),
+            *("--no-mdns", "--no-prometheus", "--no-telemetry", "--node-key", node_key),
+            *("--rpc-port", str(rpc_port), "--listen-addr", f"/ip4/127.0.0.1/tcp/{p2p_port}"),
+            *args,
+        ],
+        stdout=(folder / "node.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        assert node.poll() is None, f"node exited: {(folder / 'node.log').read_text()}"
+        with contextlib.suppress(requests.RequestException, PipelineError):
+            _call(rpc_port, "system_name")
+            return node, rpc_port, p2p_port
+        assert time.monotonic() < deadline, (folder / "node.log").read_text()
+        time.sleep(0.5)
+
+
+@pytest.mark.docker
+@pytest.mark.nodes
+@pytest.mark.timeout(7200)
+@pytest.mark.xdist_group("nodes-b")
+def test_a_send_counted_as_included_because_another_with_its_nonce_was_is_left_unresolved(
+    node_binary: Path, tmp_path: Path
+) -> None:
+    """What a resumed release met on real nodes: an earlier send of the same call still in one
+    node's pool, the fresh one (same nonce) in another's. When the earlier one is included, the
+    second node's pool reports the fresh one included and finalized in that block (it prunes by
+    nonce). Taking that block for ours failed the run on a missing extrinsic; the submission
+    must stay unresolved instead (never failed, never sent again), for a resume to look for its
+    effect on chain."""
+    spec = localnet.write_spec(_released_wasm(), tmp_path / "spec.json")
+    alice, alice_rpc, alice_p2p = _start_node(
+        node_binary, spec, tmp_path / "alice", "11" * 32, "--alice", "--validator"
+    )
+    # not connected yet: its pool and alice's each hold their own send of the nonce
+    other, other_rpc, _ = _start_node(
+        node_binary, spec, tmp_path / "other", "22" * 32, "--rpc-methods", "unsafe"
+    )
+    dave = Keypair.create_from_uri("//Dave")
+    call = Call("System", "remark", {"remark": "the same call, sent twice"})
+    outcome: list[BaseException] = []
+    try:
+        with Chain(f"ws://127.0.0.1:{alice_rpc}") as at_alice:
+            earlier = at_alice.sign(call, dave)
+            _call(alice_rpc, "author_submitExtrinsic", [str(earlier.extrinsic.data)])
+
+            def send_again() -> None:
+                with (
+                    Chain(f"ws://127.0.0.1:{other_rpc}", timeout=300, finalized=True) as at_other,
+                    open_ledger(tmp_path, "again", create={"environment": "local"}) as ledger,
+                ):
+                    try:
+                        submit_recorded(
+                            at_other, call, dave, recorder=ledger, stage="s", network="n"
+                        )
+                    except BaseException as exc:
+                        outcome.append(exc)
+
+            sender = threading.Thread(target=send_again)
+            sender.start()
+            deadline = time.monotonic() + 120
+            while at_alice.state_nonce(dave.ss58_address) == earlier.nonce:
+                assert time.monotonic() < deadline, "alice included nothing"
+                time.sleep(0.5)
+            peer = _call(alice_rpc, "system_localPeerId")
+            _call(
+                other_rpc,
+                "system_addReservedPeer",
+                [f"/ip4/127.0.0.1/tcp/{alice_p2p}/p2p/{peer}"],
+            )
+            sender.join(timeout=240)
+            assert not sender.is_alive(), "the send is still waiting"
+        [error] = outcome
+        assert isinstance(error, BroadcastUncertain), error
+        assert "check on chain before sending again" in str(error)
+        with open_ledger(tmp_path, "again") as ledger:
+            [intent] = ledger.state.unresolved  # one send, its outcome left to the resume
+            assert intent.nonce == earlier.nonce
+    finally:
+        for node in (alice, other):
+            node.terminate()
+            node.wait(timeout=30)

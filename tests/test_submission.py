@@ -1,10 +1,10 @@
-"""Submissions: what to do when an extrinsic was not included (pure)."""
+"""Submissions: what to do when an extrinsic was not included or is sent again (pure)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.submission import PendingIntent, after_not_included, intent_outcome
+from pipeline.submission import after_not_included, resend_nonce
 
 
 @pytest.mark.parametrize(
@@ -20,6 +20,15 @@ def test_after_not_included(state_nonce: int, nonce: int, resubmitted: bool, exp
     assert after_not_included(state_nonce, nonce, resubmitted) == expected
 
 
-@pytest.mark.parametrize(("account_nonce", "expected"), [(3, "not-sent"), (4, "landed")])
-def test_intent_outcome_by_nonce(account_nonce: int, expected: str) -> None:
-    assert intent_outcome(PendingIntent("5Grw", 3), account_nonce) == expected
+@pytest.mark.parametrize(
+    ("unresolved", "state_nonce", "expected"),
+    [
+        ([], 3, None),  # no earlier send: the pool's next nonce
+        ([3], 3, 3),  # the earlier send's nonce is still next: reuse it, one of them lands
+        ([3], 4, None),  # something used it (the effect was looked for first): a fresh nonce
+        ([2, 3], 3, 3),  # a send resent once in a run that then ended: the open one
+        ([5], 3, None),  # it waited behind other sends: reusing it could wait forever
+    ],
+)
+def test_resend_nonce(unresolved: list[int], state_nonce: int, expected: int | None) -> None:
+    assert resend_nonce(unresolved, state_nonce) == expected
