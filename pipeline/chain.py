@@ -85,6 +85,21 @@ def backoff_delays(attempts: int, first: float = 0.25, cap: float = 4.0) -> list
     return [min(cap, first * 2**i) for i in range(attempts)]
 
 
+# Blocks a signed extrinsic stays valid: a send stuck in some node's pool expires after about
+# 6 minutes of 6-second blocks instead of lingering until that node restarts.
+MORTAL_PERIOD = 64
+# Finality lag beyond which the era starts at the best block: an era born at a finalized block
+# this far back would be close to dead on arrival (finality stalled, e.g. a validator down).
+MAX_FINALITY_LAG = 16
+
+
+def mortal_era(best: int, finalized: int) -> dict[str, int]:
+    """The era to sign with (substrate-interface's `era`): born at the finalized block, which
+    no reorg can remove, unless finality lags so far that the era would be nearly over."""
+    born = finalized if best - finalized <= MAX_FINALITY_LAG else best
+    return {"period": MORTAL_PERIOD, "current": born}
+
+
 def pool_verdict(status: Any, finality: bool) -> tuple[str, str | None]:
     """What one `author_submitAndWatchExtrinsic` status means for a sender that waits for
     inclusion (or finality): ("landed", block hash), ("gone", why) or ("wait", None).
@@ -168,7 +183,10 @@ VALIDITY_HINTS = {
     "payment": "the signer cannot pay the fees",
     "stale": "the nonce is already used",
     "future": "the nonce is ahead of the account's",
-    "badproof": "bad signature: wrong genesis hash, spec/transaction version or metadata hash",
+    "badproof": (
+        "bad signature: wrong genesis hash, spec/transaction version or metadata hash, "
+        "or its mortal era is over (signed too many blocks ago)"
+    ),
     "exhaustsresources": "the block is full",
     "badsigner": "this account may not sign this call",
     "call": "the runtime refuses this call in a transaction",
@@ -501,9 +519,15 @@ class Chain:
     def sign(self, call: Call, keypair: Keypair, *, nonce: int | None = None) -> Signed:
         generic = self.compose(call)
         use_nonce = self.nonce(keypair.ss58_address) if nonce is None else nonce
+        finalized = self.rpc("chain_getFinalizedHead")
+        era = mortal_era(
+            self.block_number(), int(self.rpc("chain_getHeader", [finalized])["number"], 16)
+        )
         extrinsic = self._retrying(
             f"sign {call}",
-            lambda s: s.create_signed_extrinsic(call=generic, keypair=keypair, nonce=use_nonce),
+            lambda s: s.create_signed_extrinsic(
+                call=generic, keypair=keypair, nonce=use_nonce, era=era
+            ),
         )
         return Signed(
             call=call,

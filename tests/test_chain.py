@@ -32,6 +32,7 @@ from pipeline.chain import (
     dispatch_error_name,
     extrinsic_index,
     is_local_endpoint,
+    mortal_era,
     pool_verdict,
     retry_window,
 )
@@ -100,7 +101,8 @@ def test_dispatch_error_name(error: Any, expected: str) -> None:
         (
             {"code": 1010, "message": '{"invalid":{"badProof":null}}'},
             "invalid transaction (badProof): bad signature: wrong genesis hash, "
-            "spec/transaction version or metadata hash",
+            "spec/transaction version or metadata hash, or its mortal era is over (signed too "
+            "many blocks ago)",
         ),
         (
             {"code": 1010, "message": '{"invalid":{"stale":null}}'},
@@ -221,6 +223,16 @@ def test_pool_verdict(status: Any, finality: bool, verdict: tuple[str, str | Non
     """The pool's statuses end a wait as soon as they settle it: substrate-interface's own
     watcher waits out its whole timeout on `invalid` and `usurped`."""
     assert pool_verdict(status, finality) == verdict
+
+
+@pytest.mark.parametrize(
+    ("best", "finalized", "born"),
+    [(0, 0, 0), (1000, 997, 997), (1000, 984, 984), (1000, 983, 1000), (5000, 10, 5000)],
+)
+def test_mortal_era_is_born_at_the_finalized_block_unless_finality_lags_far(
+    best: int, finalized: int, born: int
+) -> None:
+    assert mortal_era(best, finalized) == {"period": 64, "current": born}
 
 
 def test_extrinsic_index_finds_an_extrinsic_by_its_hash_or_says_it_is_not_there() -> None:
@@ -411,6 +423,18 @@ def test_a_transaction_left_waiting_in_the_pool_is_not_signed_over(net: Net, cha
     extrinsics = chain.rpc("chain_getBlock", [receipt.block_hash])["block"]["extrinsics"]
     assert str(pending.extrinsic.data) in extrinsics  # built with the one it waited behind
     assert chain.nonce(DAVE.ss58_address) == state_nonce + 2
+
+
+@pytest.mark.chain
+def test_a_signed_transaction_expires_with_its_era(chain: Chain) -> None:
+    """Transactions are mortal (polkadot.js signs so too): one left unsent, or stuck in some
+    node's pool, is refused by the runtime once its 64 blocks are over, never included late
+    (the runtime then signs for a newer birth block: the signature no longer verifies)."""
+    signed = chain.sign(Call("System", "remark", {"remark": "signed, then forgotten"}), DAVE)
+    assert signed.extrinsic.value["era"] != "00"  # not immortal
+    chain.rpc("dev_newBlock", [{"count": 70}])
+    with pytest.raises(PipelineError, match=r"\(badProof\): .*or its mortal era is over"):
+        chain.broadcast(signed)
 
 
 @pytest.mark.chain
