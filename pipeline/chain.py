@@ -556,7 +556,8 @@ class Chain:
                 raise AlreadyPending(
                     f"{signed.call} from {signed.signer}: a transaction with nonce "
                     f"{signed.nonce} already waits in {self.endpoint}'s pool (an earlier send of "
-                    "this call, most likely): let it land or expire, then run again"
+                    "this call, most likely; it may still land): check on chain before sending "
+                    "again"
                 ) from exc
             raise PipelineError(
                 f"{signed.call} from {signed.signer} rejected by {self.endpoint}: "
