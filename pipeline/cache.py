@@ -195,6 +195,13 @@ def mark_used(path: Path) -> None:
         os.utime(path)
 
 
+def read_entry(path: Path) -> str:
+    """A cached file's text, its use recorded; OSError when it is not there."""
+    text = path.read_text()
+    mark_used(path)
+    return text
+
+
 @contextlib.contextmanager
 def entry_lock(
     entry: Path, *, shared: bool = True, wait: bool = True, create: bool = True
