@@ -16,6 +16,7 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -328,11 +329,11 @@ def _disk_usage(path: Path) -> tuple[int, int]:
             info = os.lstat(current)
         except OSError:
             continue
-        inode = seen.setdefault(
-            (info.st_dev, info.st_ino), [info.st_blocks * 512, info.st_nlink, 0]
-        )
+        is_dir = stat.S_ISDIR(info.st_mode)  # a folder's links are its subfolders' `..`
+        key = (info.st_dev, info.st_ino)
+        inode = seen.setdefault(key, [info.st_blocks * 512, 1 if is_dir else info.st_nlink, 0])
         inode[2] += 1
-        if inode[2] == 1 and os.path.isdir(current) and not os.path.islink(current):
+        if is_dir and inode[2] == 1:
             with contextlib.suppress(OSError), os.scandir(current) as listing:
                 pending.extend(item.path for item in listing)
     size = sum(blocks for blocks, _, _ in seen.values())
