@@ -3,6 +3,8 @@ real locks held and real files run by other processes."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -12,9 +14,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 
-from pipeline import builder, cache, wasm_exec
+from pipeline import builder, builder_image, cache, cache_images, wasm_exec
 from pipeline.cache import DAY_S, Entry, Rules, choose
 from pipeline.errors import PipelineError
 
@@ -296,12 +300,13 @@ def test_a_compiled_module_served_from_the_cache_records_its_use(cache_root: Pat
 
 
 def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command on the temp cache; no Docker engine, so the machine's images stay out."""
     return subprocess.run(
         [str(REPO / ".venv" / "bin" / "invoke"), *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
+        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
     )
 
 
@@ -315,6 +320,7 @@ def test_commands_report_and_refuse_bad_input_removing_nothing(cache_root: Path)
     assert rows["vendor"]["entries"] == 1 and rows["vendor"]["size"] >= 2 * 2**20
     table = invoke("cache.status")
     assert "vendor" in table.stdout and "total" in table.stdout
+    assert table.stderr.startswith("images skipped: Docker engine not running")
     for bad, named in (("--unused-for=-1", "--unused-for '-1'"), ("--max-size=12Q", "'12Q'")):
         refused = invoke("cache.prune", bad)
         assert refused.returncode != 0
@@ -328,3 +334,76 @@ def test_commands_report_and_refuse_bad_input_removing_nothing(cache_root: Path)
     done = invoke("cache.prune", "--keep-used-since", str(int(time.time()) - 60))
     assert "cache: removed 1 entries, freeing 2.0M; 0 busy kept" in done.stdout
     assert not old.exists()
+
+
+# ---------------------------------------------------------------- docker images
+
+
+def test_stale_image_tags_are_entries_the_current_ones_are_not() -> None:
+    facts = [
+        cache_images.ImageFacts("sha256:cur", ("runtime-pipeline-builder:new",), GB, NOW),
+        cache_images.ImageFacts("sha256:old", ("runtime-pipeline-builder:old",), GB, NOW - 9),
+        cache_images.ImageFacts(
+            "sha256:two", ("runtime-pipeline-node:a", "runtime-pipeline-node:b"), GB, NOW
+        ),
+        cache_images.ImageFacts("sha256:ran", ("runtime-pipeline-node:ran",), GB, NOW),
+        cache_images.ImageFacts("sha256:else", ("postgres:16",), GB, 0.0),
+    ]
+    found = cache_images.image_entries(
+        facts,
+        cache_images.OUR_REPOSITORIES,
+        current={"runtime-pipeline-builder:new"},
+        in_use={"sha256:ran"},
+    )
+    assert [(e.kind, e.name, e.frees, e.busy) for e in found] == [
+        ("docker:runtime-pipeline-builder", "runtime-pipeline-builder:old", GB, None),
+        ("docker:runtime-pipeline-node", "runtime-pipeline-node:a", 0, None),
+        ("docker:runtime-pipeline-node", "runtime-pipeline-node:b", 0, None),
+        ("docker:runtime-pipeline-node", "runtime-pipeline-node:ran", GB, "a container uses it"),
+    ]
+    assert cache_images._epoch("2026-11-30T03:34:49.5Z") == 1796009689.5
+    assert cache_images._epoch("") == 0.0
+
+
+@pytest.mark.docker
+def test_a_stale_image_goes_once_no_container_uses_it_and_the_current_one_stays() -> None:
+    """On the real engine, with images of a repository of this test's own (the machine's real
+    images are never candidates here)."""
+    client = builder_image.docker_client()
+    base = builder_image.ensure_builder_image(client)
+    repository = f"runtime-pipeline-cachetest-{os.getpid()}"
+    made = []
+    for name in ("old", "current"):
+        dockerfile = f"FROM {base}\nLABEL org.runtime-pipeline.cachetest={name}-{time.time()}\n"
+        image, _ = client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=f"{repository}:{name}", rm=True
+        )
+        made.append(image.id)
+    container = client.containers.create(f"{repository}:old", ["true"])
+    rules = Rules(unused_for_s=0)
+    try:
+
+        def prune() -> cache.Pruned:
+            return cache_images.prune_images(
+                client, rules, repositories=(repository,), current={f"{repository}:current"}
+            )
+
+        kept = prune()
+        assert kept.removed == ()
+        assert [(e.name, e.busy) for e in kept.busy] == [
+            (f"{repository}:old", "a container uses it")
+        ]
+        container.remove()
+        size = client.images.get(made[0]).attrs["Size"]
+        gone = prune()
+        assert [e.name for e, _ in gone.removed] == [f"{repository}:old"]
+        assert gone.freed == size
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(made[0])
+        assert client.images.get(f"{repository}:current").id == made[1]
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True)
+        for image_id in made:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(image_id, force=True)

@@ -1,10 +1,13 @@
-"""`invoke cache.status` and `invoke cache.prune`: the machine-wide cache's size and upkeep."""
+"""`invoke cache.status` and `invoke cache.prune`: the machine-wide cache's size and upkeep
+(its files, and the pipeline's Docker images)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
 
 from invoke.context import Context
 from invoke.tasks import task
@@ -12,11 +15,29 @@ from invoke.tasks import task
 from pipeline.cli import friendly
 from pipeline.cli.render import escape, make_console
 
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+T = TypeVar("T")
+
 
 def _when(moment: float | None) -> str:
     if moment is None:
         return "-"
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _on_engine(read: Callable[[DockerClient], T]) -> T | None:
+    """`read` on the Docker engine; nothing (said on stderr) when no engine answers: the files
+    are looked after all the same."""
+    from pipeline.builder_image import docker_client
+    from pipeline.errors import PipelineError
+
+    try:
+        return read(docker_client())
+    except PipelineError as exc:
+        make_console(stderr=True).print(escape(f"images skipped: {exc}"), soft_wrap=True)
+        return None
 
 
 @task(help={"json": "print the table as JSON (sizes in bytes, times in epoch seconds)"})
@@ -26,9 +47,11 @@ def status(c: Context, json_: bool = False) -> None:
     from rich.table import Table
 
     from pipeline import cache
+    from pipeline.cache_images import engine_entries
     from pipeline.project import cache_dir
 
-    rows = cache.summarize(cache.scan())
+    images = _on_engine(lambda client: engine_entries(client, current=set()))
+    rows = cache.summarize([*cache.scan(), *(images or [])])
     if json_:
         sys.stdout.write(json.dumps([vars(row) for row in rows], indent=2) + "\n")
         return
@@ -71,6 +94,7 @@ def prune(
     Cargo.locks of vendored crates, so a CI disk stops growing a gigabyte per lock change.
     """
     from pipeline import cache
+    from pipeline.cache_images import prune_images
     from pipeline.errors import PipelineError
 
     try:
@@ -85,6 +109,9 @@ def prune(
         keep_since=since,
     )
     result = cache.prune(rules, dry_run=dry_run)
+    images = _on_engine(lambda client: prune_images(client, rules, dry_run))
+    if images is not None:
+        result = cache.Pruned(result.removed + images.removed, result.busy + images.busy)
     console = make_console()
     verb = "would remove" if dry_run else "removed"
     for entry, reason in result.removed:
