@@ -342,14 +342,16 @@ def _disk_usage(path: Path) -> tuple[int, int]:
 
 
 def _paths_in_use() -> set[str]:
-    """Files that processes run or map (their executables, libraries, mmapped files), and the
-    prefix this interpreter's modules come from (a shared venv on `sys.path`)."""
+    """Files that processes run, map (libraries, mmapped modules) or hold open (a log being
+    written), and the prefix this interpreter's modules come from (a shared venv on
+    `sys.path`)."""
     paths = {os.path.realpath(p) for p in sys.path if p}
     for proc in _children(Path("/proc")):
         if not proc.name.isdigit():
             continue
-        with contextlib.suppress(OSError):
-            paths.add(os.readlink(proc / "exe").removesuffix(" (deleted)"))
+        for link in [proc / "exe", *_children(proc / "fd")]:
+            with contextlib.suppress(OSError):
+                paths.add(os.readlink(link).removesuffix(" (deleted)"))
         with contextlib.suppress(OSError), open(proc / "maps") as maps:
             for line in maps:
                 fields = line.split(None, 5)

@@ -261,6 +261,23 @@ def test_a_binary_a_process_runs_is_in_use(cache_root: Path) -> None:
     assert [e.name for e, _ in cache.prune(Rules()).removed] == ["0e86"]
 
 
+def test_a_file_a_process_holds_open_is_in_use(cache_root: Path) -> None:
+    log = make_entry(cache_root / "logs" / "node-0e86.log", days_ago=40, is_dir=False)
+    writer = subprocess.Popen(
+        ["sh", "-c", f"exec 3>>'{log}'; echo open; exec sleep 60"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "open\n"
+        kept = cache.prune(Rules())
+        assert [(e.name, e.busy) for e in kept.busy] == [(log.name, "a running process uses it")]
+    finally:
+        writer.kill()
+        writer.wait()
+    assert [e.name for e, _ in cache.prune(Rules()).removed] == [log.name]
+
+
 def test_vendored_crates_in_use_by_a_build_are_held_and_their_use_recorded(
     cache_root: Path, tmp_path: Path
 ) -> None:
@@ -321,7 +338,11 @@ def test_commands_report_and_refuse_bad_input_removing_nothing(cache_root: Path)
     table = invoke("cache.status")
     assert "vendor" in table.stdout and "total" in table.stdout
     assert table.stderr.startswith("images skipped: Docker engine not running")
-    for bad, named in (("--unused-for=-1", "--unused-for '-1'"), ("--max-size=12Q", "'12Q'")):
+    for bad, named in (
+        ("--unused-for=-1", "--unused-for '-1'"),
+        ("--max-size=12Q", "'12Q'"),
+        ("--keep-used-since=yesterday", "'yesterday'"),
+    ):
         refused = invoke("cache.prune", bad)
         assert refused.returncode != 0
         assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
