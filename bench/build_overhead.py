@@ -71,11 +71,13 @@ def main() -> None:
         out.mkdir()
         gitops.export(repo, revision, source)
         log_path = Path(tmp) / "plain.log"
-        with log_path.open("w") as log:
-            lock = (source / "Cargo.lock").read_bytes()
-            vendor = builder.vendor_crates(
+        lock = (source / "Cargo.lock").read_bytes()
+        with (
+            log_path.open("w") as log,
+            builder.vendor_crates(
                 source, blake2_256(lock), project.runtime_path, log, log_path
-            )
+            ) as vendor,
+        ):
 
             def plain(case: str, command: str, volume: str | None) -> Callable[[], object]:
                 def run() -> None:

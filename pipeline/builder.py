@@ -33,7 +33,7 @@ import docker
 import docker.errors
 import git
 
-from pipeline import gitops, store
+from pipeline import cache, gitops, store
 from pipeline.artifact import (
     BuildFacts,
     RuntimeBlob,
@@ -148,11 +148,13 @@ def container_cargo_config(vendor_output: str, host_dir: str) -> str:
     )
 
 
+@contextlib.contextmanager
 def vendor_crates(
     workspace: Path, lock_hash: str, where: str, log: IO[str], log_path: Path
-) -> Vendor:
+) -> Iterator[Vendor]:
     """Vendored crates for this Cargo.lock and these manifests, fetched once per machine by the
-    host's cargo.
+    host's cargo, and held (the entry's shared lock) while the build uses them: `cache.prune`
+    skips them meanwhile.
 
     `cargo vendor --locked` also refuses a Cargo.lock that no longer matches the manifests, so
     the cache is keyed by both: a manifest changed without updating the lock is vendored (and
@@ -167,9 +169,16 @@ def vendor_crates(
     )
     root = cache_dir() / "vendor" / f"{lock_hash.removeprefix('0x')[:32]}-{manifests[:32]}"
     vendor = Vendor(crates=root / "crates", config=root / "config.toml")
-    if vendor.config.is_file():
-        return vendor
-    root.parent.mkdir(parents=True, exist_ok=True)
+    with cache.entry_lock(root):
+        if vendor.config.is_file():
+            cache.mark_used(root)
+        else:
+            _vendor_into(root, workspace, where, log, log_path)
+        yield vendor
+
+
+def _vendor_into(root: Path, workspace: Path, where: str, log: IO[str], log_path: Path) -> None:
+    """Vendor the workspace's crates into a temp dir, renamed to `root` when complete."""
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root.parent))
     try:
         output = _cargo(
@@ -186,7 +195,6 @@ def vendor_crates(
             tmp.rename(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return vendor
 
 
 def crate_version(cargo_lock: str, package: str) -> str:
@@ -479,11 +487,11 @@ def exported_workspace(
         gitops.export(repo, revision, source)
         where = f"{revision.subdir or '.'} at {revision.ref}"
         progress("vendoring crates (once per Cargo.lock)")
-        vendor = vendor_crates(source, lock_hash, where, log, log_path)
-        touch_tree(source)
-        out = Path(tmp) / "out"
-        out.mkdir()
-        yield Workspace(source=source, vendor=vendor, out=out, where=where)
+        with vendor_crates(source, lock_hash, where, log, log_path) as vendor:
+            touch_tree(source)
+            out = Path(tmp) / "out"
+            out.mkdir()
+            yield Workspace(source=source, vendor=vendor, out=out, where=where)
 
 
 def build_volumes(

@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 from pipeline import builder, builder_image, gitops
 from pipeline.artifact import blake2_256
+from pipeline.cache import read_entry
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir, write_atomic
 
@@ -100,7 +101,7 @@ def failure_detail(check: Check, output: str, runtime_path: str, log: Path) -> s
 def _remembered_pass(key: str) -> str | None:
     """The detail of an earlier pass with these exact inputs, if any."""
     try:
-        data = json.loads((cache_dir() / "checks" / f"{key}.json").read_text())
+        data = json.loads(read_entry(cache_dir() / "checks" / f"{key}.json"))
     except (OSError, ValueError):
         return None
     return str(data["detail"]) if isinstance(data, dict) and data.get("ok") is True else None

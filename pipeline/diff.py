@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pipeline import runtime_info, verdicts
 from pipeline.artifact import RuntimeBlob, RuntimeVersion
+from pipeline.cache import read_entry
 from pipeline.errors import PipelineError
 from pipeline.metadata_reader import ReadMetadata, decode_value, read_metadata
 from pipeline.project import Project, cache_dir, load_project, write_atomic
@@ -511,7 +512,7 @@ def summary_of(runtime: Runtime) -> RuntimeSummary:
     """The runtime's summary, from the machine-wide cache or by running its Metadata API."""
     cached = _summary_file(runtime)
     try:
-        return RuntimeSummary.from_dict(json.loads(cached.read_text()))
+        return RuntimeSummary.from_dict(json.loads(read_entry(cached)))
     except (OSError, ValueError, KeyError, TypeError):
         pass
     from pipeline import wasm_exec

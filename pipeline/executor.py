@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline import wasm_exec
 from pipeline.artifact import RuntimeBlob
+from pipeline.cache import read_entry
 from pipeline.errors import PipelineError
 from pipeline.project import DEFAULT_PRESET, cache_dir, write_atomic
 
@@ -181,7 +182,7 @@ def genesis_spec(
     key.update(json.dumps(options, sort_keys=True).encode())
     cached = cache_dir() / "genesis" / f"{key.hexdigest()}.json"
     with contextlib.suppress(OSError, ValueError):
-        spec: dict[str, Any] = json.loads(cached.read_text())
+        spec: dict[str, Any] = json.loads(read_entry(cached))
         return spec
     flat = [part for pair in {"--wasm": wasm, **options}.items() for part in pair]
     try:

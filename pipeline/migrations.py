@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 from pipeline import builder, config, diff, store, verdicts, wasm_exec
 from pipeline.artifact import RuntimeBlob, is_try_runtime
 from pipeline.builder_image import Progress, logger
+from pipeline.cache import read_entry
 from pipeline.chain import connect
 from pipeline.chainstate import snapshot, storage_prefix
 from pipeline.errors import PipelineError
@@ -436,7 +437,7 @@ def _memo_key(try_runtime_hash: str, genesis: str, block: str) -> str:
 
 def _remembered(key: str) -> MigrationReport | None:
     try:
-        data = json.loads((cache_dir() / "checks" / f"{key}.json").read_text())
+        data = json.loads(read_entry(cache_dir() / "checks" / f"{key}.json"))
         report = MigrationReport.from_dict(data)
     except (OSError, ValueError, KeyError, TypeError):
         return None

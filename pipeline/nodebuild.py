@@ -28,6 +28,7 @@ import docker.errors
 from pipeline import builder, builder_image, gitops, nodenet, store
 from pipeline.artifact import blake2_256
 from pipeline.builder_image import Progress, logger
+from pipeline.cache import mark_used
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
 
@@ -144,7 +145,10 @@ def cached_binary(key: str) -> Path | None:
     """The cached binary of `key`, when a finished build left it there."""
     binary = node_dir(key) / BINARY
     record = node_dir(key) / nodenet.BUILD_RECORD
-    return binary if binary.is_file() and record.is_file() else None
+    if not (binary.is_file() and record.is_file()):
+        return None
+    mark_used(binary.parent)
+    return binary
 
 
 def build(
@@ -205,12 +209,15 @@ def _build_in_container(
     with (
         builder_image.log_file(log_path) as log,
         tempfile.TemporaryDirectory(prefix="pipeline-node-") as tmp,
+        contextlib.ExitStack() as held,  # the vendored crates, until the build is done
     ):
         source = Path(tmp) / EXAMPLES
         source.mkdir()
         gitops.export(repo, revision, source)
         progress("vendoring the node's crates (once per Cargo.lock)")
-        vendor = builder.vendor_crates(source / NODE_WORKSPACE, lock_hash, where, log, log_path)
+        vendor = held.enter_context(
+            builder.vendor_crates(source / NODE_WORKSPACE, lock_hash, where, log, log_path)
+        )
         builder.touch_tree(source)
         out = Path(tmp) / "out"
         out.mkdir()

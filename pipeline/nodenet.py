@@ -29,6 +29,7 @@ from typing import Any, Final
 import requests
 
 from pipeline import devrpc, executor, gitops
+from pipeline.cache import mark_used
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir
 
@@ -260,4 +261,6 @@ def find_binary(project: Project) -> Path:
             f"no {BINARY} built from this commit's {NODE_SOURCES}: run `invoke node.build`"
             f" (about 16 minutes cold) or set {NODE_BINARY_ENV} to a node of your chain"
         )
-    return max(builds)[1]
+    binary = max(builds)[1]
+    mark_used(binary.parent)  # the record's mtime says which build is newest: it stays
+    return binary

@@ -26,6 +26,7 @@ from pipeline.artifact import (
     decode_runtime_version,
     info,
 )
+from pipeline.cache import read_entry
 from pipeline.errors import PipelineError
 from pipeline.project import cache_dir, write_atomic
 
@@ -82,7 +83,7 @@ def _metadata_facts(blob: RuntimeBlob) -> dict[str, Any]:
     (a warm `inspect` runs no wasm)."""
     cached = cache_dir() / "metadata" / f"{blob.blake2_256[2:]}.facts.v{FACTS_FORMAT}.json"
     with contextlib.suppress(OSError, ValueError):
-        facts: dict[str, Any] = json.loads(cached.read_text())
+        facts: dict[str, Any] = json.loads(read_entry(cached))
         return facts
     from pipeline import wasm_exec  # wasmtime loads only when a wasm must run
 

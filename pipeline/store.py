@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifact import RuntimeBlob, WasmFileNames, blake2_256, wasm_file_names
+from pipeline.cache import mark_used
 from pipeline.errors import PipelineError
 from pipeline.project import Project, cache_dir, load_project, write_atomic
 
@@ -135,6 +136,8 @@ def cached_build(key: str) -> dict[str, Any] | None:
         return None
     if blake2_256(compressed.read_bytes()) != record["blake2_256"]:
         return None
+    mark_used(blobs)
+    mark_used(path)
     return record
 
 

@@ -26,6 +26,7 @@ import xxhash
 from wasmtime import _ffi as wasmtime_ffi
 
 from pipeline.artifact import scale_compact
+from pipeline.cache import mark_used
 from pipeline.errors import PipelineError
 from pipeline.project import cache_dir, write_atomic
 from pipeline.trie import state_root
@@ -108,9 +109,12 @@ def compile_module(wasm: bytes) -> wasmtime.Module:
     engine = _engine()
     if path.is_file():
         try:
-            return wasmtime.Module.deserialize_file(engine, str(path))
+            module = wasmtime.Module.deserialize_file(engine, str(path))
         except wasmtime.WasmtimeError:
             path.unlink(missing_ok=True)
+        else:
+            mark_used(path)
+            return module
     try:
         module = wasmtime.Module(engine, wasm)
     except wasmtime.WasmtimeError as exc:

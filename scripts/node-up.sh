@@ -51,6 +51,7 @@ exec 9>"$entry.lock"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && healthy 2>/dev/null; then
   # Seed the cache from this checkout, unless another clone holds the lock (it will fill it).
   [[ -f "$entry/.pipeline-install.sha256" ]] || { flock -n 9 && store; }
+  touch -c "$entry"  # its last use: `invoke cache.prune` removes the least recently used
   echo "node-up: node_modules up to date ($(versions))"
   exit 0
 fi
@@ -61,6 +62,7 @@ start=$SECONDS
 rm -rf "$entry".partial.*  # left by a run that was killed
 
 if [[ -f "$entry/.pipeline-install.sha256" ]]; then
+  touch "$entry"
   copy_tree "$entry" "node_modules.partial.$$"
   rm -rf node_modules
   mv -T "node_modules.partial.$$" node_modules

@@ -26,6 +26,10 @@ healthy() {
 }
 
 if [[ "$(cat "$stamp" 2>/dev/null)" == "$want" ]] && healthy; then
+  # The shared environment's last use (`invoke cache.prune` keeps what is used): the folder
+  # three levels above the site-packages the .pth line names.
+  shared_site="$(cat .venv/lib/python*/site-packages/_pipeline_dependencies.pth 2>/dev/null || true)"
+  if [[ -n "$shared_site" ]]; then touch -c "$shared_site/../../.."; fi
   echo "python-up: .venv up to date"
   exit 0
 fi
@@ -58,6 +62,7 @@ if [[ ! -f "$shared/.complete" ]] || ! "$shared/bin/python" -c 'import invoke, m
   "$shared/bin/pip" install --quiet "${wanted[@]}"
   touch "$shared/.complete"
 fi
+touch "$shared"  # its last use: `invoke cache.prune` removes the least recently used
 flock -u 9
 
 rm -rf .venv

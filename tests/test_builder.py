@@ -577,11 +577,15 @@ def test_vendored_crates_are_dated_alike_by_every_vendoring(
         )
         subprocess.run(["cargo", "generate-lockfile"], cwd=workspace, check=True)
         lock_hash = blake2_256((workspace / "Cargo.lock").read_bytes())
-        with (tmp_path / "log").open("w") as log:
-            vendor = builder.vendor_crates(workspace, lock_hash, "ws", log, tmp_path / "log")
-        crate = vendor.crates / "itoa-1.0.11"
-        assert crate.is_dir()
-        dates.append({p.relative_to(vendor.crates): p.stat().st_mtime for p in crate.rglob("*")})
+        with (
+            (tmp_path / "log").open("w") as log,
+            builder.vendor_crates(workspace, lock_hash, "ws", log, tmp_path / "log") as vendor,
+        ):
+            crate = vendor.crates / "itoa-1.0.11"
+            assert crate.is_dir()
+            dates.append(
+                {p.relative_to(vendor.crates): p.stat().st_mtime for p in crate.rglob("*")}
+            )
     first, second = dates
     assert first == second
     assert set(first.values()) == {builder.VENDOR_MTIME}

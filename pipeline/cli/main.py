@@ -12,6 +12,7 @@ from invoke.collection import Collection
 from pipeline.cli import (
     adopt,
     build,
+    cache,
     check,
     council,
     deploy,
@@ -50,6 +51,7 @@ def namespace() -> Collection:
         (release, "release"),
         (gate, "gate"),
         (check, "check"),
+        (cache, "cache"),
     ):
         ns.add_collection(Collection.from_module(module, name=name))
     return ns
