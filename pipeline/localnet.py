@@ -582,6 +582,24 @@ def _spawn_nodes(
         raise
 
 
+def _wait_answering(
+    net: LocalNet, pid: int, timeout: float, progress: Callable[[str], None]
+) -> None:
+    """A running node network whose RPC node does not answer is restarting it (a node killed
+    and started again, a busy machine): wait for it, bounded, instead of failing at once."""
+
+    def alive() -> None:
+        if not process_alive(pid):
+            raise PipelineError(
+                f"{net.name}: zombienet (pid {pid}) stopped while its RPC node was down: "
+                "`invoke net.up` starts the network again"
+            )
+
+    what = f"{net.name}'s RPC node on {net.endpoint} to answer again (zombienet pid {pid})"
+    with waiting(progress, what, until(timeout)):
+        nodenet.wait_producing(net.endpoint, alive, net.name, timeout)
+
+
 def start(
     project: Project,
     nets: Mapping[str, LocalNet],
@@ -591,13 +609,16 @@ def start(
     ready_timeout: float = READY_TIMEOUT_S,
     progress: Callable[[str], None] = log.info,
 ) -> NetStatus:
-    """Start one network (its dependencies must be up); no-op when it already runs. A genesis
-    network starts from its spec owner's spec, built from `wasm` (default: the released runtime)
-    when missing. `progress` hears a start-up that outlasts a heartbeat."""
+    """Start one network (its dependencies must be up); no-op when it already runs (a node
+    network's RPC node waited for when it is restarting). A genesis network starts from its spec
+    owner's spec, built from `wasm` (default: the released runtime) when missing. `progress`
+    hears a start-up that outlasts a heartbeat."""
     net = nets[name]
     folder = net_dir(project, name)
     pid = _running_pid(project, name)
     if pid is not None:
+        if net.nodes and nodenet.producing(net.endpoint) is None:
+            _wait_answering(net, pid, ready_timeout, progress)
         return status_of(project, net)
     _check_port_free(net)
     if net.depends_on:

@@ -128,6 +128,46 @@ def restart_node(folder: Path, name: str, down_for: float = 0.0) -> int:
     return proc.pid
 
 
+@pytest.mark.xdist_group("nodes-a")
+def test_a_command_run_while_the_rpc_node_restarts_waits_for_it(tmp_path: Path) -> None:
+    """A node network whose engine runs but whose RPC node is down (restarting): a command that
+    needs the network waits for the node, bounded and saying so, instead of failing at once on a
+    refused connection. A release resumed right after that node's restart meets this."""
+    clone, production = make_clone(
+        tmp_path,
+        release="nodes-wait",
+        first_deadline="2026-12-01T12:00:00+00:00",
+        environment_of="local-nodes",
+    )
+    endpoint = f"http://127.0.0.1:{production}"
+    try:
+        production_up(clone, production)
+        restart = threading.Thread(
+            target=restart_node,
+            args=(clone / ".pipeline/net" / PRODUCTION, "alice"),
+            kwargs={"down_for": 15.0},
+        )
+        restart.start()
+        deadline = time.monotonic() + 30
+        while nodenet.producing(endpoint) is not None:
+            assert time.monotonic() < deadline, "alice was not killed"
+            time.sleep(0.1)
+        up = subprocess.run(
+            [*INVOKE, "net.up", "--env", "e2e", "-n", "production"],
+            cwd=clone,
+            env=user_env(PIPELINE_HEARTBEAT_S="2"),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        restart.join(timeout=60)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert nodenet.producing(endpoint) is not None  # it returned once alice answered
+        assert "nodes-production's RPC node" in up.stdout + up.stderr, up.stdout + up.stderr
+    finally:
+        stop_networks(clone)
+
+
 @pytest.mark.xdist_group("nodes-b")
 def test_validator_killed_while_tracking_and_rpc_node_restarted_mid_submission(
     tmp_path: Path, candidate_hash: str
