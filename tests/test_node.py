@@ -9,9 +9,9 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import git
 import pytest
@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO / "examples/runtime/releases/100"
 ALICE = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
 BUILDER_ID = "sha256:" + "1" * 64
+T = TypeVar("T", bound=Callable[..., object])
 
 
 # ---------------------------------------------------------------- pure
@@ -152,71 +153,21 @@ def _heads(port: int) -> tuple[int, int]:
     return best, finalized
 
 
-# Both need the node binary (a cold build: about 16 minutes on 2 cores), as the releases on
-# real nodes do: marked `nodes` like them.
-@pytest.mark.docker
-@pytest.mark.nodes
-@pytest.mark.timeout(7200)
-@pytest.mark.xdist_group("nodes-a")
-def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path) -> None:
-    client = builder_image.docker_client()
-    since = time.time() - 1
-    again = nodebuild.build(load_project(REPO))
-    events = client.events(
-        since=since,
-        until=time.time() + 1,
-        filters={"type": "container", "label": f"{builder_image.LABEL}build={again.key}"},
-        decode=True,
-    )
-    assert again.cached and again.log is None and again.container_seconds == 0.0
-    assert again.binary == node_binary
-    assert list(events) == [], "a cache hit started a container"
-    assert again.seconds < 30
+def real_node(group: str) -> Callable[[T], T]:
+    """The marks of a test that runs the node binary: it needs the node build (about 16 minutes
+    on 2 cores cold), as the releases on real nodes do, and a group of its own worker."""
 
+    def mark(test: T) -> T:
+        for marker in (
+            pytest.mark.docker,
+            pytest.mark.nodes,
+            pytest.mark.timeout(7200),
+            pytest.mark.xdist_group(group),
+        ):
+            test = marker(test)
+        return test
 
-@pytest.mark.docker
-@pytest.mark.nodes
-@pytest.mark.timeout(7200)
-@pytest.mark.xdist_group("nodes-b")
-def test_node_authors_and_finalizes_blocks_of_the_released_runtime(
-    node_binary: Path, tmp_path: Path
-) -> None:
-    spec = localnet.write_spec(_released_wasm(), tmp_path / "spec.json")
-    rpc_port, p2p_port = localnet.free_ports(2)
-    log = (tmp_path / "node.log").open("w")
-    node = subprocess.Popen(
-        [
-            str(node_binary),
-            *("--chain", str(spec), "--alice", "--validator", "--force-authoring", "--tmp"),
-            *("--database", "paritydb", "--no-mdns", "--no-prometheus", "--no-telemetry"),
-            *("--rpc-port", str(rpc_port), "--node-key", "11" * 32),  # a validator needs one
-            *("--listen-addr", f"/ip4/127.0.0.1/tcp/{p2p_port}"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        heads: list[tuple[int, int]] = []
-        deadline = time.monotonic() + 180  # 6 s slots: a few blocks and their finality
-        while time.monotonic() < deadline and not (heads and heads[-1][1] >= 3):
-            assert node.poll() is None, f"node exited: {(tmp_path / 'node.log').read_text()}"
-            with contextlib.suppress(requests.RequestException, PipelineError):  # RPC not up yet
-                heads.append(_heads(rpc_port))
-            time.sleep(2)
-        assert heads, f"no RPC answer on {rpc_port}: {(tmp_path / 'node.log').read_text()}"
-        best, finalized = heads[-1]
-        assert finalized >= 3 and best >= finalized, heads
-        assert heads[0][0] < best and heads[0][1] < finalized, "best and finalized must rise"
-        assert _call(rpc_port, "system_name") == "example-node"
-        assert _call(rpc_port, "system_accountNextIndex", [ALICE]) == 0
-        methods = set(_call(rpc_port, "rpc_methods")["methods"])
-        assert {"payment_queryInfo", "payment_queryFeeDetails", "system_dryRun"} <= methods
-        version = _call(rpc_port, "state_getRuntimeVersion")
-        assert (version["specName"], version["specVersion"]) == ("example-runtime", 100)
-    finally:
-        node.terminate()
-        node.wait(timeout=30)
-        log.close()
+    return mark
 
 
 def _start_node(
@@ -246,10 +197,54 @@ def _start_node(
         time.sleep(0.5)
 
 
-@pytest.mark.docker
-@pytest.mark.nodes
-@pytest.mark.timeout(7200)
-@pytest.mark.xdist_group("nodes-b")
+@real_node("nodes-a")
+def test_second_node_build_is_a_cache_hit_without_a_container(node_binary: Path) -> None:
+    client = builder_image.docker_client()
+    since = time.time() - 1
+    again = nodebuild.build(load_project(REPO))
+    events = client.events(
+        since=since,
+        until=time.time() + 1,
+        filters={"type": "container", "label": f"{builder_image.LABEL}build={again.key}"},
+        decode=True,
+    )
+    assert again.cached and again.log is None and again.container_seconds == 0.0
+    assert again.binary == node_binary
+    assert list(events) == [], "a cache hit started a container"
+    assert again.seconds < 30
+
+
+@real_node("nodes-b")
+def test_node_authors_and_finalizes_blocks_of_the_released_runtime(
+    node_binary: Path, tmp_path: Path
+) -> None:
+    spec = localnet.write_spec(_released_wasm(), tmp_path / "spec.json")
+    folder = tmp_path / "alice"
+    node, rpc_port, _ = _start_node(  # a validator needs a node key
+        node_binary, spec, folder, "11" * 32, "--alice", "--validator", "--force-authoring"
+    )
+    try:
+        heads = [_heads(rpc_port)]
+        deadline = time.monotonic() + 180  # 6 s slots: a few blocks and their finality
+        while time.monotonic() < deadline and heads[-1][1] < 3:
+            assert node.poll() is None, f"node exited: {(folder / 'node.log').read_text()}"
+            time.sleep(2)
+            heads.append(_heads(rpc_port))
+        best, finalized = heads[-1]
+        assert finalized >= 3 and best >= finalized, heads
+        assert heads[0][0] < best and heads[0][1] < finalized, "best and finalized must rise"
+        assert _call(rpc_port, "system_name") == "example-node"
+        assert _call(rpc_port, "system_accountNextIndex", [ALICE]) == 0
+        methods = set(_call(rpc_port, "rpc_methods")["methods"])
+        assert {"payment_queryInfo", "payment_queryFeeDetails", "system_dryRun"} <= methods
+        version = _call(rpc_port, "state_getRuntimeVersion")
+        assert (version["specName"], version["specVersion"]) == ("example-runtime", 100)
+    finally:
+        node.terminate()
+        node.wait(timeout=30)
+
+
+@real_node("nodes-b")
 def test_a_send_counted_as_included_because_another_with_its_nonce_was_is_left_unresolved(
     node_binary: Path, tmp_path: Path
 ) -> None:
