@@ -5,6 +5,7 @@ requires two members' statements before it enacts."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,8 @@ def test_a_member_attests_a_clean_rebuild_of_the_dossier_s_motion_and_track_show
         )
 
         note = proposed.stdout.split("note for voters: ", 1)[1].strip()
+        index = re.search(r"motion #(\d+) ", proposed.stdout)
+        assert index, proposed.stdout  # after the seeded production's own motions
         attested = invoke(
             clone,
             *("verify", "--env", "e2e", "--motion", "latest", "--attest", "--dossier", note),
@@ -133,8 +136,8 @@ def test_a_member_attests_a_clean_rebuild_of_the_dossier_s_motion_and_track_show
         )
         assert attested.returncode == 0, attested.stdout + attested.stderr
         assert attested.stdout.startswith("MATCH")
-        assert f"dossier {note}: the one motion #0 commits to (0x" in attested.stdout
-        assert f"attested MATCH for motion #0 as {ALICE}: block #" in attested.stdout
+        assert f"dossier {note}: the one motion #{index[1]} commits to (0x" in attested.stdout
+        assert f"attested MATCH for motion #{index[1]} as {ALICE}: block #" in attested.stdout
 
         # the dev councillors vote and attest too (a rebuild the build cache serves)
         simulated = invoke(
