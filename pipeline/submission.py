@@ -82,10 +82,9 @@ def submit_recorded(
     Dropped or not included in time with the signer's nonce unchanged on chain, the same call
     is signed again (same nonce, fresh era) and sent once more, as a new intent. A call whose
     earlier send (a previous run's) has no known outcome reuses that send's nonce."""
-    signed = chain.sign(call, keypair)
-    earlier = _earlier_nonce(chain, signed, recorder, network)
-    if earlier is not None and earlier != signed.nonce:
-        signed = chain.sign(call, keypair, nonce=earlier)
+    signed = chain.sign(
+        call, keypair, nonce=_earlier_nonce(chain, call, keypair, recorder, network)
+    )
     journal = _Journal(recorder, stage, network, summary or str(call))
     for resubmitted in (False, True):
         intent_id = journal.intent(signed)
@@ -111,24 +110,19 @@ def submit_recorded(
 
 
 def _earlier_nonce(
-    chain: Chain, signed: Signed, recorder: Recorder | None, network: str
+    chain: Chain, call: Call, keypair: Keypair, recorder: Recorder | None, network: str
 ) -> int | None:
-    """`resend_nonce` for the signed call, from the journal's unresolved sends and the chain's
-    state (the call's hash comes with its signing: a first send composes it once)."""
+    """`resend_nonce` for this call, from the journal's unresolved sends and the chain's state."""
     if recorder is None:
         return None
     unresolved = recorder.unresolved_nonces(
-        network=network, signer=signed.signer, call_hash=signed.call_hash
+        network=network, signer=keypair.ss58_address, call_hash=chain.call_hash(call)
     )
     if not unresolved:
         return None
-    nonce = resend_nonce(unresolved, chain.state_nonce(signed.signer))
+    nonce = resend_nonce(unresolved, chain.state_nonce(keypair.ss58_address))
     if nonce is not None:
-        log.info(
-            "%s: an earlier send has no known outcome: signing with its nonce %d",
-            signed.call,
-            nonce,
-        )
+        log.info("%s: an earlier send has no known outcome: signing with its nonce %d", call, nonce)
     return nonce
 
 
