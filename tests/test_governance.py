@@ -935,10 +935,11 @@ def test_resumed_while_the_killed_run_s_proposal_still_waits_it_is_sent_with_the
     second send left unresolved, and the next resume finds the motion."""
     env = net.env()
     state = net.root / "state-waiting"
-    journal_path = ledger.releases_dir(state) / "r1" / ledger.LEDGER_FILE
 
-    def sends() -> int:
-        return journal_path.read_text().count('"type":"submitted"') if journal_path.exists() else 0
+    def waiting_in_pool() -> int:
+        """The pool, not the journal: a send is journaled before it reaches the node."""
+        with net.chain() as chain:
+            return len(chain.rpc("author_pendingExtrinsics", []))
 
     def when(condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + 120
@@ -955,7 +956,7 @@ def test_resumed_while_the_killed_run_s_proposal_still_waits_it_is_sent_with_the
             cwd=REPO,
             env={**os.environ, "PIPELINE_STATE_DIR": str(state)},
         )
-        when(lambda: sends() == 1, "the run never sent its proposal")
+        when(lambda: waiting_in_pool() == 1, "the run's proposal never reached the pool")
         run.kill()
         run.wait(timeout=30)
         with (
@@ -966,7 +967,7 @@ def test_resumed_while_the_killed_run_s_proposal_still_waits_it_is_sent_with_the
             assert chain.state_nonce(waiting.signer) == waiting.nonce
 
             def build_a_block_once_sent_again() -> None:
-                when(lambda: sends() == 2, "the resume never sent the proposal again")
+                when(lambda: waiting_in_pool() == 2, "the resume's proposal never reached the pool")
                 with net.chain() as builder:
                     builder.rpc("dev_newBlock", [])
 
