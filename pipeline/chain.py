@@ -575,9 +575,8 @@ class Chain:
                 f"(extrinsic {signed.extrinsic_hash}, nonce {signed.nonce}): "
                 "check on chain before sending again"
             ) from exc
-        block = self._retrying("block", lambda s: s.rpc_request("chain_getBlock", [block_hash]))
-        extrinsics = ((block.get("result") or {}).get("block") or {}).get("extrinsics") or []
-        extrinsic_idx = extrinsic_index(extrinsics, signed.extrinsic_hash)
+        block = (self.rpc("chain_getBlock", [block_hash]) or {}).get("block") or {}
+        extrinsic_idx = extrinsic_index(block.get("extrinsics") or [], signed.extrinsic_hash)
         if extrinsic_idx is None:
             raise BroadcastUncertain(
                 f"{self.endpoint} reported {signed.call} (extrinsic {signed.extrinsic_hash}, "
@@ -586,7 +585,7 @@ class Chain:
                 "chain before sending again"
             )
         events = tuple(e for e in self.events(block_hash) if e.extrinsic_idx == extrinsic_idx)
-        number = int(self._retrying("block number", lambda s: s.get_block_number(block_hash)))
+        number = int(block["header"]["number"], 16)
         result = Receipt(signed.call, signed.extrinsic_hash, block_hash, number, events, finality)
         for failed in result.find("System", "ExtrinsicFailed"):
             reason = self.dispatch_error(failed.attributes["dispatch_error"])

@@ -80,13 +80,16 @@ def submit_recorded(
     """Sign, journal the intent, broadcast once, journal the result; raise if it failed.
 
     Dropped or not included in time with the signer's nonce unchanged on chain, the same call
-    is signed again (same nonce, fresh era) and sent once more, as a new intent. A call whose
-    earlier send (a previous run's) has no known outcome reuses that send's nonce."""
-    signed = chain.sign(
-        call, keypair, nonce=_earlier_nonce(chain, call, keypair, recorder, network)
-    )
+    is signed again (same nonce, fresh era) and sent once more, as a new intent; the missed send
+    is settled only when the resend lands. A call whose earlier send (a previous run's) has no
+    known outcome reuses that send's nonce."""
+    signed = chain.sign(call, keypair)
+    earlier = _earlier_nonce(chain, signed, recorder, network)
+    if earlier is not None and earlier != signed.nonce:
+        signed = chain.sign(call, keypair, nonce=earlier)
     journal = _Journal(recorder, stage, network, summary or str(call))
-    for resubmitted in (False, True):
+    missed: tuple[str | None, str] | None = None  # the first send, not included: (intent, why)
+    while True:
         intent_id = journal.intent(signed)
         try:
             receipt = chain.broadcast(signed)
@@ -94,9 +97,11 @@ def submit_recorded(
             raise  # the intent stays unresolved: a resume looks for its effect on chain
         except NotIncluded as exc:
             state_nonce = chain.state_nonce(signed.signer)
-            if after_not_included(state_nonce, signed.nonce, resubmitted) == "uncertain":
+            if after_not_included(state_nonce, signed.nonce, missed is not None) == "uncertain":
                 raise BroadcastUncertain(str(exc)) from exc  # unresolved, as above
-            journal.failed(intent_id, f"{exc}; nonce {signed.nonce} unused on chain: resent")
+            # The missed send stays unresolved until its nonce is used by the resend: it may
+            # still wait in some node's pool, and a resend refused for that must not settle it.
+            missed = (intent_id, f"{exc}; nonce {signed.nonce} unused on chain")
             log.warning("%s; nonce %d unused on chain: signing it again", exc, signed.nonce)
             signed = chain.sign(call, keypair, nonce=signed.nonce)
             continue
@@ -104,25 +109,31 @@ def submit_recorded(
             journal.failed(intent_id, str(exc))
             raise
         crash_point(f"submit:{stage}:after-broadcast")
+        if missed is not None:
+            journal.failed(missed[0], f"{missed[1]}: replaced by a resend with it, which landed")
         journal.landed(intent_id, receipt)
         return receipt
-    raise AssertionError("unreachable: a second miss is uncertain")
 
 
 def _earlier_nonce(
-    chain: Chain, call: Call, keypair: Keypair, recorder: Recorder | None, network: str
+    chain: Chain, signed: Signed, recorder: Recorder | None, network: str
 ) -> int | None:
-    """`resend_nonce` for this call, from the journal's unresolved sends and the chain's state."""
+    """`resend_nonce` for the signed call, from the journal's unresolved sends and the chain's
+    state (the call's hash comes with its signing: a first send composes the call once)."""
     if recorder is None:
         return None
     unresolved = recorder.unresolved_nonces(
-        network=network, signer=keypair.ss58_address, call_hash=chain.call_hash(call)
+        network=network, signer=signed.signer, call_hash=signed.call_hash
     )
     if not unresolved:
         return None
-    nonce = resend_nonce(unresolved, chain.state_nonce(keypair.ss58_address))
+    nonce = resend_nonce(unresolved, chain.state_nonce(signed.signer))
     if nonce is not None:
-        log.info("%s: an earlier send has no known outcome: signing with its nonce %d", call, nonce)
+        log.info(
+            "%s: an earlier send has no known outcome: signing with its nonce %d",
+            signed.call,
+            nonce,
+        )
     return nonce
 
 

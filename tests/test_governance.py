@@ -27,7 +27,7 @@ import pytest
 from fixtures.runtime_wasm import runtime_version_bytes, runtime_wasm
 from substrateinterface import Keypair
 
-from pipeline import dossier, governance, ledger, localnet, motions, proposal, upgrade
+from pipeline import dossier, governance, keys, ledger, localnet, motions, proposal, upgrade
 from pipeline.artifact import BuildFacts, RuntimeBlob, compress, digest, dumps_digest
 from pipeline.chain import BroadcastUncertain, Chain, blake2_256_hex
 from pipeline.config import Environment, load_environment
@@ -979,6 +979,41 @@ def test_resumed_while_the_killed_run_s_proposal_still_waits_it_is_sent_with_the
                 (waiting.nonce, None),
             ]
             assert chain.state_nonce(waiting.signer) == waiting.nonce + 1
+    finally:
+        with net.chain() as chain:
+            chain.rpc("dev_setBlockBuildMode", ["Instant"])
+    assert proposal_count(net) == before + 1
+    with ledger.open_ledger(state, "r1") as journal, net.chain() as chain:
+        motion = governance.propose(env, chain, net.candidate(), recorder=journal)
+        assert motion.reused and len(journal.state.intents) == 2
+    assert proposal_count(net) == before + 1
+
+
+@pytest.mark.chain
+def test_a_send_missed_twice_leaves_both_sends_open_until_one_lands(net: Net) -> None:
+    """Not included in time with its nonce unused, a send is signed again with that nonce; the
+    first may still wait in a pool, so it is not settled by the resend: both stay unresolved
+    when the resend misses too, and the resume finds the one that landed."""
+    env = net.env()
+    state = net.root / "state-missed"
+    before = proposal_count(net)
+    with net.chain() as chain:
+        chain.rpc("dev_setBlockBuildMode", ["Manual"])  # nothing is included until asked
+    try:
+        with (
+            ledger.open_ledger(state, "r1", create={"env": "gov"}) as journal,
+            Chain(net.endpoint, timeout=6) as chain,
+        ):
+            proposer = keys.signer(env, "council").ss58_address
+            nonce = chain.state_nonce(proposer)
+            with pytest.raises(BroadcastUncertain, match="check on chain before sending again"):
+                governance.propose(env, chain, net.candidate(), recorder=journal)
+            assert [(i.nonce, i.result) for i in journal.state.intents.values()] == [
+                (nonce, None),
+                (nonce, None),
+            ]
+            chain.rpc("dev_newBlock", [])  # both sends wait: one is included, one is stale
+            assert chain.state_nonce(proposer) == nonce + 1
     finally:
         with net.chain() as chain:
             chain.rpc("dev_setBlockBuildMode", ["Instant"])
