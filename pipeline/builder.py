@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import hashlib
 import json
 import os
@@ -49,6 +48,7 @@ from pipeline.builder_image import (
     _cargo,
     builder_image,
     docker_client,
+    engine_lock,
     ensure_builder_image,
     failure_summary,
     files_digest,
@@ -340,6 +340,7 @@ def build(
             lock_hash,
             key,
             fresh_target,
+            no_cache,
             log_path,
             progress,
         )
@@ -372,7 +373,7 @@ def build(
         compact=compact,
         compressed=compressed,
         digest=content,
-        cached=log_path is None,
+        cached=container_seconds == 0.0,  # no container: a cache hit, before or after waiting
         seconds=time.monotonic() - started,
         container_seconds=container_seconds,
         log=log_path,
@@ -389,6 +390,7 @@ def _build_in_container(
     lock_hash: str,
     key: str,
     fresh_target: bool,
+    no_cache: bool,
     log_path: Path,
     progress: Progress,
 ) -> tuple[dict[str, Any], float]:
@@ -410,6 +412,10 @@ def _build_in_container(
         log.write(f"$ {script}\n")
         log.flush()
         with contextlib.nullcontext() if fresh_target else target_volume_lock(progress):
+            built = None if fresh_target or no_cache else store.cached_build(key)
+            if built is not None:  # by the run this one waited for
+                progress("built meanwhile by another run: taken from the cache")
+                return built, 0.0
             container_started = time.monotonic()
             code = run_in_builder(
                 client,
@@ -422,31 +428,32 @@ def _build_in_container(
                 units_key=f"runtime:{lock_hash}",
             )
             container_seconds = time.monotonic() - container_started
-        if code != 0:
-            log.close()
-            output = log_path.read_text(errors="replace")
-            if lock_is_stale(output):
-                raise stale_lock_error(workspace.where)
-            summary = failure_summary(output)
-            raise PipelineError(
-                f"runtime build of {revision.ref} failed (exit {code}): {summary}: full log"
-                f" {log_path}"
-            )
-        compressed = (out / names.compressed).read_bytes()
-        record = {
-            "key": key,
-            "blake2_256": blake2_256(compressed),
-            "package": package,
-            "crate_version": crate_version(lock.decode(), package),
-            "rustc": (out / "rustc.txt").read_text().strip(),
-            "builder_image": image.name,
-            "toolchain": image.toolchain,
-            "base_image_source": image.base_source,
-            "build_options": dict(options),
-            "source_tree": revision.source_tree,
-            "cargo_lock_blake2_256": lock_hash,
-        }
-        store.keep_build(record, out, names.compact, names.compressed)
+            # Kept under the lock: a build waiting for this one finds it in the cache.
+            if code != 0:
+                log.close()
+                output = log_path.read_text(errors="replace")
+                if lock_is_stale(output):
+                    raise stale_lock_error(workspace.where)
+                summary = failure_summary(output)
+                raise PipelineError(
+                    f"runtime build of {revision.ref} failed (exit {code}): {summary}: full log"
+                    f" {log_path}"
+                )
+            compressed = (out / names.compressed).read_bytes()
+            record = {
+                "key": key,
+                "blake2_256": blake2_256(compressed),
+                "package": package,
+                "crate_version": crate_version(lock.decode(), package),
+                "rustc": (out / "rustc.txt").read_text().strip(),
+                "builder_image": image.name,
+                "toolchain": image.toolchain,
+                "base_image_source": image.base_source,
+                "build_options": dict(options),
+                "source_tree": revision.source_tree,
+                "cargo_lock_blake2_256": lock_hash,
+            }
+            store.keep_build(record, out, names.compact, names.compressed)
     return record, container_seconds
 
 
@@ -663,20 +670,22 @@ def target_volume_lock(
     """Hold the machine-wide lock of a shared target volume: one build script at a time.
 
     cargo locks the target dir only while it runs; the script around it (clearing the wbuild
-    outputs, copying them out) must not interleave with another build's.
+    outputs, copying them out) must not interleave with another build's. A build container
+    still running on the volume once the lock is ours lost the run that started it (killed):
+    it is stopped, or cargo would make this build wait for output nobody collects.
     """
-    # Beside the volume's name, not in cache_dir(): every checkout and cache dir shares the volume.
-    path = Path(tempfile.gettempdir()) / f"{volume}.lock"
-    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # flock needs no write access
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            progress("waiting for another build using the target volume")
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+    with engine_lock(volume, "waiting for another build using the target volume", progress):
+        for orphan in orphaned_builds(docker_client(), volume):
+            progress(f"stopping build container {orphan.short_id} on {volume}: its run is gone")
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                orphan.remove(force=True)
         yield
-    finally:
-        os.close(descriptor)  # releases the lock
+
+
+def orphaned_builds(client: docker.DockerClient, volume: str) -> list[Any]:
+    """Running build containers that mount `volume`: orphans when its lock is held, since every
+    run that mounts a target volume holds the volume's lock while its container runs."""
+    return list(client.containers.list(filters={"label": f"{LABEL}build", "volume": volume}))
 
 
 def date_vendored(crates: Path) -> None:

@@ -6,6 +6,7 @@ how cargo's output is read when they fail (stale lock, error summary)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -121,8 +122,49 @@ def ensure_builder_image(
     """The builder image's id, building the base and the image first when they are missing."""
     client = client or docker_client()
     tag = builder_tag()
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        return str(client.images.get(tag).id)
+    return ensure_image(client, tag, lambda: _build_builder_image(client, tag, progress), progress)
+
+
+def ensure_image(
+    client: docker.DockerClient, tag: str, build: Callable[[], str], progress: Progress
+) -> str:
+    """The id of image `tag`, made by `build` when missing. One process builds it while the
+    others wait for it (the engine is shared machine-wide): two workers of a fresh machine
+    would otherwise build it side by side, and end with two images and two sets of caches."""
+
+    def existing() -> str | None:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            return str(client.images.get(tag).id)
+        return None
+
+    found = existing()
+    if found is not None:
+        return found
+    with engine_lock(
+        tag.replace(":", "-"), f"waiting for another process building {tag}", progress
+    ):
+        return existing() or build()
+
+
+@contextlib.contextmanager
+def engine_lock(name: str, waiting: str, progress: Progress) -> Iterator[None]:
+    """Hold the machine-wide lock `name` of something the docker engine keeps for every checkout
+    and cache dir (an image, a target volume), saying `waiting` when another process holds it."""
+    path = Path(tempfile.gettempdir()) / f"{name}.lock"  # beside the engine's, not in cache_dir()
+    descriptor = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # flock needs no write access
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(waiting)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _build_builder_image(client: docker.DockerClient, tag: str, progress: Progress) -> str:
+    """The base image when missing, then the toolchain stage, std's crates, the builder stage."""
     log_path = cache_dir() / "logs" / f"image-{tag.partition(':')[2]}.log"
     progress(f"building {tag}")
     with log_file(log_path) as log:

@@ -63,8 +63,14 @@ def ensure_node_image(
 ) -> str:
     """The node image's id, built from the builder image (apt adds protoc) when missing."""
     tag = node_image_tag(builder_id)
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        return str(client.images.get(tag).id)
+    return builder_image.ensure_image(
+        client, tag, lambda: _build_node_image(client, builder_id, tag, progress), progress
+    )
+
+
+def _build_node_image(
+    client: docker.DockerClient, builder_id: str, tag: str, progress: Progress
+) -> str:
     log_path = cache_dir() / "logs" / f"node-image-{tag.partition(':')[2]}.log"
     progress(f"building {tag}")
     with (

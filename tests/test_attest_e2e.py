@@ -15,7 +15,12 @@ from pipeline.chain import Chain
 from pipeline.statements import Reader
 
 # Each test has its own clone, state dir and ports: workers take them one by one.
-pytestmark = [pytest.mark.chain, pytest.mark.docker, pytest.mark.independent]
+pytestmark = [
+    pytest.mark.chain,
+    pytest.mark.docker,
+    pytest.mark.independent,
+    pytest.mark.usefixtures("candidate_built"),
+]
 __all__ = ["candidate_hash"]  # the fixture, imported for this module's tests
 CLEAN_REBUILD_TIMEOUT_S = 3600  # no cache, a fresh target dir: long on a busy machine
 ALICE = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"  # local.toml's member_key, //Alice

@@ -3,12 +3,14 @@ the real engine: builder image, a reproducible build of the example runtime, cac
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,6 +320,78 @@ def test_builder_image_pins_the_toolchain(client: Any) -> None:
 
 
 @pytest.mark.docker
+def test_processes_missing_an_image_at_once_build_it_once(client: Any) -> None:
+    """Workers of a fresh machine all miss the builder image at first: one builds it, the
+    others wait for it and take the same image (not one image each)."""
+    existing = builder_image.ensure_builder_image(client)
+    tag = f"runtime-pipeline-lock-test:{os.getpid()}-{time.monotonic_ns()}"
+    builds: list[str] = []
+
+    def build() -> str:
+        builds.append(tag)
+        time.sleep(1)  # long enough for every other worker to miss the image too
+        client.images.get(existing).tag(*tag.split(":"))
+        return existing
+
+    waits: list[str] = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            ids = list(
+                pool.map(
+                    lambda _: builder_image.ensure_image(client, tag, build, waits.append),
+                    range(3),
+                )
+            )
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(tag)
+        lock_file(tag.replace(":", "-")).unlink()
+    assert ids == [existing] * 3
+    assert builds == [tag]
+    assert waits and all(w == f"waiting for another process building {tag}" for w in waits)
+
+
+@pytest.mark.docker
+def test_a_build_container_a_killed_run_left_running_is_stopped_by_the_next_build(
+    client: Any,
+) -> None:
+    """A run killed during its build leaves the container running (docker does not know the
+    run is gone); the next build on that target volume, holding its lock, stops it instead of
+    waiting behind cargo's lock for output nobody collects. Other volumes' builds run on."""
+    image = builder_image.ensure_builder_image(client)
+    volume = f"runtime-pipeline-test-target-{os.getpid()}-{time.monotonic_ns()}"
+    volumes = (volume, f"{volume}-other")
+    orphan, other = (
+        client.containers.run(
+            image,
+            ["sleep", "600"],
+            detach=True,
+            network_mode="none",
+            labels={f"{builder_image.LABEL}build": "test"},
+            volumes={name: {"bind": builder.TARGET_DIR, "mode": "rw"}},
+        )
+        for name in volumes
+    )
+    said: list[str] = []
+    try:
+        with builder.target_volume_lock(said.append, volume):
+            running = {c.id for c in client.containers.list()}
+        assert orphan.id not in running and other.id in running
+        assert said == [f"stopping build container {orphan.short_id} on {volume}: its run is gone"]
+    finally:
+        for container in (orphan, other):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        for name in volumes:
+            client.volumes.get(name).remove()
+            lock_file(name).unlink(missing_ok=True)
+
+
+def lock_file(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{name}.lock"
+
+
+@pytest.mark.docker
 def test_build_reproduces_the_committed_release(
     reference_build: builder.BuildResult, fixture_digest: dict[str, Any]
 ) -> None:
@@ -449,6 +523,42 @@ def test_concurrent_builds_of_different_trees_share_the_target_volume(tmp_path: 
         (log,) = (tmp_path / f"state{i}" / "logs").glob("build-*.log")
         assert "Checking dep v0.1.0" in log.read_text(), log.read_text()
         assert "Checking rt v0.1.0" in log.read_text(), log.read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_builds_of_one_new_tree_at_once_compile_it_once(tmp_path: Path) -> None:
+    """Workers of a fresh machine (or CI jobs) ask for the same new tree at once: one compiles
+    it, the others wait for the target volume and take its result from the cache."""
+    clone = _clone(tmp_path)
+    lib = clone / "examples/runtime/runtime/src/lib.rs"
+    lib.write_text(lib.read_text() + f"\n// built once: {time.time_ns()}\n")
+    repo = git.Repo(clone)
+    repo.index.add([str(lib)])
+    author = git.Actor("Builder Test", "builder@runtime-pipeline.invalid")
+    repo.index.commit("a tree no build has seen", author=author, committer=author)
+    program = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from pipeline import builder\n"
+        "from pipeline.project import load_project\n"
+        "result = builder.build(load_project(Path(sys.argv[1])))\n"
+        "print(json.dumps([result.cached, result.compressed.blake2_256]))\n"
+    )
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", program, str(clone)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PIPELINE_STATE_DIR": str(tmp_path / f"state{i}")},
+        )
+        for i in range(2)
+    ]
+    results = [json.loads(run.communicate(timeout=3600)[0].splitlines()[-1]) for run in runs]
+    assert sorted(cached for cached, _ in results) == [False, True]
+    assert results[0][1] == results[1][1]
 
 
 @pytest.mark.docker

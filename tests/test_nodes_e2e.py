@@ -37,7 +37,7 @@ pytestmark = [
     pytest.mark.nodes,
     pytest.mark.docker,
     pytest.mark.timeout(7200),  # a fresh machine builds the node first
-    pytest.mark.usefixtures("node_binary_for_networks"),
+    pytest.mark.usefixtures("node_binary_for_networks", "candidate_built"),  # in this order
 ]
 
 NODES_TIMEOUT_S = 2400  # real blocks: every wait is real time

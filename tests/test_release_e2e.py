@@ -29,7 +29,12 @@ from pipeline.localnet import free_ports
 from pipeline.plan import STAGES
 
 # Each test has its own clone, state dir and ports: workers take them one by one.
-pytestmark = [pytest.mark.chain, pytest.mark.docker, pytest.mark.independent]
+pytestmark = [
+    pytest.mark.chain,
+    pytest.mark.docker,
+    pytest.mark.independent,
+    pytest.mark.usefixtures("candidate_built"),
+]
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE_TIMEOUT_S = 900
