@@ -85,7 +85,7 @@ def main() -> None:
                     # dash's `times`: CPU of the shell, then of its children (cargo, rustc, …)
                     script = builder.build_script(project.runtime_package, command) + "\ntimes"
                     volumes = builder.build_volumes(source, vendor, out, volume)
-                    with builder.target_volume_lock():
+                    with builder.target_volume_lock(client):
                         code = builder.run_in_builder(
                             client, image.id, script, volumes, "bench", log
                         )

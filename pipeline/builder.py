@@ -411,7 +411,7 @@ def _build_in_container(
         script = build_script(package, str(options["cargo"]), "features" in options)
         log.write(f"$ {script}\n")
         log.flush()
-        with contextlib.nullcontext() if fresh_target else target_volume_lock(progress):
+        with contextlib.nullcontext() if fresh_target else target_volume_lock(client, progress):
             built = None if fresh_target or no_cache else store.cached_build(key)
             if built is not None:  # by the run this one waited for
                 progress("built meanwhile by another run: taken from the cache")
@@ -428,7 +428,6 @@ def _build_in_container(
                 units_key=f"runtime:{lock_hash}",
             )
             container_seconds = time.monotonic() - container_started
-            # Kept under the lock: a build waiting for this one finds it in the cache.
             if code != 0:
                 log.close()
                 output = log_path.read_text(errors="replace")
@@ -453,6 +452,7 @@ def _build_in_container(
                 "source_tree": revision.source_tree,
                 "cargo_lock_blake2_256": lock_hash,
             }
+            # Kept under the lock: a build waiting for this one finds it in the cache.
             store.keep_build(record, out, names.compact, names.compressed)
     return record, container_seconds
 
@@ -665,7 +665,7 @@ def _terminate_as_exit() -> Iterator[None]:
 
 @contextlib.contextmanager
 def target_volume_lock(
-    progress: Progress = logger.info, volume: str = TARGET_VOLUME
+    client: docker.DockerClient, progress: Progress = logger.info, volume: str = TARGET_VOLUME
 ) -> Iterator[None]:
     """Hold the machine-wide lock of a shared target volume: one build script at a time.
 
@@ -675,7 +675,7 @@ def target_volume_lock(
     it is stopped, or cargo would make this build wait for output nobody collects.
     """
     with engine_lock(volume, "waiting for another build using the target volume", progress):
-        for orphan in orphaned_builds(docker_client(), volume):
+        for orphan in orphaned_builds(client, volume):
             progress(f"stopping build container {orphan.short_id} on {volume}: its run is gone")
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 orphan.remove(force=True)

@@ -154,7 +154,11 @@ def run_check(
         )
         log.write(f"$ {recipe.script}\n")
         log.flush()
-        with builder.target_volume_lock(progress) if recipe.compiles else contextlib.nullcontext():
+        with (
+            builder.target_volume_lock(client, progress)
+            if recipe.compiles
+            else contextlib.nullcontext()
+        ):
             code = builder.run_in_builder(
                 client,
                 image_id,

@@ -513,9 +513,6 @@ class Chain:
 
         return self._retrying(f"compose {call}", compose)
 
-    def call_hash(self, call: Call) -> str:
-        return blake2_256_hex(self.compose(call).data.data)
-
     def sign(self, call: Call, keypair: Keypair, *, nonce: int | None = None) -> Signed:
         generic = self.compose(call)
         use_nonce = self.nonce(keypair.ss58_address) if nonce is None else nonce

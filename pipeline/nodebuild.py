@@ -232,7 +232,7 @@ def _build_in_container(
         log.write(f"$ {script}\n")
         log.flush()
         # The binary is published under the lock: a build waiting for this one finds it.
-        with builder.target_volume_lock(progress, TARGET_VOLUME):
+        with builder.target_volume_lock(client, progress, TARGET_VOLUME):
             if cached_binary(key) is not None:
                 return 0.0  # built by the run this one waited for
             started = time.monotonic()

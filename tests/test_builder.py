@@ -374,7 +374,7 @@ def test_a_build_container_a_killed_run_left_running_is_stopped_by_the_next_buil
     )
     said: list[str] = []
     try:
-        with builder.target_volume_lock(said.append, volume):
+        with builder.target_volume_lock(client, said.append, volume):
             running = {c.id for c in client.containers.list()}
         assert orphan.id not in running and other.id in running
         assert said == [f"stopping build container {orphan.short_id} on {volume}: its run is gone"]
